@@ -1,0 +1,43 @@
+#pragma once
+// Decoding and encoding. JPEG goes through libjpeg-turbo's TurboJPEG API
+// (strict: a truncated or corrupt JPEG is an error, not a grey-padded image);
+// PNG, WebP, BMP and TIFF through OpenCV's imgcodecs.
+//
+// Pixel layout after decoding: CV_8UC1 (grey), CV_8UC3 (BGR) or CV_8UC4
+// (BGRA). 16-bit and float samples are scaled to 8 bits. JPEG EXIF
+// orientation is applied, so the output looks the way viewers show the input.
+
+#include <cstdint>
+#include <opencv2/core.hpp>
+#include <string>
+#include <string_view>
+
+#include "filters/image_format.hpp"
+#include "filters/status.hpp"
+
+namespace pixpool {
+
+inline constexpr std::uint64_t kDefaultMaxPixels = 50'000'000;
+inline constexpr int kDefaultQuality = 90;
+
+struct DecodedImage {
+  cv::Mat pixels;
+  ImageFormat source_format;
+};
+
+// Decodes `bytes`. The header is checked first: more than `max_pixels` pixels
+// gives too_many_pixels before any pixel is decoded. Errors: empty_body,
+// unsupported_image (unknown, truncated or corrupt data), too_many_pixels.
+Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels);
+
+// Refuses dimensions the output format cannot represent (JPEG: 65500 px per
+// side, WebP: 16383) with too_large_for_format.
+Result<void> check_encodable(int width, int height, ImageFormat format);
+
+// Encodes an 8-bit grey/BGR/BGRA image. `quality` 1..100 applies to JPEG and
+// WebP; PNG is lossless. Alpha is kept in PNG and WebP and dropped for JPEG.
+// Errors: invalid_parameter (quality, format not an output format),
+// too_large_for_format, internal when the encoder fails.
+Result<std::string> encode_image(const cv::Mat& image, ImageFormat format, int quality);
+
+}  // namespace pixpool

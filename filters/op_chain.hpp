@@ -1,0 +1,42 @@
+#pragma once
+// The op chain: which filters run, in which order, with which arguments.
+// Text form (query parameter `ops`): ops separated by commas, each `name`,
+// `name:value` or `name:key=value`, e.g. "blur:5,contour", "blur:sigma=2.5".
+
+#include <opencv2/core.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/status.hpp"
+
+namespace pixpool {
+
+enum class OpKind { blur, contour };
+
+struct Op {
+  OpKind kind;
+  double param = 0.0;  // blur: sigma; contour: unused
+  bool operator==(const Op&) const = default;
+};
+
+using OpChain = std::vector<Op>;
+
+inline constexpr std::string_view kDefaultOps = "blur:5,contour";
+inline constexpr std::size_t kMaxOps = 16;  // bounds the work one request can ask for
+
+// Parses the text form. Errors (invalid_ops) name the offending op and argument:
+// unknown op, unknown argument name, a value that is not a number or out of
+// range, an empty item, or more than kMaxOps ops.
+Result<OpChain> parse_ops(std::string_view text);
+
+// Canonical text form, e.g. "blur:5,contour"; parse_ops(format_ops(c)) == c.
+std::string format_ops(const OpChain& chain);
+
+// Runs the chain left to right on `src` (CV_8U with 1, 3 or 4 channels) into
+// `dst` (same size and type). An alpha channel is carried through unchanged:
+// filters see only the colour channels. Errors: invalid_parameter for other
+// image types or an op argument out of range.
+Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain);
+
+}  // namespace pixpool

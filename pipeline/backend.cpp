@@ -1,0 +1,24 @@
+#include "pipeline/backend.hpp"
+
+namespace pixpool {
+
+void BackendSet::add(std::unique_ptr<Backend> backend) { backends_.push_back(std::move(backend)); }
+
+Result<Backend*> BackendSet::find(std::string_view name) const {
+  for (const auto& backend : backends_) {
+    if (backend->name() == name) return backend.get();
+  }
+  return Error{ErrorCode::unknown_backend,
+               "unknown backend '" + std::string(name) + "' (valid: " + names() + ")"};
+}
+
+std::string BackendSet::names() const {
+  std::string out;
+  for (const auto& backend : backends_) {
+    if (!out.empty()) out += ", ";
+    out += backend->name();
+  }
+  return out;
+}
+
+}  // namespace pixpool

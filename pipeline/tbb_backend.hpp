@@ -1,0 +1,34 @@
+#pragma once
+// TbbBackend: runs jobs inside a oneTBB task_arena of a fixed size. OpenCV in
+// Debian uses TBB as its parallel framework, so OpenCV's own parallel loops
+// run on the same arena threads instead of a second pool.
+
+#include <cstddef>
+#include <memory>
+
+#include "pipeline/backend.hpp"
+
+namespace pixpool {
+
+struct TbbBackendOptions {
+  int threads = 0;              // arena size; 0 = number of cores
+  std::size_t max_pending = 256;  // queued + running jobs before queue_full
+};
+
+class TbbBackend final : public Backend {
+ public:
+  explicit TbbBackend(TbbBackendOptions options);
+  ~TbbBackend() override;  // shutdown(): waits for pending jobs
+
+  std::string_view name() const override { return "tbb"; }
+  std::future<Result<JobOutput>> submit(JobSpec job) override;
+  BackendStats stats() const override;
+  bool ready() const override;
+  void shutdown() override;
+
+ private:
+  struct State;  // keeps TBB types out of this header
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace pixpool

@@ -1,0 +1,218 @@
+#include "service/config.hpp"
+
+#include <charconv>
+#include <cctype>
+#include <limits>
+#include <sstream>
+
+namespace pixpool {
+namespace {
+
+std::optional<std::int64_t> parse_int(std::string_view text) {
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+// One configurable setting: its flag, how to read it, and its help line.
+struct Option {
+  std::string flag;       // without the leading "--"
+  std::string value_hint; // e.g. "N", "BYTES"; empty for on/off switches
+  std::string help;
+  std::function<std::string(const Config&)> show_default;
+  // Stores `text` into the config; returns an error message or "".
+  std::function<std::string(Config&, std::string_view)> set;
+};
+
+std::string env_name(const std::string& flag) {
+  std::string out = "PIXPOOL_";
+  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return out;
+}
+
+Option int_option(std::string flag, std::string help, int Config::*field, int min, int max) {
+  return Option{
+      flag, "N", std::move(help), [field](const Config& c) { return std::to_string(c.*field); },
+      [field, min, max](Config& c, std::string_view text) -> std::string {
+        auto v = parse_int(text);
+        if (!v || *v < min || *v > max) {
+          return "must be an integer between " + std::to_string(min) + " and " +
+                 std::to_string(max);
+        }
+        c.*field = static_cast<int>(*v);
+        return "";
+      }};
+}
+
+template <class Field>
+Option size_option(std::string flag, std::string help, Field Config::*field, std::uint64_t min,
+                   std::uint64_t max, bool bytes) {
+  return Option{flag, bytes ? "BYTES" : "N", std::move(help),
+                [field](const Config& c) { return std::to_string(c.*field); },
+                [field, min, max, bytes](Config& c, std::string_view text) -> std::string {
+                  std::optional<std::uint64_t> v;
+                  if (bytes) {
+                    v = parse_byte_size(text);
+                  } else if (auto i = parse_int(text); i && *i >= 0) {
+                    v = static_cast<std::uint64_t>(*i);
+                  }
+                  if (!v || *v < min || *v > max) {
+                    return "must be " + std::string(bytes ? "a size (e.g. 64MiB) " : "a number ") +
+                           "between " + std::to_string(min) + " and " + std::to_string(max);
+                  }
+                  c.*field = static_cast<Field>(*v);
+                  return "";
+                }};
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> all = {
+      Option{"host", "ADDR", "address to listen on",
+             [](const Config& c) { return c.host; },
+             [](Config& c, std::string_view t) -> std::string {
+               if (t.empty()) return "must not be empty";
+               c.host = std::string(t);
+               return "";
+             }},
+      int_option("port", "TCP port; 0 picks a free one", &Config::port, 0, 65535),
+      int_option("http-threads", "HTTP connection threads (they wait; they do no pixel work)",
+                 &Config::http_threads, 1, 1024),
+      int_option("tbb-threads", "threads in the TBB arena; 0 = number of cores",
+                 &Config::tbb_threads, 0, 1024),
+      size_option("max-queue", "jobs queued or running per backend before 429 queue_full",
+                  &Config::max_queue, 1, 1'000'000, false),
+      size_option("max-body-bytes", "largest request body; larger gets 413",
+                  &Config::max_body_bytes, 1024, std::uint64_t{1} << 34, true),
+      size_option("max-pixels", "largest image (width*height, from its header); larger gets 422",
+                  &Config::max_pixels, 1, std::uint64_t{1} << 32, false),
+      Option{"default-backend", "NAME", "backend used when a request names none (tbb)",
+             [](const Config& c) { return c.default_backend; },
+             [](Config& c, std::string_view t) -> std::string {
+               if (t != "tbb") return "must be one of: tbb";
+               c.default_backend = std::string(t);
+               return "";
+             }},
+      int_option("read-timeout", "seconds a client may stall while sending a request",
+                 &Config::read_timeout_s, 1, 3600),
+      Option{"access-log", "on|off", "one log line per request on stderr",
+             [](const Config& c) { return std::string(c.access_log ? "on" : "off"); },
+             [](Config& c, std::string_view t) -> std::string {
+               auto v = parse_bool(t);
+               if (!v) return "must be on or off";
+               c.access_log = *v;
+               return "";
+             }},
+  };
+  return all;
+}
+
+const Option* find_option(std::string_view flag) {
+  for (const Option& o : options()) {
+    if (o.flag == flag) return &o;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) return std::nullopt;
+  auto number = parse_int(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  std::string unit;
+  for (char c : text.substr(digits)) unit += static_cast<char>(std::tolower(c));
+  std::uint64_t multiplier = 1;
+  if (unit.empty() || unit == "b") {
+    multiplier = 1;
+  } else if (unit == "k" || unit == "kb" || unit == "kib") {
+    multiplier = std::uint64_t{1} << 10;
+  } else if (unit == "m" || unit == "mb" || unit == "mib") {
+    multiplier = std::uint64_t{1} << 20;
+  } else if (unit == "g" || unit == "gb" || unit == "gib") {
+    multiplier = std::uint64_t{1} << 30;
+  } else {
+    return std::nullopt;
+  }
+  const auto value = static_cast<std::uint64_t>(*number);
+  if (value > std::numeric_limits<std::uint64_t>::max() / multiplier) return std::nullopt;
+  return value * multiplier;
+}
+
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
+                                       const std::function<const char*(const char*)>& getenv) {
+  CommandLine out;
+  // Environment first, so flags override it.
+  for (const Option& o : options()) {
+    const std::string name = env_name(o.flag);
+    if (const char* value = getenv(name.c_str()); value != nullptr) {
+      if (std::string err = o.set(out.config, value); !err.empty()) {
+        return Error{ErrorCode::invalid_parameter, name + "=" + value + ": " + err};
+      }
+    }
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      out.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      out.version = true;
+      continue;
+    }
+    if (!arg.starts_with("--")) {
+      return Error{ErrorCode::invalid_parameter,
+                   "unexpected argument '" + std::string(arg) + "' (see --help)"};
+    }
+    arg.remove_prefix(2);
+    std::string_view flag = arg;
+    std::optional<std::string> value;
+    if (auto eq = arg.find('='); eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+    }
+    const Option* option = find_option(flag);
+    if (option == nullptr) {
+      return Error{ErrorCode::invalid_parameter,
+                   "unknown flag --" + std::string(flag) + " (see --help)"};
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return Error{ErrorCode::invalid_parameter, "--" + option->flag + " needs a value"};
+      }
+      value = args[++i];
+    }
+    if (std::string err = option->set(out.config, *value); !err.empty()) {
+      return Error{ErrorCode::invalid_parameter, "--" + option->flag + "=" + *value + ": " + err};
+    }
+  }
+  return out;
+}
+
+std::string help_text() {
+  std::ostringstream out;
+  const Config defaults;
+  out << "pixpool: parallel image processing service (Gaussian blur + contour)\n\n"
+         "Usage: pixpool [--flag value | --flag=value]...\n\n"
+         "Every flag can also be set through the environment variable shown.\n\n";
+  for (const Option& o : options()) {
+    std::string left = "  --" + o.flag + (o.value_hint.empty() ? "" : " " + o.value_hint);
+    out << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << o.help
+        << "\n" << std::string(28, ' ') << "[env " << env_name(o.flag)
+        << ", default " << o.show_default(defaults) << "]\n";
+  }
+  out << "  -h, --help                  show this help\n"
+         "  --version                   print the version\n";
+  return out.str();
+}
+
+}  // namespace pixpool

@@ -1,0 +1,59 @@
+#include "service/http_errors.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace pixpool {
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::invalid_parameter:
+    case ErrorCode::invalid_ops:
+    case ErrorCode::unknown_backend:
+    case ErrorCode::empty_body:
+    case ErrorCode::missing_image: return 400;
+    case ErrorCode::not_found: return 404;
+    case ErrorCode::method_not_allowed: return 405;
+    case ErrorCode::body_too_large: return 413;
+    case ErrorCode::unsupported_image: return 415;
+    case ErrorCode::too_many_pixels:
+    case ErrorCode::too_large_for_format: return 422;
+    case ErrorCode::queue_full: return 429;
+    case ErrorCode::shutting_down: return 503;
+    case ErrorCode::timeout: return 504;
+    case ErrorCode::worker_crashed:
+    case ErrorCode::internal: return 500;
+  }
+  return 500;
+}
+
+std::string error_body(const Error& error) {
+  nlohmann::json body = {
+      {"error", {{"code", std::string(code_name(error.code))}, {"message", error.message}}}};
+  // Replace invalid UTF-8 (messages may quote user input) rather than throw.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+void send_error(httplib::Response& res, const Error& error) {
+  res.status = http_status(error.code);
+  if (error.code == ErrorCode::queue_full || error.code == ErrorCode::shutting_down) {
+    res.set_header("Retry-After", "1");
+  }
+  res.set_content(error_body(error), "application/json");
+}
+
+void fill_error_body(httplib::Response& res) {
+  if (!res.body.empty()) return;
+  Error error{ErrorCode::internal, "internal error"};
+  switch (res.status) {
+    case 400: error = {ErrorCode::invalid_parameter, "malformed HTTP request"}; break;
+    case 404: error = {ErrorCode::not_found, "no such route"}; break;
+    case 405: error = {ErrorCode::method_not_allowed, "method not allowed"}; break;
+    case 413: error = {ErrorCode::body_too_large, "request body is larger than the limit"}; break;
+    case 414: error = {ErrorCode::invalid_parameter, "request URI too long"}; break;
+    case 416: error = {ErrorCode::invalid_parameter, "range not satisfiable"}; break;
+    default: break;
+  }
+  res.set_content(error_body(error), "application/json");
+}
+
+}  // namespace pixpool

@@ -1,0 +1,25 @@
+#pragma once
+// The one place where error values become HTTP responses:
+// {"error":{"code":"...","message":"..."}} with a fitting status.
+
+#include <httplib.h>
+
+#include "filters/status.hpp"
+
+namespace pixpool {
+
+// 400 bad parameters, 404, 405, 413, 415, 422, 429, 500 (bugs, crashed
+// workers), 503 (draining), 504 (timeouts).
+int http_status(ErrorCode code);
+
+// The JSON error body.
+std::string error_body(const Error& error);
+
+// Sets status, JSON body and (for 429/503) Retry-After on `res`.
+void send_error(httplib::Response& res, const Error& error);
+
+// Fills in a JSON body for an error status that has none yet (httplib's own
+// 400/404/413 answers). Leaves responses that already have a body alone.
+void fill_error_body(httplib::Response& res);
+
+}  // namespace pixpool

@@ -1,0 +1,37 @@
+#pragma once
+// Query parameters of the processing routes, parsed from the raw request
+// target (never from a form-encoded body, which for curl --data-binary is
+// really the image).
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/image_format.hpp"
+#include "filters/op_chain.hpp"
+#include "filters/status.hpp"
+
+namespace pixpool {
+
+using QueryParams = std::multimap<std::string, std::string, std::less<>>;
+
+// Splits "path?a=1&b=x%20y" into decoded key/value pairs ('+' is a space).
+// Errors: invalid_parameter for a bad %-escape.
+Result<QueryParams> parse_query(std::string_view target);
+
+struct ProcessParams {
+  OpChain ops;
+  std::optional<ImageFormat> format;  // nullopt: the input's format (or png)
+  int quality = 90;
+  std::string backend;                // validated later against the BackendSet
+};
+
+// ops (default blur:5,contour), format, quality (1..100), backend.
+// Errors: invalid_ops naming the op and argument; invalid_parameter for an
+// unknown parameter, a repeated one, a bad format or quality.
+Result<ProcessParams> parse_process_params(const QueryParams& query,
+                                           std::string_view default_backend);
+
+}  // namespace pixpool

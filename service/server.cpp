@@ -1,0 +1,326 @@
+#include "service/server.hpp"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "service/http_errors.hpp"
+#include "service/request_params.hpp"
+
+namespace pixpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Handler = httplib::Server::Handler;
+
+// When the current request started; httplib serves a request on one thread
+// from pre-routing to logging, so a thread_local is enough.
+thread_local std::optional<Clock::time_point> request_started;
+
+double ms_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+std::string utc_timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return buf;
+}
+
+std::string server_timing(const StageTimes& t, double total_ms) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "queue;dur=%.3f, decode;dur=%.3f, filter;dur=%.3f, encode;dur=%.3f, total;dur=%.3f",
+                t.queue_ms, t.decode_ms, t.filter_ms, t.encode_ms, total_ms);
+  return buf;
+}
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump() + "\n", "application/json");
+}
+
+using StreamingHandler = httplib::Server::HandlerWithContentReader;
+
+// A path and the handler for each method it supports; other methods get 405.
+// POST handlers that take image bodies read them through httplib's content
+// reader: that path skips httplib's form-urlencoded parsing, which caps bodies
+// at 8 KiB and is what `curl --data-binary` announces.
+struct Route {
+  std::string pattern;
+  std::map<std::string, Handler> methods;
+  std::optional<StreamingHandler> streaming_post = std::nullopt;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const Config& c, BackendSet& b) : config(c), backends(b) {}
+
+  const Config config;
+  BackendSet& backends;
+  httplib::Server http;
+  std::mutex log_mutex;
+
+  void install();
+  void install_routes(const std::vector<Route>& routes);
+  void handle_process(const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader);
+  void handle_ready(httplib::Response& res);
+  void log_access(const httplib::Request& req, const httplib::Response& res);
+};
+
+void Server::Impl::install_routes(const std::vector<Route>& routes) {
+  static const char* const kMethods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+  for (const Route& route : routes) {
+    std::string allow;
+    for (const auto& [method, handler] : route.methods) {
+      allow += (allow.empty() ? "" : ", ") + method;
+    }
+    if (route.streaming_post) {
+      allow += allow.empty() ? "POST" : ", POST";
+      http.Post(route.pattern, *route.streaming_post);
+    }
+    for (const char* method : kMethods) {
+      if (route.streaming_post && std::string_view(method) == "POST") continue;
+      Handler handler;
+      if (auto it = route.methods.find(method); it != route.methods.end()) {
+        handler = it->second;
+      } else {
+        handler = [allow, method](const httplib::Request&, httplib::Response& res) {
+          res.set_header("Allow", allow);
+          send_error(res, {ErrorCode::method_not_allowed,
+                           std::string(method) + " is not allowed here (allowed: " + allow + ")"});
+        };
+      }
+      const std::string m = method;
+      if (m == "GET") http.Get(route.pattern, handler);
+      if (m == "POST") http.Post(route.pattern, handler);
+      if (m == "PUT") http.Put(route.pattern, handler);
+      if (m == "DELETE") http.Delete(route.pattern, handler);
+      if (m == "PATCH") http.Patch(route.pattern, handler);
+      if (m == "OPTIONS") http.Options(route.pattern, handler);
+    }
+  }
+}
+
+void Server::Impl::install() {
+  http.new_task_queue = [n = config.http_threads] {
+    return new httplib::ThreadPool(static_cast<std::size_t>(n));
+  };
+  http.set_payload_max_length(config.max_body_bytes);
+  http.set_read_timeout(config.read_timeout_s, 0);
+  http.set_write_timeout(config.read_timeout_s, 0);
+  http.set_keep_alive_max_count(100);
+  http.set_tcp_nodelay(true);
+
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    request_started = Clock::now();
+    // RFC 9112: a request with neither Content-Length nor Transfer-Encoding
+    // has an empty body. httplib would instead read until the client closes
+    // (`curl -X POST` without data would hang until the read timeout).
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+        fill_error_body(res);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send_error(res, {ErrorCode::internal, "internal error: " + what});
+      });
+  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    log_access(req, res);
+  });
+
+  install_routes({
+      {"/healthz",
+       {{"GET", [](const httplib::Request&,
+                   httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }}}},
+      {"/readyz",
+       {{"GET", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); }}}},
+      {"/v1/process", {},
+       [this](const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) { handle_process(req, res, reader); }},
+  });
+}
+
+void Server::Impl::handle_ready(httplib::Response& res) {
+  nlohmann::json body = {{"status", "ready"}, {"backends", nlohmann::json::object()}};
+  bool all_ready = true;
+  for (const auto& backend : backends.all()) {
+    const bool ready = backend->ready();
+    const BackendStats stats = backend->stats();
+    all_ready = all_ready && ready;
+    body["backends"][std::string(backend->name())] = {{"ready", ready},
+                                                      {"workers", stats.workers}};
+  }
+  if (!all_ready) body["status"] = "not_ready";
+  send_json(res, all_ready ? 200 : 503, body);
+}
+
+namespace {
+
+// Reads the image from a raw body or from the multipart field `image`,
+// within httplib's --max-body-bytes limit.
+// Errors: body_too_large, missing_image, empty_body, invalid_parameter.
+Result<std::string> read_image_body(const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader,
+                                    std::size_t max_body_bytes) {
+  std::string image;
+  bool ok = true;
+  if (req.is_multipart_form_data()) {
+    std::vector<std::string> fields;
+    bool in_image = false;
+    bool have_image = false;
+    ok = reader(
+        [&](const httplib::MultipartFormData& part) {
+          fields.push_back(part.name);
+          in_image = part.name == "image" && !have_image;
+          have_image = have_image || in_image;
+          return true;
+        },
+        [&](const char* data, std::size_t size) {
+          if (in_image) image.append(data, size);
+          return true;
+        });
+    if (ok && !have_image) {
+      std::string got;
+      for (const auto& f : fields) got += (got.empty() ? "'" : ", '") + f + "'";
+      return Error{ErrorCode::missing_image,
+                   "multipart request has no 'image' field (got " +
+                       (got.empty() ? std::string("no fields") : got) +
+                       "); send it with curl -F image=@photo.jpg"};
+    }
+  } else {
+    const auto length = req.get_header_value<std::uint64_t>("Content-Length");
+    image.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, max_body_bytes)));
+    ok = reader([&](const char* data, std::size_t size) {
+      image.append(data, size);
+      return true;
+    });
+  }
+  if (!ok) {
+    if (res.status == 413) {
+      return Error{ErrorCode::body_too_large,
+                   "request body is larger than the limit of " + std::to_string(max_body_bytes) +
+                       " bytes"};
+    }
+    return Error{ErrorCode::invalid_parameter, "could not read the request body"};
+  }
+  if (image.empty()) {
+    return Error{ErrorCode::empty_body,
+                 "request body is empty: send image bytes "
+                 "(curl --data-binary @photo.jpg) or a multipart 'image' field"};
+  }
+  return image;
+}
+
+}  // namespace
+
+void Server::Impl::handle_process(const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+  // Parameters first: a bad request is refused before its body is read.
+  auto query = parse_query(req.target);
+  if (!query) return send_error(res, query.error());
+  auto params = parse_process_params(*query, config.default_backend);
+  if (!params) return send_error(res, params.error());
+  auto backend = backends.find(params->backend);
+  if (!backend) return send_error(res, backend.error());
+  res.set_header("X-Pixpool-Backend", params->backend);
+
+  auto body = read_image_body(req, res, reader, config.max_body_bytes);
+  if (!body) return send_error(res, body.error());
+
+  const auto started = Clock::now();  // Server-Timing total excludes the upload
+  JobSpec job;
+  job.input = std::move(body.value());
+  job.ops = std::move(params->ops);
+  job.format = params->format;
+  job.quality = params->quality;
+  job.max_pixels = config.max_pixels;
+
+  Result<JobOutput> result = (*backend)->submit(std::move(job)).get();
+  if (!result) return send_error(res, result.error());
+
+  JobOutput& out = result.value();
+  res.status = 200;
+  res.set_header("Content-Type", std::string(mime_type(out.format)));
+  res.set_header("X-Pixpool-Image-Size",
+                 std::to_string(out.width) + "x" + std::to_string(out.height));
+  res.set_header("Server-Timing", server_timing(out.times, ms_between(started, Clock::now())));
+  res.body = std::move(out.bytes);
+}
+
+void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
+  if (!config.access_log) return;
+  std::string duration = "-";
+  if (request_started) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", ms_between(*request_started, Clock::now()));
+    duration = buf;
+    request_started.reset();
+  }
+  const std::string bytes_in =
+      req.has_header("Content-Length") ? req.get_header_value("Content-Length") : "0";
+  const std::string backend =
+      res.has_header("X-Pixpool-Backend") ? res.get_header_value("X-Pixpool-Backend") : "-";
+  char line[2048];
+  std::snprintf(line, sizeof line, "%s %s %s %d in=%s out=%zu backend=%s ms=%s\n",
+                utc_timestamp().c_str(), req.method.c_str(), req.path.c_str(), res.status,
+                bytes_in.c_str(), res.body.size(), backend.c_str(), duration.c_str());
+  std::lock_guard lock(log_mutex);
+  std::fputs(line, stderr);
+}
+
+Server::Server(const Config& config, BackendSet& backends)
+    : impl_(std::make_unique<Impl>(config, backends)) {
+  impl_->install();
+}
+
+Server::~Server() = default;
+
+Result<int> Server::bind() {
+  const Config& c = impl_->config;
+  if (c.port == 0) {
+    const int port = impl_->http.bind_to_any_port(c.host);
+    if (port > 0) return port;
+  } else if (impl_->http.bind_to_port(c.host, c.port)) {
+    return c.port;
+  }
+  return Error{ErrorCode::internal, "cannot listen on " + c.host + ":" + std::to_string(c.port) +
+                                        " (address in use or not available?)"};
+}
+
+bool Server::run() { return impl_->http.listen_after_bind(); }
+
+void Server::stop() { impl_->http.stop(); }
+
+}  // namespace pixpool

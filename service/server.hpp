@@ -1,0 +1,37 @@
+#pragma once
+// The HTTP front end: routes, error mapping, access log. Handlers parse the
+// request, submit a job to a backend and wait; they do no pixel work.
+
+#include <memory>
+
+#include "filters/status.hpp"
+#include "pipeline/backend.hpp"
+#include "service/config.hpp"
+
+namespace pixpool {
+
+class Server {
+ public:
+  // `backends` must outlive the server.
+  Server(const Config& config, BackendSet& backends);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds config.host:config.port (port 0 = any free port) and returns the
+  // port. Errors: internal with the address that could not be bound.
+  Result<int> bind();
+
+  // Serves until stop(); returns false if the listener failed.
+  bool run();
+
+  // Stops accepting, lets in-flight requests finish, makes run() return.
+  // Thread-safe and idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pixpool
