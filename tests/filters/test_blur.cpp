@@ -1,0 +1,116 @@
+// blur: agreement with an independent exact Gaussian, range checks, edge sizes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <opencv2/core.hpp>
+#include <vector>
+
+#include "filters/blur.hpp"
+#include "tests/support/images.hpp"
+
+using namespace pixpool;
+
+namespace {
+
+// Untruncated-in-practice (radius 6 sigma) separable Gaussian in double
+// precision with replicated borders, written without OpenCV's filtering.
+cv::Mat exact_gaussian(const cv::Mat& src, double sigma) {
+  const int radius = static_cast<int>(std::ceil(6 * sigma));
+  std::vector<double> kernel(2 * radius + 1);
+  double sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    kernel[i + radius] = std::exp(-(i * i) / (2 * sigma * sigma));
+    sum += kernel[i + radius];
+  }
+  for (double& k : kernel) k /= sum;
+  const int channels = src.channels();
+  const int w = src.cols, h = src.rows;
+  std::vector<double> tmp(static_cast<size_t>(w) * h * channels);
+  auto clampi = [](int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; };
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < channels; ++c) {
+        double acc = 0;
+        for (int i = -radius; i <= radius; ++i) {
+          acc += kernel[i + radius] * src.ptr<uchar>(y)[clampi(x + i, 0, w - 1) * channels + c];
+        }
+        tmp[(static_cast<size_t>(y) * w + x) * channels + c] = acc;
+      }
+    }
+  }
+  cv::Mat dst(src.size(), src.type());
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < channels; ++c) {
+        double acc = 0;
+        for (int i = -radius; i <= radius; ++i) {
+          acc += kernel[i + radius] * tmp[(static_cast<size_t>(clampi(y + i, 0, h - 1)) * w + x) *
+                                              channels + c];
+        }
+        dst.ptr<uchar>(y)[x * channels + c] = cv::saturate_cast<uchar>(acc);
+      }
+    }
+  }
+  return dst;
+}
+
+}  // namespace
+
+TEST_CASE("blur stays within 40 dB PSNR of an exact Gaussian") {
+  for (int channels : {1, 3}) {
+    const cv::Mat src = test::synthetic_image(160, 120, channels, 7);
+    for (double sigma : {0.5, 1.0, 2.5, 5.0, 12.0}) {
+      CAPTURE(channels);
+      CAPTURE(sigma);
+      cv::Mat ours;
+      REQUIRE(blur(src, ours, sigma).ok());
+      const double db = test::psnr(ours, exact_gaussian(src, sigma));
+      MESSAGE("blur sigma=" << sigma << " channels=" << channels << ": " << db << " dB");
+      CHECK(db >= 40.0);
+    }
+  }
+}
+
+TEST_CASE("blur of a constant image is that constant") {
+  const cv::Mat src(37, 53, CV_8UC3, cv::Scalar(10, 128, 250));
+  cv::Mat dst;
+  REQUIRE(blur(src, dst, 5.0).ok());
+  CHECK(cv::norm(src, dst, cv::NORM_INF) == 0);
+}
+
+TEST_CASE("blur may write into its own input") {
+  const cv::Mat src = test::synthetic_image(64, 48, 3, 3);
+  cv::Mat expected;
+  REQUIRE(blur(src, expected, 2.0).ok());
+  cv::Mat in_place = src.clone();
+  REQUIRE(blur(in_place, in_place, 2.0).ok());
+  CHECK(cv::norm(expected, in_place, cv::NORM_INF) == 0);
+}
+
+TEST_CASE("blur handles degenerate sizes: 1x1, one row, one column") {
+  for (cv::Size size : {cv::Size(1, 1), cv::Size(500, 1), cv::Size(1, 500)}) {
+    CAPTURE(size);
+    const cv::Mat src = test::synthetic_image(size.width, size.height, 3, 5);
+    cv::Mat dst;
+    REQUIRE(blur(src, dst, 5.0).ok());
+    CHECK(dst.size() == src.size());
+    CHECK(dst.type() == src.type());
+  }
+}
+
+TEST_CASE("blur refuses sigma outside 0.1..100 and unsupported image types") {
+  const cv::Mat src = test::synthetic_image(8, 8, 3);
+  cv::Mat dst;
+  for (double sigma : {0.0, 0.09, -1.0, 100.5, std::numeric_limits<double>::quiet_NaN()}) {
+    CAPTURE(sigma);
+    auto r = blur(src, dst, sigma);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::invalid_parameter);
+    CHECK(r.error().message.find("sigma") != std::string::npos);
+  }
+  CHECK(blur(src, dst, 0.1).ok());
+  CHECK(blur(src, dst, 100.0).ok());
+  const cv::Mat wide(4, 4, CV_16UC3, cv::Scalar::all(1));
+  CHECK_FALSE(blur(wide, dst, 1.0).ok());
+}

@@ -1,0 +1,212 @@
+// Codec: format sniffing, header probing and limits, strict decoding, encoding.
+#include <doctest/doctest.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+
+#include "filters/codec.hpp"
+#include "filters/image_format.hpp"
+#include "tests/support/images.hpp"
+
+using namespace pixpool;
+
+namespace {
+
+void put_be16(std::string& s, std::size_t at, unsigned v) {
+  s[at] = static_cast<char>((v >> 8) & 0xFF);
+  s[at + 1] = static_cast<char>(v & 0xFF);
+}
+void put_be32(std::string& s, std::size_t at, unsigned v) {
+  put_be16(s, at, v >> 16);
+  put_be16(s, at + 2, v & 0xFFFF);
+}
+
+// A valid small PNG whose IHDR now claims width x height (CRC left stale).
+std::string png_claiming(unsigned width, unsigned height) {
+  std::string png = test::encode_with_opencv(test::synthetic_image(4, 4, 3), ".png");
+  put_be32(png, 16, width);
+  put_be32(png, 20, height);
+  return png;
+}
+
+// Inserts an EXIF APP1 segment with the given orientation after SOI.
+std::string with_exif_orientation(const std::string& jpeg, int orientation) {
+  std::string tiff("II*\0\x08\0\0\0", 8);
+  tiff += std::string("\x01\x00", 2);                          // one IFD entry
+  tiff += std::string("\x12\x01\x03\x00\x01\x00\x00\x00", 8);  // 0x0112 SHORT count 1
+  tiff += static_cast<char>(orientation);
+  tiff += std::string("\0\0\0", 3);
+  tiff += std::string("\0\0\0\0", 4);  // no next IFD
+  std::string payload = std::string("Exif\0\0", 6) + tiff;
+  std::string segment("\xFF\xE1\0\0", 4);
+  put_be16(segment, 2, static_cast<unsigned>(payload.size() + 2));
+  return jpeg.substr(0, 2) + segment + payload + jpeg.substr(2);
+}
+
+}  // namespace
+
+TEST_CASE("read_header knows every input format from its bytes") {
+  const cv::Mat image = test::synthetic_image(123, 45, 3);
+  struct Case {
+    const char* extension;
+    ImageFormat format;
+  };
+  for (Case c : {Case{".jpg", ImageFormat::jpeg}, Case{".png", ImageFormat::png},
+                 Case{".webp", ImageFormat::webp}, Case{".bmp", ImageFormat::bmp},
+                 Case{".tiff", ImageFormat::tiff}}) {
+    CAPTURE(c.extension);
+    auto header = read_header(test::encode_with_opencv(image, c.extension));
+    REQUIRE(header.ok());
+    CHECK(header->format == c.format);
+    CHECK(header->width == 123);
+    CHECK(header->height == 45);
+  }
+  // Lossless WebP has its own header layout (VP8L).
+  std::vector<uchar> lossless;
+  cv::imencode(".webp", image, lossless, {cv::IMWRITE_WEBP_QUALITY, 101});
+  auto vp8l = read_header(std::string(lossless.begin(), lossless.end()));
+  REQUIRE(vp8l.ok());
+  CHECK(vp8l->width == 123);
+  CHECK(vp8l->height == 45);
+}
+
+TEST_CASE("read_header refuses what is not an image") {
+  CHECK(read_header("").error().code == ErrorCode::empty_body);
+  CHECK(read_header("hello world").error().code == ErrorCode::unsupported_image);
+  CHECK(read_header(std::string("\x89PNG\r\n\x1a\n", 8)).error().code ==
+        ErrorCode::unsupported_image);
+  CHECK(read_header(std::string("\xFF\xD8\xFF", 3)).error().code == ErrorCode::unsupported_image);
+  CHECK(read_header(png_claiming(0, 10)).error().code == ErrorCode::unsupported_image);
+  CHECK(read_header(std::string("RIFF\0\0\0\0WEBPVP8 ", 16)).error().code ==
+        ErrorCode::unsupported_image);
+}
+
+TEST_CASE("default output format: jpeg/png/webp keep theirs, bmp and tiff become png") {
+  CHECK(default_output_format(ImageFormat::jpeg) == ImageFormat::jpeg);
+  CHECK(default_output_format(ImageFormat::png) == ImageFormat::png);
+  CHECK(default_output_format(ImageFormat::webp) == ImageFormat::webp);
+  CHECK(default_output_format(ImageFormat::bmp) == ImageFormat::png);
+  CHECK(default_output_format(ImageFormat::tiff) == ImageFormat::png);
+  CHECK(parse_output_format("jpg") == ImageFormat::jpeg);
+  CHECK_FALSE(parse_output_format("gif").has_value());
+}
+
+TEST_CASE("decode_image checks pixels from the header before decoding") {
+  // 100000 x 100000 claimed in a file of a few hundred bytes.
+  auto huge = decode_image(png_claiming(100000, 100000), kDefaultMaxPixels);
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.error().code == ErrorCode::too_many_pixels);
+  CHECK(huge.error().message.find("100000x100000") != std::string::npos);
+
+  std::string jpeg = test::encode_with_opencv(test::synthetic_image(16, 16, 3), ".jpg");
+  const auto sof = jpeg.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  put_be16(jpeg, sof + 5, 60000);
+  put_be16(jpeg, sof + 7, 60000);
+  CHECK(decode_image(jpeg, kDefaultMaxPixels).error().code == ErrorCode::too_many_pixels);
+
+  const std::string exact = test::encode_with_opencv(test::synthetic_image(10, 10, 3), ".png");
+  CHECK(decode_image(exact, 100).ok());
+  CHECK(decode_image(exact, 99).error().code == ErrorCode::too_many_pixels);
+}
+
+TEST_CASE("decode_image refuses truncated and corrupt data") {
+  const std::string jpeg = test::read_test_data("fruits_320x240.jpg");
+  auto truncated = decode_image(jpeg.substr(0, jpeg.size() / 2), kDefaultMaxPixels);
+  REQUIRE_FALSE(truncated.ok());
+  CHECK(truncated.error().code == ErrorCode::unsupported_image);
+
+  const std::string png = test::encode_with_opencv(test::synthetic_image(64, 64, 3), ".png");
+  CHECK(decode_image(png.substr(0, png.size() / 2), kDefaultMaxPixels).error().code ==
+        ErrorCode::unsupported_image);
+
+  // A PNG whose header lies: claims 50x50 but carries 4x4 worth of data.
+  CHECK(decode_image(png_claiming(50, 50), kDefaultMaxPixels).error().code ==
+        ErrorCode::unsupported_image);
+
+  std::string garbage = jpeg;
+  for (std::size_t i = 700; i < garbage.size(); i += 3) garbage[i] = static_cast<char>(i * 31);
+  auto corrupt = decode_image(garbage, kDefaultMaxPixels);
+  CHECK_FALSE(corrupt.ok());
+}
+
+TEST_CASE("decode_image normalises layouts to 8-bit grey, BGR or BGRA") {
+  auto grey = decode_image(test::encode_with_opencv(test::synthetic_image(20, 10, 1), ".png"),
+                           kDefaultMaxPixels);
+  REQUIRE(grey.ok());
+  CHECK(grey->pixels.type() == CV_8UC1);
+
+  auto grey_jpeg = decode_image(
+      test::encode_with_opencv(test::synthetic_image(20, 10, 1), ".jpg"), kDefaultMaxPixels);
+  REQUIRE(grey_jpeg.ok());
+  CHECK(grey_jpeg->pixels.type() == CV_8UC1);
+
+  auto bgra = decode_image(test::encode_with_opencv(test::synthetic_image(20, 10, 4), ".png"),
+                           kDefaultMaxPixels);
+  REQUIRE(bgra.ok());
+  CHECK(bgra->pixels.type() == CV_8UC4);
+
+  cv::Mat deep;
+  test::synthetic_image(20, 10, 3).convertTo(deep, CV_16U, 257.0);
+  auto sixteen = decode_image(test::encode_with_opencv(deep, ".png"), kDefaultMaxPixels);
+  REQUIRE(sixteen.ok());
+  CHECK(sixteen->pixels.type() == CV_8UC3);
+  CHECK(cv::norm(sixteen->pixels, test::synthetic_image(20, 10, 3), cv::NORM_INF) <= 1);
+}
+
+TEST_CASE("JPEG EXIF orientation is applied") {
+  const std::string plain = test::encode_with_opencv(test::synthetic_image(40, 20, 3), ".jpg");
+  auto upright = decode_image(plain, kDefaultMaxPixels);
+  REQUIRE(upright.ok());
+
+  auto rotated = decode_image(with_exif_orientation(plain, 6), kDefaultMaxPixels);
+  REQUIRE(rotated.ok());
+  CHECK(rotated->pixels.cols == 20);
+  CHECK(rotated->pixels.rows == 40);
+  cv::Mat expected;
+  cv::rotate(upright->pixels, expected, cv::ROTATE_90_CLOCKWISE);
+  CHECK(cv::norm(rotated->pixels, expected, cv::NORM_INF) == 0);
+
+  CHECK(jpeg_exif_orientation(with_exif_orientation(plain, 3)) == 3);
+  CHECK(jpeg_exif_orientation(plain) == 1);
+}
+
+TEST_CASE("encode_image: formats, quality, alpha") {
+  const cv::Mat bgr = test::synthetic_image(64, 48, 3);
+  const cv::Mat bgra = test::synthetic_image(64, 48, 4);
+
+  auto jpeg = encode_image(bgr, ImageFormat::jpeg, 90);
+  REQUIRE(jpeg.ok());
+  CHECK(sniff_format(*jpeg) == ImageFormat::jpeg);
+  CHECK(test::psnr(test::decode_with_opencv(*jpeg), bgr) > 30.0);
+  auto small = encode_image(bgr, ImageFormat::jpeg, 10);
+  REQUIRE(small.ok());
+  CHECK(small->size() < jpeg->size());
+
+  auto png = encode_image(bgra, ImageFormat::png, 90);
+  REQUIRE(png.ok());
+  CHECK(cv::norm(test::decode_with_opencv(*png), bgra, cv::NORM_INF) == 0);  // lossless, alpha kept
+
+  auto webp = encode_image(bgra, ImageFormat::webp, 90);
+  REQUIRE(webp.ok());
+  CHECK(test::decode_with_opencv(*webp).channels() == 4);
+
+  auto jpeg_from_alpha = encode_image(bgra, ImageFormat::jpeg, 90);  // alpha dropped
+  REQUIRE(jpeg_from_alpha.ok());
+  CHECK(test::decode_with_opencv(*jpeg_from_alpha).channels() == 3);
+
+  CHECK(encode_image(bgr, ImageFormat::jpeg, 0).error().code == ErrorCode::invalid_parameter);
+  CHECK(encode_image(bgr, ImageFormat::jpeg, 101).error().code == ErrorCode::invalid_parameter);
+  CHECK(encode_image(bgr, ImageFormat::bmp, 90).error().code == ErrorCode::invalid_parameter);
+}
+
+TEST_CASE("check_encodable knows the format size limits") {
+  CHECK(check_encodable(65500, 10, ImageFormat::jpeg).ok());
+  CHECK(check_encodable(65501, 10, ImageFormat::jpeg).error().code ==
+        ErrorCode::too_large_for_format);
+  CHECK(check_encodable(10, 16384, ImageFormat::webp).error().code ==
+        ErrorCode::too_large_for_format);
+  CHECK(check_encodable(100000, 1, ImageFormat::png).ok());
+}

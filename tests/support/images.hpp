@@ -1,0 +1,36 @@
+#pragma once
+// Test images and image comparisons shared by the suites.
+
+#include <opencv2/core.hpp>
+#include <string>
+
+namespace pixpool::test {
+
+// A deterministic "photo-like" image: smooth gradients, a few shapes with
+// sharp edges and mild noise, so blur and contour both have work to do.
+// channels: 1 (grey), 3 (BGR) or 4 (BGRA with a varying alpha).
+cv::Mat synthetic_image(int width, int height, int channels, unsigned seed = 1);
+
+// Encodes with OpenCV's own imencode (independent of pixpool's encoder).
+// extension: ".png", ".jpg", ".webp", ".bmp", ".tiff".
+std::string encode_with_opencv(const cv::Mat& image, const std::string& extension,
+                               int jpeg_quality = 95);
+
+// Decodes with OpenCV's imdecode (IMREAD_UNCHANGED).
+cv::Mat decode_with_opencv(const std::string& bytes);
+
+// PSNR in dB between two same-size 8-bit images over the region that excludes
+// `border` pixels on each side; +infinity when identical.
+double psnr(const cv::Mat& a, const cv::Mat& b, int border = 0);
+
+// Reads a file under tests/data into a string.
+std::string read_test_data(const std::string& name);
+
+// Reads/writes whole files.
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+// A fresh empty directory under the build tree's temp area.
+std::string make_temp_dir(const std::string& prefix);
+
+}  // namespace pixpool::test

@@ -1,0 +1,112 @@
+#include "tests/support/server_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/images.hpp"
+
+#ifndef PIXPOOL_BINARY
+#error "PIXPOOL_BINARY must be defined by the build"
+#endif
+
+namespace pixpool::test {
+
+std::string pixpool_binary() { return PIXPOOL_BINARY; }
+
+ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
+  log_path_ = make_temp_dir("server") + "/pixpool.log";
+  std::vector<std::string> args = {pixpool_binary(), "--host", "127.0.0.1", "--port", "0"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      close(fd);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+
+  const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::smatch m;
+    const std::string text = log();
+    if (std::regex_search(text, m, listening)) {
+      port_ = std::stoi(m[1]);
+      return;
+    }
+    if (!running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string text = log();
+  if (running()) stop(SIGKILL);
+  throw std::runtime_error("pixpool did not start; log:\n" + text);
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0 && running()) stop(SIGKILL, 5.0);
+  std::error_code ignored;
+  std::filesystem::remove_all(std::filesystem::path(log_path_).parent_path(), ignored);
+}
+
+std::string ServerProcess::log() const {
+  try {
+    return read_file(log_path_);
+  } catch (...) {
+    return {};
+  }
+}
+
+bool ServerProcess::running() {
+  if (exit_status_ >= 0) return false;
+  int status = 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == 0) return true;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return false;
+}
+
+int ServerProcess::stop(int signal_number, double timeout_s) {
+  if (!running()) return exit_status_;
+  kill(pid_, signal_number);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!running()) return exit_status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  while (running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return -1;
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  std::size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace pixpool::test
