@@ -180,7 +180,9 @@ void Server::Impl::handle_ready(httplib::Response& res) {
     const BackendStats stats = backend->stats();
     all_ready = all_ready && ready;
     body["backends"][std::string(backend->name())] = {{"ready", ready},
-                                                      {"workers", stats.workers}};
+                                                      {"workers", stats.workers},
+                                                      {"busy", stats.busy},
+                                                      {"queued", stats.queued}};
   }
   if (!all_ready) body["status"] = "not_ready";
   send_json(res, all_ready ? 200 : 503, body);

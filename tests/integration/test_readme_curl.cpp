@@ -1,0 +1,96 @@
+// The curl commands of README.md, run exactly as written (only the port is
+// changed) against the real server. Each command must also appear verbatim in
+// the README, so the documentation cannot drift from what is tested.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+
+#include "tests/support/images.hpp"
+#include "tests/support/server_process.hpp"
+
+#ifndef PIXPOOL_README
+#error "PIXPOOL_README must be defined by the build"
+#endif
+
+using namespace pixpool;
+
+namespace {
+
+// Replaces "localhost:8080" with the test server's address and runs the
+// command inside `dir` (where photo.jpg lives).
+test::CommandResult run_readme_command(const std::string& command, const std::string& dir,
+                                       int port) {
+  std::string line = command;
+  const std::string from = "localhost:8080";
+  const std::string to = "127.0.0.1:" + std::to_string(port);
+  for (auto at = line.find(from); at != std::string::npos; at = line.find(from, at)) {
+    line.replace(at, from.size(), to);
+  }
+  return test::run_command("cd '" + dir + "' && " + line);
+}
+
+void require_in_readme(const std::string& command) {
+  static const std::string readme = test::read_file(PIXPOOL_README);
+  INFO("README.md must show this command verbatim: " << command);
+  CHECK(readme.find(command) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("README curl commands work as written") {
+  test::ServerProcess server;
+  const std::string dir = test::make_temp_dir("readme");
+  test::write_file(dir + "/photo.jpg", test::read_test_data("fruits_320x240.jpg"));
+  auto run = [&](const std::string& command) {
+    require_in_readme(command);
+    return run_readme_command(command, dir, server.port());
+  };
+
+  SUBCASE("process one photo") {
+    const std::string cmd = "curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg";
+    REQUIRE(run(cmd).exit_code == 0);
+    const cv::Mat out = test::decode_with_opencv(test::read_file(dir + "/out.jpg"));
+    CHECK(out.size() == cv::Size(320, 240));
+  }
+  SUBCASE("multipart upload with ops and format") {
+    const std::string cmd =
+        "curl -F image=@photo.jpg 'localhost:8080/v1/process?ops=blur:2.5,contour&format=png' "
+        "-o out.png";
+    REQUIRE(run(cmd).exit_code == 0);
+    const std::string png = test::read_file(dir + "/out.png");
+    CHECK(png.substr(1, 3) == "PNG");
+  }
+  SUBCASE("webp with quality") {
+    const std::string cmd =
+        "curl --data-binary @photo.jpg 'localhost:8080/v1/process?format=webp&quality=80' -o "
+        "out.webp";
+    REQUIRE(run(cmd).exit_code == 0);
+    CHECK(test::read_file(dir + "/out.webp").substr(8, 4) == "WEBP");
+  }
+  SUBCASE("headers show backend and stage timings") {
+    const auto r = run("curl -s -D - -o /dev/null --data-binary @photo.jpg localhost:8080/v1/process");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("X-Pixpool-Backend: tbb") != std::string::npos);
+    CHECK(r.output.find("Server-Timing: queue;dur=") != std::string::npos);
+  }
+  SUBCASE("a bad op gets a JSON error naming it") {
+    const auto r = run("curl -s --data-binary @photo.jpg 'localhost:8080/v1/process?ops=blur:abc'");
+    REQUIRE(r.exit_code == 0);
+    const auto body = nlohmann::json::parse(r.output);
+    CHECK(body["error"]["code"] == "invalid_ops");
+  }
+  SUBCASE("a POST without a body is answered at once, not after a timeout") {
+    const auto r = run_readme_command(
+        "curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST localhost:8080/v1/process", dir,
+        server.port());
+    CHECK(r.output == "400");
+  }
+  SUBCASE("health") {
+    const auto r = run("curl localhost:8080/healthz");
+    CHECK(r.output.find("\"ok\"") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
