@@ -1,0 +1,20 @@
+# pixpool image: Debian 12 packages only, built with the same scripts a
+# developer uses (scripts/setup installs every dependency).
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/setup scripts/setup
+RUN bash scripts/setup
+COPY . .
+RUN cmake --preset release -DPIXPOOL_BUILD_TESTS=OFF && cmake --build --preset release
+
+FROM debian:12
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libtbb12 \
+      libcpp-httplib0.11 libturbojpeg0 curl \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/build/release/pixpool /usr/local/bin/pixpool
+ENV PIXPOOL_HOST=0.0.0.0 PIXPOOL_PORT=8080
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/local/bin/pixpool"]
