@@ -20,9 +20,10 @@ struct TbbBackend::State {
   const std::size_t max_pending;
   tbb::task_arena arena;
 
-  std::mutex mutex;  // guards pending and stopping together
+  std::mutex mutex;  // guards the counts below and stopping together
   std::condition_variable drained;
-  std::size_t pending = 0;
+  std::size_t pending = 0;     // admitted and not yet answered (admission limit)
+  std::size_t unfinished = 0;  // admitted and the task not yet done (shutdown waits)
   bool stopping = false;
 
   std::atomic<std::size_t> busy{0};
@@ -54,6 +55,7 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
                                                     " jobs pending; retry later");
     }
     ++state_->pending;
+    ++state_->unfinished;
   }
   // TBB wants a copyable, const-callable functor: the job and its promise
   // travel in a shared Task.
@@ -65,9 +67,9 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
   auto task = std::make_shared<Task>();
   task->job = std::move(job);
   auto future = task->promise.get_future();
-  // The task's last touch of `state` is the mutex unlock after the pending
-  // count drops; shutdown() waits for that count, so State outlives its tasks
-  // and is never destroyed on an arena thread.
+  // The task's last touch of `state` is the mutex unlock after `unfinished`
+  // drops; shutdown() waits for that count, so State outlives its tasks and
+  // is never destroyed on an arena thread.
   state_->arena.enqueue([state = state_.get(), task] {
     const double queue_ms = std::chrono::duration<double, std::milli>(
                                 std::chrono::steady_clock::now() - task->submitted)
@@ -82,9 +84,15 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
     } else {
       ++state->failed;
     }
+    {
+      // Free the slot before answering: a caller that submits again right
+      // after get() returns must find the capacity (and stats) updated.
+      std::lock_guard lock(state->mutex);
+      --state->pending;
+    }
     task->promise.set_value(std::move(result));
     std::lock_guard lock(state->mutex);
-    if (--state->pending == 0) state->drained.notify_all();
+    if (--state->unfinished == 0) state->drained.notify_all();
   });
   return future;
 }
@@ -110,7 +118,7 @@ bool TbbBackend::ready() const {
 void TbbBackend::shutdown() {
   std::unique_lock lock(state_->mutex);
   state_->stopping = true;
-  state_->drained.wait(lock, [&] { return state_->pending == 0; });
+  state_->drained.wait(lock, [&] { return state_->unfinished == 0; });
 }
 
 }  // namespace pixpool
