@@ -20,7 +20,12 @@ std::string_view trim(std::string_view s) {
 
 Error ops_error(std::string message) { return Error{ErrorCode::invalid_ops, std::move(message)}; }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.append(1, '\'').append(s).append(1, '\'');
+  return out;
+}
 
 // Shortest decimal that reads back to the same double ("5", "2.5", "0.1").
 std::string format_number(double v) {
