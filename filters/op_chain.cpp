@@ -8,6 +8,7 @@
 
 #include "filters/blur.hpp"
 #include "filters/contour.hpp"
+#include "filters/test_ops.hpp"
 
 namespace pixpool {
 namespace {
@@ -73,7 +74,20 @@ Result<Op> parse_contour(std::string_view args) {
   return Op{OpKind::contour, 0.0};
 }
 
-Result<Op> parse_one(std::string_view item) {
+// Test ops: `sleep:MS`, `crash`, `hog:MB`.
+Result<Op> parse_test_op(std::string_view name, std::string_view args) {
+  if (name == "crash") {
+    if (!args.empty()) return ops_error("op 'crash' takes no arguments");
+    return Op{OpKind::crash, 0.0};
+  }
+  const bool sleep = name == "sleep";
+  auto value = parse_number(name, sleep ? "ms" : "mb", args, sleep ? 0 : 1,
+                            sleep ? kSleepMaxMs : kHogMaxMb);
+  if (!value) return value.error();
+  return Op{sleep ? OpKind::sleep : OpKind::hog, *value};
+}
+
+Result<Op> parse_one(std::string_view item, bool allow_test_ops) {
   std::string_view name = item;
   std::string_view args;
   if (auto colon = item.find(':'); colon != std::string_view::npos) {
@@ -83,6 +97,9 @@ Result<Op> parse_one(std::string_view item) {
   }
   if (name == "blur") return parse_blur(args);
   if (name == "contour") return parse_contour(args);
+  if (allow_test_ops && (name == "sleep" || name == "crash" || name == "hog")) {
+    return parse_test_op(name, args);
+  }
   return ops_error("unknown op " + quoted(name) + " (valid ops: blur, contour)");
 }
 
@@ -90,13 +107,17 @@ Result<void> run_op(const Op& op, const cv::Mat& src, cv::Mat& dst) {
   switch (op.kind) {
     case OpKind::blur: return blur(src, dst, op.param);
     case OpKind::contour: return contour(src, dst);
+    case OpKind::sleep: test_sleep(op.param); break;
+    case OpKind::crash: test_crash();
+    case OpKind::hog: test_hog(op.param); break;
   }
-  return {ErrorCode::internal, "unknown op kind"};
+  if (dst.data != src.data) dst = src;  // test ops leave pixels alone
+  return {};
 }
 
 }  // namespace
 
-Result<OpChain> parse_ops(std::string_view text) {
+Result<OpChain> parse_ops(std::string_view text, bool allow_test_ops) {
   text = trim(text);
   if (text.empty()) return ops_error("ops is empty (example: ops=blur:5,contour)");
   OpChain chain;
@@ -108,7 +129,7 @@ Result<OpChain> parse_ops(std::string_view text) {
     if (chain.size() == kMaxOps) {
       return ops_error("too many ops (at most " + std::to_string(kMaxOps) + ")");
     }
-    auto op = parse_one(item);
+    auto op = parse_one(item, allow_test_ops);
     if (!op) return op.error();
     chain.push_back(*op);
     if (comma == std::string_view::npos) break;
@@ -125,6 +146,9 @@ std::string format_ops(const OpChain& chain) {
     switch (op.kind) {
       case OpKind::blur: out += "blur:" + format_number(op.param); break;
       case OpKind::contour: out += "contour"; break;
+      case OpKind::sleep: out += "sleep:" + format_number(op.param); break;
+      case OpKind::crash: out += "crash"; break;
+      case OpKind::hog: out += "hog:" + format_number(op.param); break;
     }
   }
   return out;

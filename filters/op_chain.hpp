@@ -12,11 +12,11 @@
 
 namespace pixpool {
 
-enum class OpKind { blur, contour };
+enum class OpKind { blur, contour, sleep, crash, hog };  // the last three: test-only
 
 struct Op {
   OpKind kind;
-  double param = 0.0;  // blur: sigma; contour: unused
+  double param = 0.0;  // blur: sigma; sleep: ms; hog: MB; others: unused
   bool operator==(const Op&) const = default;
 };
 
@@ -27,8 +27,9 @@ inline constexpr std::size_t kMaxOps = 16;  // bounds the work one request can a
 
 // Parses the text form. Errors (invalid_ops) name the offending op and argument:
 // unknown op, unknown argument name, a value that is not a number or out of
-// range, an empty item, or more than kMaxOps ops.
-Result<OpChain> parse_ops(std::string_view text);
+// range, an empty item, or more than kMaxOps ops. The test-only ops of
+// filters/test_ops.hpp parse only when `allow_test_ops` is true.
+Result<OpChain> parse_ops(std::string_view text, bool allow_test_ops = false);
 
 // Canonical text form, e.g. "blur:5,contour"; parse_ops(format_ops(c)) == c.
 std::string format_ops(const OpChain& chain);

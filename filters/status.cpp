@@ -18,7 +18,9 @@ std::string_view code_name(ErrorCode code) {
     case ErrorCode::queue_full: return "queue_full";
     case ErrorCode::timeout: return "timeout";
     case ErrorCode::worker_crashed: return "worker_crashed";
+    case ErrorCode::out_of_memory: return "out_of_memory";
     case ErrorCode::shutting_down: return "shutting_down";
+    case ErrorCode::unavailable: return "unavailable";
     case ErrorCode::internal: return "internal";
   }
   return "internal";

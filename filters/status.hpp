@@ -26,7 +26,9 @@ enum class ErrorCode {
   queue_full,            // backend admission refused; retry later
   timeout,               // the job exceeded its deadline
   worker_crashed,        // a worker process died while running the job
+  out_of_memory,         // the job needed more memory than it may use
   shutting_down,         // the server is draining
+  unavailable,           // the backend cannot run jobs now (e.g. no workers)
   internal,              // a bug
 };
 

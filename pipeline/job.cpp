@@ -14,16 +14,16 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-Result<JobOutput> run_job_unguarded(const JobSpec& job) {
+Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job) {
   auto start = Clock::now();
-  auto header = read_header(job.input);
+  auto header = read_header(input);
   if (!header) return header.error();
   const ImageFormat format = job.format.value_or(default_output_format(header->format));
   // Refuse before decoding what could never be encoded.
   if (auto ok = check_encodable(header->width, header->height, format); !ok) return ok.error();
 
   JobOutput out;
-  auto decoded = decode_image(job.input, job.max_pixels);
+  auto decoded = decode_image(input, job.max_pixels);
   if (!decoded) return decoded.error();
   out.times.decode_ms = ms_since(start);
 
@@ -47,12 +47,15 @@ Result<JobOutput> run_job_unguarded(const JobSpec& job) {
 
 }  // namespace
 
-Result<JobOutput> run_job(const JobSpec& job) {
+Result<JobOutput> run_job(std::string_view input, const JobParams& params) {
   try {
-    return run_job_unguarded(job);
+    return run_job_unguarded(input, params);
   } catch (const std::bad_alloc&) {
-    return Error{ErrorCode::internal, "out of memory while processing the image"};
+    return Error{ErrorCode::out_of_memory, "out of memory while processing the image"};
   } catch (const cv::Exception& e) {
+    if (e.code == cv::Error::StsNoMem) {
+      return Error{ErrorCode::out_of_memory, "out of memory while processing the image"};
+    }
     return Error{ErrorCode::internal, std::string("OpenCV error: ") + e.what()};
   } catch (const std::exception& e) {
     return Error{ErrorCode::internal, e.what()};

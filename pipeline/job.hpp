@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "filters/codec.hpp"
 #include "filters/image_format.hpp"
@@ -12,12 +13,17 @@
 
 namespace pixpool {
 
-struct JobSpec {
-  std::string input;                  // encoded image bytes, format judged from them
+// What to do with an image: everything of a job except its bytes.
+struct JobParams {
   OpChain ops;                        // run left to right
   std::optional<ImageFormat> format;  // nullopt: default_output_format(input format)
   int quality = kDefaultQuality;      // 1..100, JPEG and WebP only
   std::uint64_t max_pixels = kDefaultMaxPixels;
+};
+
+struct JobSpec {
+  std::string input;  // encoded image bytes, format judged from them
+  JobParams params;
 };
 
 // Milliseconds spent in each stage; queue is filled in by the backend.
@@ -39,7 +45,9 @@ struct JobOutput {
 // decode -> filters -> encode on the calling thread. Both backends run exactly
 // this function, so they produce byte-identical output for the same job.
 // Errors: those of read_header, decode_image, check_encodable, apply_ops and
-// encode_image; C++ exceptions from libraries become `internal`.
-Result<JobOutput> run_job(const JobSpec& job);
+// encode_image; allocation failures become out_of_memory and other C++
+// exceptions from libraries `internal`.
+Result<JobOutput> run_job(std::string_view input, const JobParams& params);
+inline Result<JobOutput> run_job(const JobSpec& job) { return run_job(job.input, job.params); }
 
 }  // namespace pixpool

@@ -72,6 +72,51 @@ Option size_option(std::string flag, std::string help, Field Config::*field, std
                 }};
 }
 
+Option duration_option(std::string flag, std::string help, int Config::*field_ms,
+                       std::int64_t min_ms, std::int64_t max_ms) {
+  return Option{flag, "DURATION", std::move(help),
+                [field_ms](const Config& c) {
+                  const int ms = c.*field_ms;
+                  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+                },
+                [field_ms, min_ms, max_ms](Config& c, std::string_view text) -> std::string {
+                  auto v = parse_duration_ms(text);
+                  if (!v || *v < min_ms || *v > max_ms) {
+                    return "must be a duration (e.g. 30s, 500ms) between " +
+                           std::to_string(min_ms) + "ms and " + std::to_string(max_ms / 1000) +
+                           "s";
+                  }
+                  c.*field_ms = static_cast<int>(*v);
+                  return "";
+                }};
+}
+
+Option switch_option(std::string flag, std::string help, bool Config::*field) {
+  return Option{flag, "on|off", std::move(help),
+                [field](const Config& c) { return std::string(c.*field ? "on" : "off"); },
+                [field](Config& c, std::string_view t) -> std::string {
+                  auto v = parse_bool(t);
+                  if (!v) return "must be on or off";
+                  c.*field = *v;
+                  return "";
+                }};
+}
+
+Option seconds_option(std::string flag, std::string help, int Config::*field_s, int min_s,
+                      int max_s) {
+  return Option{flag, "DURATION", std::move(help),
+                [field_s](const Config& c) { return std::to_string(c.*field_s) + "s"; },
+                [field_s, min_s, max_s](Config& c, std::string_view text) -> std::string {
+                  auto v = parse_duration_ms(text);
+                  if (!v || *v % 1000 != 0 || *v / 1000 < min_s || *v / 1000 > max_s) {
+                    return "must be whole seconds (e.g. 30s) between " + std::to_string(min_s) +
+                           "s and " + std::to_string(max_s) + "s";
+                  }
+                  c.*field_s = static_cast<int>(*v / 1000);
+                  return "";
+                }};
+}
+
 const std::vector<Option>& options() {
   static const std::vector<Option> all = {
       Option{"host", "ADDR", "address to listen on",
@@ -92,23 +137,30 @@ const std::vector<Option>& options() {
                   &Config::max_body_bytes, 1024, std::uint64_t{1} << 34, true),
       size_option("max-pixels", "largest image (width*height, from its header); larger gets 422",
                   &Config::max_pixels, 1, std::uint64_t{1} << 32, false),
-      Option{"default-backend", "NAME", "backend used when a request names none (tbb)",
+      Option{"default-backend", "NAME", "backend used when a request names none: tbb or process",
              [](const Config& c) { return c.default_backend; },
              [](Config& c, std::string_view t) -> std::string {
-               if (t != "tbb") return "must be one of: tbb";
+               if (t != "tbb" && t != "process") return "must be one of: tbb, process";
                c.default_backend = std::string(t);
                return "";
              }},
-      int_option("read-timeout", "seconds a client may stall while sending a request",
-                 &Config::read_timeout_s, 1, 3600),
-      Option{"access-log", "on|off", "one log line per request on stderr",
-             [](const Config& c) { return std::string(c.access_log ? "on" : "off"); },
-             [](Config& c, std::string_view t) -> std::string {
-               auto v = parse_bool(t);
-               if (!v) return "must be on or off";
-               c.access_log = *v;
-               return "";
-             }},
+      int_option("workers", "worker processes of the process backend; 0 = number of cores",
+                 &Config::workers, 0, 256),
+      duration_option("job-timeout",
+                      "process backend: a job running longer is killed with its worker (504)",
+                      &Config::job_timeout_ms, 10, 3'600'000),
+      size_option("worker-memory-mb",
+                  "process backend: address-space cap per worker in MiB; 0 = none",
+                  &Config::worker_memory_mb, 0, 1u << 20, false),
+      seconds_option("shutdown-timeout",
+                     "on SIGTERM, how long in-flight requests may take before a hard exit",
+                     &Config::shutdown_timeout_s, 1, 3600),
+      seconds_option("read-timeout", "how long a client may stall while sending a request",
+                     &Config::read_timeout_s, 1, 3600),
+      switch_option("access-log", "one log line per request on stderr", &Config::access_log),
+      switch_option("enable-test-ops",
+                    "allow the test-only ops sleep, crash and hog (never in production)",
+                    &Config::enable_test_ops),
   };
   return all;
 }
@@ -145,6 +197,19 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   const auto value = static_cast<std::uint64_t>(*number);
   if (value > std::numeric_limits<std::uint64_t>::max() / multiplier) return std::nullopt;
   return value * multiplier;
+}
+
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  auto number = parse_int(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  const std::string_view unit = text.substr(digits);
+  if (unit.empty() || unit == "s") return *number * 1000;
+  if (unit == "ms") return *number;
+  if (unit == "m") return *number * 60'000;
+  return std::nullopt;
 }
 
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args,

@@ -18,8 +18,10 @@ int http_status(ErrorCode code) {
     case ErrorCode::too_many_pixels:
     case ErrorCode::too_large_for_format: return 422;
     case ErrorCode::queue_full: return 429;
-    case ErrorCode::shutting_down: return 503;
+    case ErrorCode::shutting_down:
+    case ErrorCode::unavailable: return 503;
     case ErrorCode::timeout: return 504;
+    case ErrorCode::out_of_memory: return 507;
     case ErrorCode::worker_crashed:
     case ErrorCode::internal: return 500;
   }
@@ -35,7 +37,8 @@ std::string error_body(const Error& error) {
 
 void send_error(httplib::Response& res, const Error& error) {
   res.status = http_status(error.code);
-  if (error.code == ErrorCode::queue_full || error.code == ErrorCode::shutting_down) {
+  if (error.code == ErrorCode::queue_full || error.code == ErrorCode::shutting_down ||
+      error.code == ErrorCode::unavailable) {
     res.set_header("Retry-After", "1");
   }
   res.set_content(error_body(error), "application/json");

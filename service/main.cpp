@@ -1,19 +1,26 @@
-// pixpool: entry point. Order matters: signals are blocked before any thread
-// exists, so every thread inherits the mask and only the signal thread sees
-// SIGTERM/SIGINT.
+// pixpool: entry point. Order matters:
+//  1. the zygote is forked while this process still has one thread (fork
+//     copies locks that other threads hold; after this point we never fork);
+//  2. stop signals are blocked before any thread exists, so every thread
+//     inherits the mask and only the signal thread sees SIGTERM/SIGINT;
+//  3. then the backends' threads, then the HTTP server.
 
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "pipeline/backend.hpp"
+#include "pipeline/process_pool_backend.hpp"
 #include "pipeline/tbb_backend.hpp"
+#include "pipeline/zygote.hpp"
 #include "service/config.hpp"
 #include "service/server.hpp"
 
@@ -39,6 +46,13 @@ int main(int argc, char** argv) {
   }
   const Config& config = cli->config;
 
+  auto zygote = Zygote::start();
+  if (!zygote) {
+    std::fprintf(stderr, "pixpool: cannot start the worker zygote: %s\n",
+                 zygote.error().message.c_str());
+    return 1;
+  }
+
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -50,6 +64,18 @@ int main(int argc, char** argv) {
   BackendSet backends;
   backends.add(std::make_unique<TbbBackend>(
       TbbBackendOptions{config.tbb_threads, config.max_queue}));
+  auto pool = ProcessPoolBackend::create(
+      ProcessPoolOptions{config.workers, config.max_queue,
+                         std::chrono::milliseconds(config.job_timeout_ms),
+                         config.worker_memory_mb},
+      *zygote);
+  if (!pool) {
+    std::fprintf(stderr, "pixpool: cannot start worker processes: %s\n",
+                 pool.error().message.c_str());
+    return 1;
+  }
+  const int workers = pool.value()->stats().workers;
+  backends.add(std::move(pool.value()));
 
   Server server(config, backends);
   auto port = server.bind();
@@ -57,27 +83,34 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pixpool: %s\n", port.error().message.c_str());
     return 1;
   }
-  std::fprintf(stderr, "pixpool %s listening on http://%s:%d (backends: %s; default %s)\n",
+  std::fprintf(stderr,
+               "pixpool %s listening on http://%s:%d (backends: %s; default %s; "
+               "%d worker processes)%s\n",
                PIXPOOL_VERSION, config.host.c_str(), *port, backends.names().c_str(),
-               config.default_backend.c_str());
+               config.default_backend.c_str(), workers,
+               config.enable_test_ops ? " [test ops enabled]" : "");
 
+  std::promise<void> drained;
+  auto drained_future = drained.get_future();
   std::thread signal_thread([&] {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
-    if (signal_number != SIGUSR1) {
-      std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests\n",
-                   signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-    }
+    if (signal_number == SIGUSR1) return;  // main is done without a signal
+    std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %ds)\n",
+                 signal_number == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_s);
     server.stop();
+    if (drained_future.wait_for(std::chrono::seconds(config.shutdown_timeout_s)) !=
+        std::future_status::ready) {
+      std::fprintf(stderr, "pixpool: shutdown deadline passed, exiting with work in flight\n");
+      std::_Exit(1);
+    }
   });
 
-  const bool served = server.run();
-  // run() returned: either a stop signal arrived or the listener failed. Wake
-  // the signal thread in the latter case so it can be joined.
-  pthread_kill(signal_thread.native_handle(), SIGUSR1);
-  signal_thread.join();
-
+  const bool served = server.run();  // returns once stop() has drained HTTP threads
   for (const auto& backend : backends.all()) backend->shutdown();
+  drained.set_value();
+  pthread_kill(signal_thread.native_handle(), SIGUSR1);  // no-op if it already returned
+  signal_thread.join();
   std::fprintf(stderr, "pixpool: stopped\n");
   return served ? 0 : 1;
 }

@@ -62,7 +62,8 @@ Result<QueryParams> parse_query(std::string_view target) {
 }
 
 Result<ProcessParams> parse_process_params(const QueryParams& query,
-                                           std::string_view default_backend) {
+                                           std::string_view default_backend,
+                                           bool allow_test_ops) {
   for (const auto& [key, value] : query) {
     bool known = false;
     for (auto name : kProcessParams) known = known || key == name;
@@ -81,7 +82,7 @@ Result<ProcessParams> parse_process_params(const QueryParams& query,
   };
 
   ProcessParams out;
-  auto ops = parse_ops(get("ops").value_or(std::string(kDefaultOps)));
+  auto ops = parse_ops(get("ops").value_or(std::string(kDefaultOps)), allow_test_ops);
   if (!ops) return ops.error();
   out.ops = std::move(ops.value());
 

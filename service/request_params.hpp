@@ -29,9 +29,11 @@ struct ProcessParams {
 };
 
 // ops (default blur:5,contour), format, quality (1..100), backend.
+// `allow_test_ops` lets the test-only ops parse (--enable-test-ops).
 // Errors: invalid_ops naming the op and argument; invalid_parameter for an
 // unknown parameter, a repeated one, a bad format or quality.
 Result<ProcessParams> parse_process_params(const QueryParams& query,
-                                           std::string_view default_backend);
+                                           std::string_view default_backend,
+                                           bool allow_test_ops = false);
 
 }  // namespace pixpool

@@ -182,7 +182,11 @@ void Server::Impl::handle_ready(httplib::Response& res) {
     body["backends"][std::string(backend->name())] = {{"ready", ready},
                                                       {"workers", stats.workers},
                                                       {"busy", stats.busy},
-                                                      {"queued", stats.queued}};
+                                                      {"queued", stats.queued},
+                                                      {"restarts", stats.restarts}};
+    if (!stats.worker_pids.empty()) {
+      body["backends"][std::string(backend->name())]["worker_pids"] = stats.worker_pids;
+    }
   }
   if (!all_ready) body["status"] = "not_ready";
   send_json(res, all_ready ? 200 : 503, body);
@@ -252,7 +256,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   // Parameters first: a bad request is refused before its body is read.
   auto query = parse_query(req.target);
   if (!query) return send_error(res, query.error());
-  auto params = parse_process_params(*query, config.default_backend);
+  auto params = parse_process_params(*query, config.default_backend, config.enable_test_ops);
   if (!params) return send_error(res, params.error());
   auto backend = backends.find(params->backend);
   if (!backend) return send_error(res, backend.error());
@@ -264,10 +268,10 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   const auto started = Clock::now();  // Server-Timing total excludes the upload
   JobSpec job;
   job.input = std::move(body.value());
-  job.ops = std::move(params->ops);
-  job.format = params->format;
-  job.quality = params->quality;
-  job.max_pixels = config.max_pixels;
+  job.params.ops = std::move(params->ops);
+  job.params.format = params->format;
+  job.params.quality = params->quality;
+  job.params.max_pixels = config.max_pixels;
 
   Result<JobOutput> result = (*backend)->submit(std::move(job)).get();
   if (!result) return send_error(res, result.error());

@@ -76,7 +76,7 @@ TEST_CASE("POST a JPEG: the processed JPEG comes back with backend and timing he
   // Exactly what the pipeline computes in-process for the default chain.
   JobSpec job;
   job.input = photo;
-  job.ops = *parse_ops(kDefaultOps);
+  job.params.ops = *parse_ops(kDefaultOps);
   auto expected = run_job(job);
   REQUIRE(expected.ok());
   CHECK(res->body == expected->bytes);
@@ -237,7 +237,7 @@ TEST_CASE("concurrent clients all get correct answers") {
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
   JobSpec job;
   job.input = photo;
-  job.ops = *parse_ops(kDefaultOps);
+  job.params.ops = *parse_ops(kDefaultOps);
   const std::string expected = run_job(job)->bytes;
 
   std::atomic<int> ok{0};

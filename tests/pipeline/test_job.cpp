@@ -12,7 +12,7 @@ namespace {
 JobSpec job_for(std::string bytes, std::string ops = std::string(kDefaultOps)) {
   JobSpec job;
   job.input = std::move(bytes);
-  job.ops = *parse_ops(ops);
+  job.params.ops = *parse_ops(ops);
   return job;
 }
 
@@ -38,7 +38,7 @@ TEST_CASE("run_job: BMP and TIFF inputs become PNG, format= overrides") {
     CHECK(out->format == ImageFormat::png);
   }
   JobSpec job = job_for(test::encode_with_opencv(image, ".png"));
-  job.format = ImageFormat::webp;
+  job.params.format = ImageFormat::webp;
   auto webp = run_job(job);
   REQUIRE(webp.ok());
   CHECK(sniff_format(webp->bytes) == ImageFormat::webp);
@@ -58,12 +58,12 @@ TEST_CASE("run_job returns error values, never throws") {
   CHECK(run_job(job_for("not an image")).error().code == ErrorCode::unsupported_image);
 
   JobSpec limited = job_for(test::encode_with_opencv(test::synthetic_image(100, 100, 3), ".png"));
-  limited.max_pixels = 9999;
+  limited.params.max_pixels = 9999;
   CHECK(run_job(limited).error().code == ErrorCode::too_many_pixels);
 
   JobSpec wide = job_for(test::encode_with_opencv(test::synthetic_image(70000, 1, 3), ".png"));
-  wide.format = ImageFormat::jpeg;
+  wide.params.format = ImageFormat::jpeg;
   CHECK(run_job(wide).error().code == ErrorCode::too_large_for_format);
-  wide.format = std::nullopt;  // png output is fine at 70000x1
+  wide.params.format = std::nullopt;  // png output is fine at 70000x1
   CHECK(run_job(wide).ok());
 }

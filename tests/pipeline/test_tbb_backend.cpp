@@ -26,7 +26,7 @@ std::vector<JobSpec> sample_jobs() {
     for (const char* chain : ops) {
       JobSpec job;
       job.input = inputs[i];
-      job.ops = *parse_ops(chain);
+      job.params.ops = *parse_ops(chain);
       jobs.push_back(job);
     }
   }
@@ -71,7 +71,7 @@ TEST_CASE("TbbBackend reports job errors as values and counts them") {
   TbbBackend backend({1, 8});
   JobSpec bad;
   bad.input = "definitely not an image";
-  bad.ops = *parse_ops("contour");
+  bad.params.ops = *parse_ops("contour");
   auto result = backend.submit(bad).get();
   REQUIRE_FALSE(result.ok());
   CHECK(result.error().code == ErrorCode::unsupported_image);
@@ -84,7 +84,7 @@ TEST_CASE("TbbBackend refuses work beyond max_pending with queue_full") {
   // when the second submit arrives microseconds later.
   JobSpec slow;
   slow.input = test::encode_with_opencv(test::synthetic_image(1500, 1500, 3), ".bmp");
-  slow.ops = *parse_ops("blur:30,blur:30");
+  slow.params.ops = *parse_ops("blur:30,blur:30");
   auto first = backend.submit(slow);
   auto second = backend.submit(slow).get();
   REQUIRE_FALSE(second.ok());
@@ -93,7 +93,7 @@ TEST_CASE("TbbBackend refuses work beyond max_pending with queue_full") {
   // Capacity frees up once the first job is done.
   JobSpec quick;
   quick.input = test::read_test_data("fruits_320x240.jpg");
-  quick.ops = *parse_ops("contour");
+  quick.params.ops = *parse_ops("contour");
   CHECK(backend.submit(quick).get().ok());
 }
 

@@ -1,0 +1,325 @@
+#include "pipeline/process_pool_backend.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "pipeline/shared_buffer.hpp"
+#include "pipeline/worker_protocol.hpp"
+
+namespace pixpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often an idle dispatcher checks that its worker is still alive.
+constexpr std::chrono::milliseconds kHealthCheckInterval{200};
+
+// Above this, a finished job's pages are handed back to the kernel.
+constexpr std::size_t kResidentBufferBytes = std::size_t{16} << 20;
+
+struct Task {
+  JobSpec job;
+  std::promise<Result<JobOutput>> promise;
+  Clock::time_point submitted = Clock::now();
+};
+
+// One worker process and the dispatcher thread's view of it.
+struct Slot {
+  WorkerProcess process;
+  SharedBuffer buffer;
+  bool alive = false;
+};
+
+std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) {
+  std::promise<Result<JobOutput>> promise;
+  promise.set_value(Error{code, std::move(message)});
+  return promise.get_future();
+}
+
+// True when the worker's end is closed (it died while idle) or it sent
+// something unasked.
+bool peer_gone(int socket) {
+  pollfd p{socket, POLLIN, 0};
+  return poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+struct ProcessPoolBackend::State {
+  ProcessPoolOptions options;
+  std::shared_ptr<Zygote> zygote;
+  std::vector<Slot> slots;
+  std::vector<std::thread> dispatchers;
+
+  mutable std::mutex mutex;  // guards queue, pending, stopping, pids
+  std::condition_variable work_ready;
+  std::deque<std::shared_ptr<Task>> queue;
+  std::size_t pending = 0;
+  bool stopping = false;
+  std::vector<long> pids;
+
+  std::atomic<int> alive{0};
+  std::atomic<std::size_t> busy{0};
+  std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> restarts{0};
+
+  Result<void> start_worker(std::size_t index);
+  void retire_worker(std::size_t index, bool kill_it);
+  Result<JobOutput> execute(std::size_t index, const Task& task);
+  Result<JobOutput> execute_once(std::size_t index, const Task& task, bool& delivered);
+  void dispatch_loop(std::size_t index);
+  void check_idle_worker(std::size_t index);
+};
+
+void ProcessPoolBackend::State::check_idle_worker(std::size_t index) {
+  Slot& slot = slots[index];
+  if (slot.alive && !peer_gone(slot.process.socket.get())) return;
+  const bool was_alive = slot.alive;
+  retire_worker(index, true);
+  if (start_worker(index) && was_alive) ++restarts;
+}
+
+Result<void> ProcessPoolBackend::State::start_worker(std::size_t index) {
+  auto worker = zygote->spawn(WorkerSettings{options.worker_memory_mb});
+  if (!worker) {
+    return Error{ErrorCode::unavailable, "cannot start a worker process: " + worker.error().message};
+  }
+  Slot& slot = slots[index];
+  const int memfd = dup(worker->memfd.get());
+  auto buffer = SharedBuffer::map(UniqueFd(memfd));
+  if (!buffer) {
+    kill(worker->pid, SIGKILL);
+    return buffer.error();
+  }
+  slot.process = std::move(worker.value());
+  slot.buffer = std::move(buffer.value());
+  slot.alive = true;
+  ++alive;
+  std::lock_guard lock(mutex);
+  pids[index] = slot.process.pid;
+  return {};
+}
+
+void ProcessPoolBackend::State::retire_worker(std::size_t index, bool kill_it) {
+  Slot& slot = slots[index];
+  if (!slot.alive) return;
+  if (kill_it) kill(slot.process.pid, SIGKILL);
+  slot.process = WorkerProcess{};  // closing the socket ends an idle worker
+  slot.buffer = SharedBuffer{};
+  slot.alive = false;
+  --alive;
+  std::lock_guard lock(mutex);
+  pids[index] = -1;
+}
+
+Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, const Task& task,
+                                                          bool& delivered) {
+  Slot& slot = slots[index];
+  delivered = false;
+  if (peer_gone(slot.process.socket.get())) {
+    retire_worker(index, true);
+    return Error{ErrorCode::worker_crashed, "worker died while idle"};
+  }
+  const std::string& input = task.job.input;
+  if (auto ok = slot.buffer.grow_to(input.size()); !ok) return ok.error();
+  std::memcpy(slot.buffer.data(), input.data(), input.size());
+  const wire::Request request =
+      wire::make_request(task.job.params, input.size(), slot.buffer.size());
+  if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(sizeof request)) {
+    retire_worker(index, true);
+    return Error{ErrorCode::worker_crashed, "worker unreachable"};
+  }
+  delivered = true;
+
+  const pid_t pid = slot.process.pid;
+  const auto deadline = Clock::now() + options.job_timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      retire_worker(index, true);
+      return Error{ErrorCode::timeout, "job exceeded the job timeout of " +
+                                           std::to_string(options.job_timeout.count()) +
+                                           " ms; worker " + std::to_string(pid) + " was killed"};
+    }
+    pollfd p{slot.process.socket.get(), POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (ready < 0 && errno != EINTR) {
+      retire_worker(index, true);
+      return Error{ErrorCode::internal, std::string("poll: ") + std::strerror(errno)};
+    }
+    if (ready > 0) break;
+  }
+
+  wire::Reply reply{};
+  const ssize_t n = recv(slot.process.socket.get(), &reply, sizeof reply, 0);
+  if (n != static_cast<ssize_t>(sizeof reply)) {
+    retire_worker(index, true);
+    return Error{ErrorCode::worker_crashed,
+                 "worker " + std::to_string(pid) + " died while processing the job"};
+  }
+  if (!reply.ok) {
+    reply.message[sizeof reply.message - 1] = '\0';
+    return Error{static_cast<ErrorCode>(reply.error_code), reply.message};
+  }
+  if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) return ok.error();
+  if (reply.output_offset + reply.output_size > slot.buffer.size()) {
+    retire_worker(index, true);
+    return Error{ErrorCode::internal, "worker reply points outside its buffer"};
+  }
+  JobOutput out;
+  out.bytes.assign(slot.buffer.data() + reply.output_offset, reply.output_size);
+  out.format = static_cast<ImageFormat>(reply.format);
+  out.width = reply.width;
+  out.height = reply.height;
+  out.times.decode_ms = reply.decode_ms;
+  out.times.filter_ms = reply.filter_ms;
+  out.times.encode_ms = reply.encode_ms;
+  slot.buffer.release_above(kResidentBufferBytes);
+  return out;
+}
+
+Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const Task& task) {
+  // A job that never reached a worker (it had died while idle) is not that
+  // job's fault: give it one more try on a fresh worker.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!slots[index].alive) {
+      if (auto ok = start_worker(index); !ok) return ok.error();
+      ++restarts;
+    }
+    bool delivered = false;
+    auto result = execute_once(index, task, delivered);
+    const bool died = !slots[index].alive;
+    if (died && start_worker(index)) ++restarts;  // full strength before the next job
+    if (delivered || !died || attempt == 1) return result;
+  }
+  return Error{ErrorCode::worker_crashed, "no worker could take the job"};
+}
+
+void ProcessPoolBackend::State::dispatch_loop(std::size_t index) {
+  for (;;) {
+    std::shared_ptr<Task> task;
+    {
+      std::unique_lock lock(mutex);
+      const bool has_work = work_ready.wait_for(lock, kHealthCheckInterval,
+                                                [&] { return stopping || !queue.empty(); });
+      if (!has_work) {
+        // Idle: notice a worker killed by hand or by the OOM killer now, not
+        // when the next job arrives, so readiness tells the truth.
+        lock.unlock();
+        check_idle_worker(index);
+        continue;
+      }
+      if (queue.empty()) return;  // stopping and drained
+      task = std::move(queue.front());
+      queue.pop_front();
+    }
+    const double queue_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - task->submitted).count();
+    ++busy;
+    Result<JobOutput> result = execute(index, *task);
+    task->job = JobSpec{};
+    --busy;
+    if (result) {
+      result->times.queue_ms = queue_ms;
+      ++completed;
+    } else {
+      ++failed;
+    }
+    {
+      std::lock_guard lock(mutex);
+      --pending;
+    }
+    task->promise.set_value(std::move(result));
+  }
+}
+
+Result<std::unique_ptr<ProcessPoolBackend>> ProcessPoolBackend::create(
+    ProcessPoolOptions options, std::shared_ptr<Zygote> zygote) {
+  if (options.workers <= 0) {
+    options.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  auto state = std::make_unique<State>();
+  state->options = options;
+  state->zygote = std::move(zygote);
+  state->slots.resize(static_cast<std::size_t>(options.workers));
+  state->pids.assign(state->slots.size(), -1);
+  for (std::size_t i = 0; i < state->slots.size(); ++i) {
+    if (auto ok = state->start_worker(i); !ok) return ok.error();
+  }
+  for (std::size_t i = 0; i < state->slots.size(); ++i) {
+    state->dispatchers.emplace_back([s = state.get(), i] { s->dispatch_loop(i); });
+  }
+  return std::unique_ptr<ProcessPoolBackend>(new ProcessPoolBackend(std::move(state)));
+}
+
+ProcessPoolBackend::ProcessPoolBackend(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+ProcessPoolBackend::~ProcessPoolBackend() {
+  shutdown();
+  for (std::size_t i = 0; i < state_->slots.size(); ++i) state_->retire_worker(i, false);
+}
+
+std::future<Result<JobOutput>> ProcessPoolBackend::submit(JobSpec job) {
+  auto task = std::make_shared<Task>();
+  task->job = std::move(job);
+  auto future = task->promise.get_future();
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->stopping) return ready_error(ErrorCode::shutting_down, "server is shutting down");
+    if (state_->pending >= state_->options.max_pending) {
+      return ready_error(ErrorCode::queue_full, "process backend has " +
+                                                    std::to_string(state_->pending) +
+                                                    " jobs pending; retry later");
+    }
+    ++state_->pending;
+    state_->queue.push_back(std::move(task));
+  }
+  state_->work_ready.notify_one();
+  return future;
+}
+
+BackendStats ProcessPoolBackend::stats() const {
+  BackendStats s;
+  s.workers = state_->alive.load();
+  s.busy = state_->busy.load();
+  s.completed = state_->completed.load();
+  s.failed = state_->failed.load();
+  s.restarts = state_->restarts.load();
+  std::lock_guard lock(state_->mutex);
+  s.queued = state_->queue.size();
+  for (long pid : state_->pids) {
+    if (pid > 0) s.worker_pids.push_back(pid);
+  }
+  return s;
+}
+
+bool ProcessPoolBackend::ready() const {
+  std::lock_guard lock(state_->mutex);
+  return !state_->stopping &&
+         state_->alive.load() == static_cast<int>(state_->slots.size());
+}
+
+void ProcessPoolBackend::shutdown() {
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopping = true;
+  }
+  state_->work_ready.notify_all();
+  for (auto& t : state_->dispatchers) {
+    if (t.joinable()) t.join();
+  }
+}
+
+}  // namespace pixpool
