@@ -1,4 +1,6 @@
-// TbbBackend: correct results under concurrency, admission limit, shutdown.
+// The Backend contract, run against every backend (tbb and process): correct
+// and byte-identical results at concurrency 1, 2, 4 and 8, errors as values,
+// the admission limit, and shutdown.
 #include <doctest/doctest.h>
 
 #include <future>
@@ -6,7 +8,7 @@
 #include <vector>
 
 #include "filters/op_chain.hpp"
-#include "pipeline/tbb_backend.hpp"
+#include "tests/pipeline/backend_factories.hpp"
 #include "tests/support/images.hpp"
 
 using namespace pixpool;
@@ -22,10 +24,10 @@ std::vector<JobSpec> sample_jobs() {
       test::encode_with_opencv(test::synthetic_image(150, 90, 1), ".webp"),
   };
   const char* ops[] = {"blur:5,contour", "blur:1.5", "contour"};
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
+  for (const auto& input : inputs) {
     for (const char* chain : ops) {
       JobSpec job;
-      job.input = inputs[i];
+      job.input = input;
       job.params.ops = *parse_ops(chain);
       jobs.push_back(job);
     }
@@ -33,9 +35,17 @@ std::vector<JobSpec> sample_jobs() {
   return jobs;
 }
 
+JobSpec sleeping_job(int ms) {
+  JobSpec job;
+  job.input = test::read_test_data("fruits_320x240.jpg");
+  job.params.ops = *parse_ops("sleep:" + std::to_string(ms), true);
+  return job;
+}
+
 }  // namespace
 
-TEST_CASE("TbbBackend gives the same bytes as run_job at concurrency 1, 2, 4 and 8") {
+TEST_CASE_TEMPLATE("backend gives the same bytes as run_job at concurrency 1, 2, 4 and 8", B,
+                   test::TbbFactory, test::ProcessFactory) {
   const std::vector<JobSpec> jobs = sample_jobs();
   std::vector<std::string> expected;
   for (const JobSpec& job : jobs) {
@@ -45,68 +55,71 @@ TEST_CASE("TbbBackend gives the same bytes as run_job at concurrency 1, 2, 4 and
   }
   for (int concurrency : {1, 2, 4, 8}) {
     CAPTURE(concurrency);
-    TbbBackend backend({2, 256});
+    auto backend = B::make();
     std::vector<std::thread> clients;
     std::vector<int> mismatches(concurrency, 0);
     for (int c = 0; c < concurrency; ++c) {
       clients.emplace_back([&, c] {
         // Each client submits every job; results must not depend on interleaving.
         for (std::size_t i = 0; i < jobs.size(); ++i) {
-          auto result = backend.submit(jobs[i]).get();
+          auto result = backend->submit(jobs[i]).get();
           if (!result.ok() || result->bytes != expected[i]) ++mismatches[c];
         }
       });
     }
     for (auto& t : clients) t.join();
     for (int c = 0; c < concurrency; ++c) CHECK(mismatches[c] == 0);
-    const BackendStats stats = backend.stats();
+    const BackendStats stats = backend->stats();
     CHECK(stats.completed == jobs.size() * static_cast<std::size_t>(concurrency));
     CHECK(stats.failed == 0);
     CHECK(stats.busy == 0);
     CHECK(stats.queued == 0);
+    CHECK(stats.workers == 2);
+    CHECK(backend->ready());
   }
 }
 
-TEST_CASE("TbbBackend reports job errors as values and counts them") {
-  TbbBackend backend({1, 8});
+TEST_CASE_TEMPLATE("backend reports job errors as values and counts them", B, test::TbbFactory,
+                   test::ProcessFactory) {
+  auto backend = B::make();
   JobSpec bad;
   bad.input = "definitely not an image";
   bad.params.ops = *parse_ops("contour");
-  auto result = backend.submit(bad).get();
+  auto result = backend->submit(bad).get();
   REQUIRE_FALSE(result.ok());
   CHECK(result.error().code == ErrorCode::unsupported_image);
-  CHECK(backend.stats().failed == 1);
+  CHECK(!result.error().message.empty());
+
+  JobSpec huge;
+  huge.input = test::encode_with_opencv(test::synthetic_image(100, 100, 3), ".png");
+  huge.params.ops = *parse_ops("contour");
+  huge.params.max_pixels = 100;
+  CHECK(backend->submit(huge).get().error().code == ErrorCode::too_many_pixels);
+  CHECK(backend->stats().failed == 2);
 }
 
-TEST_CASE("TbbBackend refuses work beyond max_pending with queue_full") {
-  TbbBackend backend({1, 1});
-  // A job long enough (a large, strongly blurred image) to still be pending
-  // when the second submit arrives microseconds later.
-  JobSpec slow;
-  slow.input = test::encode_with_opencv(test::synthetic_image(1500, 1500, 3), ".bmp");
-  slow.params.ops = *parse_ops("blur:30,blur:30");
-  auto first = backend.submit(slow);
-  auto second = backend.submit(slow).get();
+TEST_CASE_TEMPLATE("backend refuses work beyond max_pending with queue_full", B, test::TbbFactory,
+                   test::ProcessFactory) {
+  auto backend = B::make(1);
+  auto first = backend->submit(sleeping_job(300));  // still pending for 300 ms
+  auto second = backend->submit(sleeping_job(0)).get();
   REQUIRE_FALSE(second.ok());
   CHECK(second.error().code == ErrorCode::queue_full);
   CHECK(first.get().ok());
-  // Capacity frees up once the first job is done.
-  JobSpec quick;
-  quick.input = test::read_test_data("fruits_320x240.jpg");
-  quick.params.ops = *parse_ops("contour");
-  CHECK(backend.submit(quick).get().ok());
+  // The slot is free again as soon as the first answer is out.
+  CHECK(backend->submit(sleeping_job(0)).get().ok());
 }
 
-TEST_CASE("TbbBackend shutdown waits for pending jobs and then refuses new ones") {
-  TbbBackend backend({2, 64});
+TEST_CASE_TEMPLATE("backend shutdown finishes pending jobs, then refuses new ones", B,
+                   test::TbbFactory, test::ProcessFactory) {
+  auto backend = B::make();
   std::vector<std::future<Result<JobOutput>>> futures;
-  for (const JobSpec& job : sample_jobs()) futures.push_back(backend.submit(job));
-  backend.shutdown();
+  for (const JobSpec& job : sample_jobs()) futures.push_back(backend->submit(job));
+  backend->shutdown();
   for (auto& f : futures) {
     REQUIRE(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
     CHECK(f.get().ok());
   }
-  CHECK_FALSE(backend.ready());
-  JobSpec job = sample_jobs().front();
-  CHECK(backend.submit(job).get().error().code == ErrorCode::shutting_down);
+  CHECK_FALSE(backend->ready());
+  CHECK(backend->submit(sample_jobs().front()).get().error().code == ErrorCode::shutting_down);
 }
