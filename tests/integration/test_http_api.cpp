@@ -56,30 +56,34 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("POST a JPEG: the processed JPEG comes back with backend and timing headers") {
-  test::ServerProcess server;
+TEST_CASE("POST a JPEG to either backend: the same processed JPEG comes back, with headers") {
+  test::ServerProcess server({"--workers", "2"});
   auto client = client_for(server);
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
-
-  auto res = client.Post("/v1/process", photo, "image/jpeg");
-  REQUIRE(res);
-  CHECK(res->status == 200);
-  CHECK(res->get_header_value("Content-Type") == "image/jpeg");
-  CHECK(res->get_header_value("X-Pixpool-Backend") == "tbb");
-  CHECK(res->get_header_value("X-Pixpool-Image-Size") == "320x240");
-  const std::string timing = res->get_header_value("Server-Timing");
-  for (const char* stage : {"queue;dur=", "decode;dur=", "filter;dur=", "encode;dur=",
-                            "total;dur="}) {
-    CAPTURE(stage);
-    CHECK(contains(timing, stage));
-  }
   // Exactly what the pipeline computes in-process for the default chain.
   JobSpec job;
   job.input = photo;
   job.params.ops = *parse_ops(kDefaultOps);
   auto expected = run_job(job);
   REQUIRE(expected.ok());
-  CHECK(res->body == expected->bytes);
+
+  for (const std::string backend : {"", "tbb", "process"}) {
+    CAPTURE(backend);
+    auto res = client.Post("/v1/process" + (backend.empty() ? "" : "?backend=" + backend), photo,
+                           "image/jpeg");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type") == "image/jpeg");
+    CHECK(res->get_header_value("X-Pixpool-Backend") == (backend.empty() ? "tbb" : backend));
+    CHECK(res->get_header_value("X-Pixpool-Image-Size") == "320x240");
+    const std::string timing = res->get_header_value("Server-Timing");
+    for (const char* stage : {"queue;dur=", "decode;dur=", "filter;dur=", "encode;dur=",
+                              "total;dur="}) {
+      CAPTURE(stage);
+      CHECK(contains(timing, stage));
+    }
+    CHECK(res->body == expected->bytes);  // both backends: byte-identical output
+  }
 }
 
 TEST_CASE("the image type is judged by its bytes, never by Content-Type; multipart works") {
@@ -100,8 +104,8 @@ TEST_CASE("the image type is judged by its bytes, never by Content-Type; multipa
   CHECK(test::decode_with_opencv(multipart->body).size() == cv::Size(320, 240));
 }
 
-TEST_CASE("valid edge-case images are processed, not refused") {
-  test::ServerProcess server;
+TEST_CASE("valid edge-case images are processed, not refused, by both backends") {
+  test::ServerProcess server({"--workers", "2"});
   auto client = client_for(server);
   struct Case {
     std::string name;
@@ -133,15 +137,19 @@ TEST_CASE("valid edge-case images are processed, not refused") {
       {"webp input", test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".webp"),
        "?quality=50", "image/webp", {30, 20}, 3},
   };
+  for (const std::string backend : {"tbb", "process"}) {
   for (const Case& c : cases) {
+    CAPTURE(backend);
     CAPTURE(c.name);
-    auto res = client.Post("/v1/process" + c.query, c.body, "application/octet-stream");
+    const std::string query = (c.query.empty() ? "?" : c.query + "&") + "backend=" + backend;
+    auto res = client.Post("/v1/process" + query, c.body, "application/octet-stream");
     REQUIRE(res);
     CHECK(res->status == 200);
     CHECK(res->get_header_value("Content-Type") == c.content_type);
     const cv::Mat out = test::decode_with_opencv(res->body);
     CHECK(out.size() == c.size);
     CHECK(out.channels() == c.channels);
+  }
   }
   // Alpha passes through unchanged in PNG output.
   auto res = client.Post("/v1/process", test::encode_with_opencv(bgra, ".png"), "image/png");
@@ -153,23 +161,31 @@ TEST_CASE("valid edge-case images are processed, not refused") {
 }
 
 TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") {
-  test::ServerProcess server;
+  test::ServerProcess server({"--workers", "2"});
   auto client = client_for(server);
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
 
+  // Image-level errors come from the backend: both must agree.
+  for (const std::string backend : {"tbb", "process"}) {
+    CAPTURE(backend);
+    const std::string path = "/v1/process?backend=" + backend;
+    expect_error(client.Post(path, "\x01\x02 random bytes \x7f", "image/jpeg"), 415,
+                 "unsupported_image");
+    const std::string truncated = expect_error(
+        client.Post(path, photo.substr(0, photo.size() / 2), "image/jpeg"), 415,
+        "unsupported_image");
+    CHECK(contains(truncated, "JPEG"));
+    expect_error(client.Post(path, png_claiming(50, 50), "image/png"), 415, "unsupported_image");
+    const std::string huge = expect_error(
+        client.Post(path, png_claiming(100000, 100000), "image/png"), 422, "too_many_pixels");
+    CHECK(contains(huge, "100000x100000"));
+    expect_error(client.Post(path + "&format=jpeg",
+                             test::encode_with_opencv(test::synthetic_image(70000, 1, 3), ".png"),
+                             "image/png"),
+                 422, "too_large_for_format");
+  }
+
   expect_error(client.Post("/v1/process", "", "image/jpeg"), 400, "empty_body");
-  expect_error(client.Post("/v1/process", "\x01\x02 random bytes \x7f", "image/jpeg"), 415,
-               "unsupported_image");
-  const std::string truncated_message = expect_error(
-      client.Post("/v1/process", photo.substr(0, photo.size() / 2), "image/jpeg"), 415,
-      "unsupported_image");
-  CHECK(contains(truncated_message, "JPEG"));
-  expect_error(client.Post("/v1/process", png_claiming(50, 50), "image/png"), 415,
-               "unsupported_image");
-  const std::string huge = expect_error(
-      client.Post("/v1/process", png_claiming(100000, 100000), "image/png"), 422,
-      "too_many_pixels");
-  CHECK(contains(huge, "100000x100000"));
 
   const std::string ops = expect_error(
       client.Post("/v1/process?ops=blur:abc", photo, "image/jpeg"), 400, "invalid_ops");
@@ -178,7 +194,10 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
   expect_error(client.Post("/v1/process?ops=sharpen", photo, "image/jpeg"), 400, "invalid_ops");
   const std::string backend = expect_error(
       client.Post("/v1/process?backend=gpu", photo, "image/jpeg"), 400, "unknown_backend");
-  CHECK(contains(backend, "tbb"));
+  CHECK(contains(backend, "tbb, process"));
+  // Test-only ops do not exist unless the server enables them.
+  expect_error(client.Post("/v1/process?ops=crash&backend=process", photo, "image/jpeg"), 400,
+               "invalid_ops");
   expect_error(client.Post("/v1/process?format=gif", photo, "image/jpeg"), 400,
                "invalid_parameter");
   expect_error(client.Post("/v1/process?quality=0", photo, "image/jpeg"), 400,
@@ -196,11 +215,6 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
   expect_error(client.Delete("/v1/process"), 405, "method_not_allowed");
   expect_error(client.Get("/no/such/route"), 404, "not_found");
   expect_error(client.Post("/healthz", "x", "text/plain"), 405, "method_not_allowed");
-
-  expect_error(client.Post("/v1/process?format=jpeg",
-                           test::encode_with_opencv(test::synthetic_image(70000, 1, 3), ".png"),
-                           "image/png"),
-               422, "too_large_for_format");
 
   // Still up, still correct.
   CHECK(server.running());
@@ -232,8 +246,8 @@ TEST_CASE("limits: 413 over --max-body-bytes, 422 over --max-pixels") {
   CHECK(small->status == 200);
 }
 
-TEST_CASE("concurrent clients all get correct answers") {
-  test::ServerProcess server({"--tbb-threads", "2"});
+TEST_CASE("concurrent clients of both backends all get correct answers") {
+  test::ServerProcess server({"--tbb-threads", "2", "--workers", "2"});
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
   JobSpec job;
   job.input = photo;
@@ -243,10 +257,11 @@ TEST_CASE("concurrent clients all get correct answers") {
   std::atomic<int> ok{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < 12; ++c) {
-    clients.emplace_back([&] {
+    clients.emplace_back([&, c] {
       auto client = client_for(server);
+      const std::string path = std::string("/v1/process?backend=") + (c % 2 ? "process" : "tbb");
       for (int i = 0; i < 4; ++i) {
-        auto res = client.Post("/v1/process", photo, "image/jpeg");
+        auto res = client.Post(path, photo, "image/jpeg");
         if (res && res->status == 200 && res->body == expected) ++ok;
       }
     });
@@ -267,6 +282,7 @@ TEST_CASE("health, readiness and the access log") {
   const auto body = nlohmann::json::parse(ready->body);
   CHECK(body["status"] == "ready");
   CHECK(body["backends"]["tbb"]["ready"] == true);
+  CHECK(body["backends"]["process"]["ready"] == true);
 
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
   REQUIRE(client.Post("/v1/process", photo, "image/jpeg"));

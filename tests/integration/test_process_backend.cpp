@@ -1,0 +1,229 @@
+// The process backend through the real server: workers SIGKILLed under load,
+// crashing and runaway jobs, readiness, and clean shutdown of the process tree.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "tests/support/images.hpp"
+#include "tests/support/process_info.hpp"
+#include "tests/support/server_process.hpp"
+
+using namespace pixpool;
+using namespace std::chrono_literals;
+
+namespace {
+
+httplib::Client client_for(const test::ServerProcess& server) {
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(60, 0);
+  client.set_write_timeout(60, 0);
+  client.set_connection_timeout(5, 0);
+  return client;
+}
+
+nlohmann::json readiness(const test::ServerProcess& server, int* status = nullptr) {
+  auto res = client_for(server).Get("/readyz");
+  if (!res) return {};
+  if (status != nullptr) *status = res->status;
+  return nlohmann::json::parse(res->body, nullptr, false);
+}
+
+std::vector<pid_t> worker_pids(const test::ServerProcess& server) {
+  std::vector<pid_t> pids;
+  const auto body = readiness(server);
+  if (body.contains("backends") && body["backends"]["process"].contains("worker_pids")) {
+    for (const auto& pid : body["backends"]["process"]["worker_pids"]) pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Waits (up to 10 s) for /readyz to report the process pool at `workers`.
+bool pool_back_to(const test::ServerProcess& server, int workers) {
+  for (int i = 0; i < 500; ++i) {
+    int status = 0;
+    const auto body = readiness(server, &status);
+    if (status == 200 && body["backends"]["process"]["workers"] == workers) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+std::string error_code(const std::string& body) {
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.contains("error")) return "";
+  return json["error"]["code"];
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILLing workers under load: every request is answered, the pool recovers") {
+  test::ServerProcess server({"--workers", "2", "--enable-test-ops", "on"});
+  const pid_t zygote = test::children_of(server.pid()).at(0);
+  const std::string photo = test::read_test_data("baboon_320x240.jpg");
+  // A short sleep in each job makes kills likely to land mid-job.
+  const std::string path = "/v1/process?backend=process&ops=blur:5,contour,sleep:40";
+
+  constexpr int kClients = 4;
+  constexpr int kRequestsPerClient = 15;
+  std::atomic<int> ok{0}, crashed{0}, other{0}, unanswered{0};
+  std::atomic<bool> done{false};
+  std::set<pid_t> killed;
+
+  std::thread killer([&] {
+    for (int k = 0; k < 6 && !done; ++k) {
+      std::this_thread::sleep_for(120ms);
+      const auto pids = worker_pids(server);
+      if (pids.empty()) continue;
+      const pid_t victim = pids[static_cast<std::size_t>(k) % pids.size()];
+      if (kill(victim, SIGKILL) == 0) killed.insert(victim);
+    }
+  });
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      auto client = client_for(server);
+      for (int i = 0; i < kRequestsPerClient; ++i) {
+        auto res = client.Post(path, photo, "image/jpeg");
+        if (!res) {
+          ++unanswered;
+        } else if (res->status == 200 && !test::decode_with_opencv(res->body).empty()) {
+          ++ok;
+        } else if (res->status == 500 && error_code(res->body) == "worker_crashed") {
+          ++crashed;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  done = true;
+  killer.join();
+
+  MESSAGE("killed " << killed.size() << " workers; " << ok.load() << " ok, " << crashed.load()
+                    << " worker_crashed");
+  CHECK(unanswered == 0);
+  CHECK(other == 0);
+  CHECK(ok + crashed == kClients * kRequestsPerClient);
+  CHECK(crashed <= static_cast<int>(killed.size()));  // only jobs on killed workers fail
+  CHECK(ok >= kClients * kRequestsPerClient - static_cast<int>(killed.size()));
+  CHECK(killed.size() >= 3);
+
+  REQUIRE(pool_back_to(server, 2));
+  for (pid_t pid : worker_pids(server)) CHECK(killed.count(pid) == 0);
+  const auto body = readiness(server);
+  CHECK(body["backends"]["process"]["restarts"].get<int>() >= static_cast<int>(killed.size()));
+  // No zombies: the zygote's children are exactly the live workers.
+  std::set<pid_t> children;
+  for (pid_t child : test::children_of(zygote)) children.insert(child);
+  std::set<pid_t> live;
+  for (pid_t pid : worker_pids(server)) live.insert(pid);
+  CHECK(children == live);
+  // And the server still serves.
+  auto res = client_for(server).Post("/v1/process?backend=process", photo, "image/jpeg");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+}
+
+TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed; others carry on") {
+  test::ServerProcess server(
+      {"--workers", "2", "--job-timeout", "500ms", "--enable-test-ops", "on"});
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+
+  std::optional<httplib::Result> slow;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread runaway([&] {
+    slow = client_for(server).Post("/v1/process?backend=process&ops=sleep:30000", photo,
+                                   "image/jpeg");
+  });
+  // Meanwhile the other worker keeps serving.
+  auto normal = client_for(server).Post("/v1/process?backend=process", photo, "image/jpeg");
+  REQUIRE(normal);
+  CHECK(normal->status == 200);
+  runaway.join();
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE(slow.has_value());
+  REQUIRE(*slow);
+  CHECK((*slow)->status == 504);
+  CHECK(error_code((*slow)->body) == "timeout");
+  CHECK(took < 15s);  // cut off, not run for 30 s
+
+  auto crash = client_for(server).Post("/v1/process?backend=process&ops=crash", photo,
+                                       "image/jpeg");
+  REQUIRE(crash);
+  CHECK(crash->status == 500);
+  CHECK(error_code(crash->body) == "worker_crashed");
+
+  REQUIRE(pool_back_to(server, 2));
+  CHECK(server.running());
+}
+
+TEST_CASE("/readyz is not ready while the pool is below its size") {
+  test::ServerProcess server({"--workers", "2"});
+  REQUIRE(pool_back_to(server, 2));
+  // Killing the zygote takes its workers with it (PDEATHSIG) and leaves
+  // nothing to fork replacements: the pool stays below size.
+  const pid_t zygote = test::children_of(server.pid()).at(0);
+  REQUIRE(kill(zygote, SIGKILL) == 0);
+  int status = 0;
+  for (int i = 0; i < 250; ++i) {
+    readiness(server, &status);
+    if (status == 503) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(status == 503);
+  const auto body = readiness(server);
+  CHECK(body["status"] == "not_ready");
+  CHECK(body["backends"]["process"]["ready"] == false);
+  CHECK(body["backends"]["tbb"]["ready"] == true);
+
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+  auto process = client_for(server).Post("/v1/process?backend=process", photo, "image/jpeg");
+  REQUIRE(process);
+  CHECK(process->status == 503);
+  CHECK(error_code(process->body) == "unavailable");
+  auto tbb = client_for(server).Post("/v1/process?backend=tbb", photo, "image/jpeg");
+  REQUIRE(tbb);
+  CHECK(tbb->status == 200);
+}
+
+TEST_CASE("SIGTERM drains in-flight process jobs, exits 0 and takes the workers along") {
+  test::ServerProcess server({"--workers", "2", "--enable-test-ops", "on"});
+  const pid_t zygote = test::children_of(server.pid()).at(0);
+  const std::vector<pid_t> workers = worker_pids(server);
+  REQUIRE(workers.size() == 2);
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+
+  std::optional<int> status;
+  std::thread request([&] {
+    auto res = client_for(server).Post("/v1/process?backend=process&ops=sleep:1500,contour",
+                                       photo, "image/jpeg");
+    if (res) status = res->status;
+  });
+  bool busy = false;
+  for (int i = 0; i < 500 && !busy; ++i) {
+    busy = readiness(server)["backends"]["process"]["busy"] == 1;
+    if (!busy) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(busy);
+  CHECK(server.stop(SIGTERM, 60.0) == 0);
+  request.join();
+  REQUIRE(status.has_value());
+  CHECK(*status == 200);
+
+  bool all_gone = false;
+  for (int i = 0; i < 250 && !all_gone; ++i) {
+    all_gone = !test::process_alive(zygote);
+    for (pid_t w : workers) all_gone = all_gone && !test::process_alive(w);
+    if (!all_gone) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(all_gone);
+}
