@@ -86,7 +86,7 @@ TEST_CASE("POST a JPEG to either backend: the same processed JPEG comes back, wi
   }
 }
 
-TEST_CASE("the image type is judged by its bytes, never by Content-Type; multipart works") {
+TEST_CASE("the image type is judged by its bytes, never by Content-Type, and multipart works") {
   test::ServerProcess server;
   auto client = client_for(server);
   const std::string photo = test::read_test_data("baboon_320x240.jpg");

@@ -133,7 +133,7 @@ TEST_CASE("SIGKILLing workers under load: every request is answered, the pool re
   CHECK(res->status == 200);
 }
 
-TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed; others carry on") {
+TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed, others carry on") {
   test::ServerProcess server(
       {"--workers", "2", "--job-timeout", "500ms", "--enable-test-ops", "on"});
   const std::string photo = test::read_test_data("fruits_320x240.jpg");

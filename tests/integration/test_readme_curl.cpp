@@ -55,6 +55,15 @@ TEST_CASE("README curl commands work as written") {
     const cv::Mat out = test::decode_with_opencv(test::read_file(dir + "/out.jpg"));
     CHECK(out.size() == cv::Size(320, 240));
   }
+  SUBCASE("the process backend returns the same bytes") {
+    REQUIRE(run("curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg").exit_code == 0);
+    REQUIRE(run("curl --data-binary @photo.jpg 'localhost:8080/v1/process?backend=process' -o "
+                "out-process.jpg")
+                .exit_code == 0);
+    const std::string tbb = test::read_file(dir + "/out.jpg");
+    CHECK(tbb.size() > 1000);
+    CHECK(test::read_file(dir + "/out-process.jpg") == tbb);
+  }
   SUBCASE("multipart upload with ops and format") {
     const std::string cmd =
         "curl -F image=@photo.jpg 'localhost:8080/v1/process?ops=blur:2.5,contour&format=png' "

@@ -84,7 +84,7 @@ TEST_CASE("a worker killed while idle is replaced, and no job notices") {
   CHECK(pool->stats().restarts >= 2);
 }
 
-TEST_CASE("a crashing job fails alone with worker_crashed; the pool recovers") {
+TEST_CASE("a crashing job fails alone with worker_crashed and the pool recovers") {
   auto pool = make_pool(2);
   std::vector<std::future<Result<JobOutput>>> good;
   for (int i = 0; i < 6; ++i) good.push_back(pool->submit(photo_job()));
@@ -109,6 +109,12 @@ TEST_CASE("a job over the deadline is killed with its worker: timeout, then reco
 }
 
 TEST_CASE("a job over the worker memory cap fails alone") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer runtimes reserve terabytes of shadow address space, so an
+  // RLIMIT_AS cap cannot work under them (a documented ASan/TSan limit).
+  MESSAGE("skipped: RLIMIT_AS is incompatible with sanitizer builds");
+  return;
+#endif
   auto pool = make_pool(1, 60s, 512);
   auto hog = pool->submit(photo_job("hog:2048", true)).get();
   REQUIRE_FALSE(hog.ok());
