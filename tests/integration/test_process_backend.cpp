@@ -227,3 +227,25 @@ TEST_CASE("SIGTERM drains in-flight process jobs, exits 0 and takes the workers 
   }
   CHECK(all_gone);
 }
+
+TEST_CASE("SIGTERM gives up after --shutdown-timeout when in-flight work will not finish") {
+  test::ServerProcess server(
+      {"--workers", "1", "--enable-test-ops", "on", "--shutdown-timeout", "1s"});
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+  std::thread request([&] {
+    // Outlives the shutdown deadline; the answer is irrelevant here.
+    (void)client_for(server).Post("/v1/process?backend=process&ops=sleep:20000", photo,
+                                  "image/jpeg");
+  });
+  bool busy = false;
+  for (int i = 0; i < 500 && !busy; ++i) {
+    busy = readiness(server)["backends"]["process"]["busy"] == 1;
+    if (!busy) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(busy);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(server.stop(SIGTERM, 30.0) == 1);
+  CHECK(std::chrono::steady_clock::now() - start < 15s);
+  request.join();
+  CHECK(server.log().find("shutdown deadline passed") != std::string::npos);
+}
