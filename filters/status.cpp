@@ -15,6 +15,9 @@ std::string_view code_name(ErrorCode code) {
     case ErrorCode::unsupported_image: return "unsupported_image";
     case ErrorCode::too_many_pixels: return "too_many_pixels";
     case ErrorCode::too_large_for_format: return "too_large_for_format";
+    case ErrorCode::source_forbidden: return "source_forbidden";
+    case ErrorCode::source_too_large: return "source_too_large";
+    case ErrorCode::origin_failed: return "origin_failed";
     case ErrorCode::queue_full: return "queue_full";
     case ErrorCode::timeout: return "timeout";
     case ErrorCode::worker_crashed: return "worker_crashed";

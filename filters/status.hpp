@@ -23,6 +23,9 @@ enum class ErrorCode {
   unsupported_image,     // bytes are not a decodable JPEG/PNG/WebP/BMP/TIFF
   too_many_pixels,       // header dimensions over --max-pixels
   too_large_for_format,  // the output format cannot hold the image dimensions
+  source_forbidden,      // a download URL is not allowed (scheme, address, allowlist)
+  source_too_large,      // a download exceeded --max-download-bytes
+  origin_failed,         // the download origin failed (HTTP error, refused, reset)
   queue_full,            // backend admission refused; retry later
   timeout,               // the job exceeded its deadline
   worker_crashed,        // a worker process died while running the job

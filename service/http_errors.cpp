@@ -13,7 +13,10 @@ int http_status(ErrorCode code) {
     case ErrorCode::missing_image: return 400;
     case ErrorCode::not_found: return 404;
     case ErrorCode::method_not_allowed: return 405;
-    case ErrorCode::body_too_large: return 413;
+    case ErrorCode::source_forbidden: return 403;
+    case ErrorCode::body_too_large:
+    case ErrorCode::source_too_large: return 413;
+    case ErrorCode::origin_failed: return 502;
     case ErrorCode::unsupported_image: return 415;
     case ErrorCode::too_many_pixels:
     case ErrorCode::too_large_for_format: return 422;
