@@ -158,6 +158,58 @@ const std::vector<Option>& options() {
       seconds_option("read-timeout", "how long a client may stall while sending a request",
                      &Config::read_timeout_s, 1, 3600),
       switch_option("access-log", "one log line per request on stderr", &Config::access_log),
+      int_option("io-threads", "threads downloading url= sources (separate from compute)",
+                 &Config::io_threads, 1, 1024),
+      duration_option("download-timeout", "connect + transfer time allowed per download",
+                      &Config::download_timeout_ms, 100, 600'000),
+      size_option("max-download-bytes", "largest source a download may fetch; larger gets 413",
+                  &Config::max_download_bytes, 1024, std::uint64_t{1} << 34, true),
+      switch_option("allow-private-sources",
+                    "let downloads reach loopback/private/link-local addresses (SSRF risk)",
+                    &Config::allow_private_sources),
+      Option{"allowed-sources", "PREFIXES",
+             "comma-separated URL prefixes whose hosts may be private (e.g. an internal origin)",
+             [](const Config& c) {
+               std::string out;
+               for (const auto& p : c.allowed_sources) out += (out.empty() ? "" : ",") + p;
+               return out.empty() ? std::string("none") : out;
+             },
+             [](Config& c, std::string_view t) -> std::string {
+               c.allowed_sources.clear();
+               while (!t.empty()) {
+                 const auto comma = t.find(',');
+                 std::string_view item = t.substr(0, comma);
+                 if (!item.empty()) {
+                   if (!item.starts_with("http://") && !item.starts_with("https://")) {
+                     return "each prefix must start with http:// or https://";
+                   }
+                   c.allowed_sources.emplace_back(item);
+                 }
+                 if (comma == std::string_view::npos) break;
+                 t.remove_prefix(comma + 1);
+               }
+               return "";
+             }},
+      int_option("batch-threads", "batch/job items in flight across all batches",
+                 &Config::batch_threads, 1, 1024),
+      size_option("max-batch-items", "most images in one batch or job", &Config::max_batch_items,
+                  1, 100'000, false),
+      size_option("results-max-bytes", "memory for stored batch/job outputs (oldest evicted)",
+                  &Config::results_max_bytes, 1u << 20, std::uint64_t{1} << 40, true),
+      size_option("results-max-entries", "most stored batch/job outputs",
+                  &Config::results_max_entries, 1, 10'000'000, false),
+      seconds_option("results-ttl", "how long stored outputs stay fetchable",
+                     &Config::results_ttl_s, 1, 7 * 24 * 3600),
+      Option{"replica-id", "NAME",
+             "prefix of job and result ids, so a load balancer can route them (e.g. r1)",
+             [](const Config& c) { return c.replica_id.empty() ? std::string("none") : c.replica_id; },
+             [](Config& c, std::string_view t) -> std::string {
+               for (char ch : t) {
+                 if (!std::isalnum(static_cast<unsigned char>(ch))) return "must be letters and digits";
+               }
+               c.replica_id = std::string(t);
+               return "";
+             }},
       switch_option("enable-test-ops",
                     "allow the test-only ops sleep, crash and hog (never in production)",
                     &Config::enable_test_ops),

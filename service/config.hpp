@@ -30,6 +30,19 @@ struct Config {
   int read_timeout_s = 30;                  // per socket read while receiving a request
   bool access_log = true;
   bool enable_test_ops = false;             // sleep/crash/hog ops, for tests only
+  // Downloads (url= and batch URL items).
+  int io_threads = 16;                      // concurrent downloads
+  int download_timeout_ms = 10000;          // per download, redirects included
+  std::size_t max_download_bytes = 64u << 20;
+  bool allow_private_sources = false;       // let downloads reach private addresses
+  std::vector<std::string> allowed_sources; // URL prefixes that may be private
+  // Batches, jobs and stored results.
+  int batch_threads = 32;                   // batch items in flight across all batches
+  std::size_t max_batch_items = 1000;
+  std::size_t results_max_bytes = std::size_t{1} << 30;
+  std::size_t results_max_entries = 100000;
+  int results_ttl_s = 3600;
+  std::string replica_id;                   // prefix of job/result ids ("r1" -> "r1-...")
 };
 
 struct CommandLine {

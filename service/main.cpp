@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "pipeline/backend.hpp"
+#include "pipeline/batch.hpp"
+#include "pipeline/downloader.hpp"
+#include "pipeline/result_store.hpp"
 #include "pipeline/process_pool_backend.hpp"
 #include "pipeline/tbb_backend.hpp"
 #include "pipeline/zygote.hpp"
@@ -77,7 +80,18 @@ int main(int argc, char** argv) {
   const int workers = pool.value()->stats().workers;
   backends.add(std::move(pool.value()));
 
-  Server server(config, backends);
+  Downloader downloader(DownloadOptions{config.io_threads,
+                                        std::chrono::milliseconds(config.download_timeout_ms),
+                                        config.max_download_bytes, 5,
+                                        config.allow_private_sources, config.allowed_sources});
+  const std::string id_prefix = config.replica_id.empty() ? "" : config.replica_id + "-";
+  ResultStore results(ResultStoreOptions{config.results_max_entries, config.results_max_bytes,
+                                         std::chrono::seconds(config.results_ttl_s), id_prefix});
+  auto batches = std::make_unique<BatchRunner>(
+      BatchRunnerOptions{config.batch_threads, config.max_batch_items, 1000, id_prefix},
+      downloader, results);
+
+  Server server(config, ServerParts{backends, downloader, results, *batches});
   auto port = server.bind();
   if (!port) {
     std::fprintf(stderr, "pixpool: %s\n", port.error().message.c_str());
@@ -107,6 +121,7 @@ int main(int argc, char** argv) {
   });
 
   const bool served = server.run();  // returns once stop() has drained HTTP threads
+  batches.reset();  // cancels items not started, waits for running ones
   for (const auto& backend : backends.all()) backend->shutdown();
   drained.set_value();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);  // no-op if it already returned

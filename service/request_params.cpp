@@ -63,13 +63,17 @@ Result<QueryParams> parse_query(std::string_view target) {
 
 Result<ProcessParams> parse_process_params(const QueryParams& query,
                                            std::string_view default_backend,
-                                           bool allow_test_ops) {
+                                           bool allow_test_ops,
+                                           std::initializer_list<std::string_view> extra_keys) {
   for (const auto& [key, value] : query) {
     bool known = false;
     for (auto name : kProcessParams) known = known || key == name;
+    for (auto name : extra_keys) known = known || key == name;
     if (!known) {
+      std::string valid = "ops, backend, format, quality";
+      for (auto name : extra_keys) valid += ", " + std::string(name);
       return Error{ErrorCode::invalid_parameter,
-                   "unknown parameter '" + key + "' (valid: ops, backend, format, quality)"};
+                   "unknown parameter '" + key + "' (valid: " + valid + ")"};
     }
     if (query.count(key) > 1) {
       return Error{ErrorCode::invalid_parameter, "parameter '" + key + "' given more than once"};

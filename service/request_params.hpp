@@ -3,6 +3,7 @@
 // target (never from a form-encoded body, which for curl --data-binary is
 // really the image).
 
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,8 +33,10 @@ struct ProcessParams {
 // `allow_test_ops` lets the test-only ops parse (--enable-test-ops).
 // Errors: invalid_ops naming the op and argument; invalid_parameter for an
 // unknown parameter, a repeated one, a bad format or quality.
+// `extra_keys` are further parameters the route accepts (e.g. "url").
 Result<ProcessParams> parse_process_params(const QueryParams& query,
                                            std::string_view default_backend,
-                                           bool allow_test_ops = false);
+                                           bool allow_test_ops = false,
+                                           std::initializer_list<std::string_view> extra_keys = {});
 
 }  // namespace pixpool

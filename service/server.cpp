@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "service/batch_api.hpp"
 #include "service/http_errors.hpp"
 #include "service/request_params.hpp"
 
@@ -43,11 +44,12 @@ std::string utc_timestamp() {
   return buf;
 }
 
-std::string server_timing(const StageTimes& t, double total_ms) {
-  char buf[256];
+std::string server_timing(const StageTimes& t, double download_ms, double total_ms) {
+  char buf[320];
   std::snprintf(buf, sizeof buf,
-                "queue;dur=%.3f, decode;dur=%.3f, filter;dur=%.3f, encode;dur=%.3f, total;dur=%.3f",
-                t.queue_ms, t.decode_ms, t.filter_ms, t.encode_ms, total_ms);
+                "queue;dur=%.3f, download;dur=%.3f, decode;dur=%.3f, filter;dur=%.3f, "
+                "encode;dur=%.3f, total;dur=%.3f",
+                t.queue_ms, download_ms, t.decode_ms, t.filter_ms, t.encode_ms, total_ms);
   return buf;
 }
 
@@ -71,17 +73,29 @@ struct Route {
 }  // namespace
 
 struct Server::Impl {
-  Impl(const Config& c, BackendSet& b) : config(c), backends(b) {}
+  Impl(const Config& c, ServerParts p)
+      : config(c), backends(p.backends), downloader(p.downloader), results(p.results),
+        batches(p.batches) {}
 
   const Config config;
   BackendSet& backends;
+  Downloader& downloader;
+  ResultStore& results;
+  BatchRunner& batches;
   httplib::Server http;
   std::mutex log_mutex;
 
   void install();
   void install_routes(const std::vector<Route>& routes);
   void handle_process(const httplib::Request& req, httplib::Response& res,
-                      const httplib::ContentReader& reader);
+                      const httplib::ContentReader* reader);
+  void handle_batch(const httplib::Request& req, httplib::Response& res, bool async);
+  void handle_job_status(const httplib::Request& req, httplib::Response& res);
+  void handle_job_cancel(const httplib::Request& req, httplib::Response& res);
+  void handle_job_events(const httplib::Request& req, httplib::Response& res);
+  void handle_job_archive(const httplib::Request& req, httplib::Response& res);
+  void handle_result(const httplib::Request& req, httplib::Response& res);
+  std::shared_ptr<Batch> find_batch(const httplib::Request& req, httplib::Response& res);
   void handle_ready(httplib::Response& res);
   void log_access(const httplib::Request& req, const httplib::Response& res);
 };
@@ -166,9 +180,31 @@ void Server::Impl::install() {
                    httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }}}},
       {"/readyz",
        {{"GET", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); }}}},
-      {"/v1/process", {},
+      {"/v1/process",
+       {{"GET", [this](const httplib::Request& req,
+                       httplib::Response& res) { handle_process(req, res, nullptr); }}},
        [this](const httplib::Request& req, httplib::Response& res,
-              const httplib::ContentReader& reader) { handle_process(req, res, reader); }},
+              const httplib::ContentReader& reader) { handle_process(req, res, &reader); }},
+      {"/v1/batch",
+       {{"POST", [this](const httplib::Request& req,
+                        httplib::Response& res) { handle_batch(req, res, false); }}}},
+      {"/v1/jobs",
+       {{"POST", [this](const httplib::Request& req,
+                        httplib::Response& res) { handle_batch(req, res, true); }}}},
+      {R"(/v1/jobs/([A-Za-z0-9-]+))",
+       {{"GET", [this](const httplib::Request& req,
+                       httplib::Response& res) { handle_job_status(req, res); }},
+        {"DELETE", [this](const httplib::Request& req,
+                          httplib::Response& res) { handle_job_cancel(req, res); }}}},
+      {R"(/v1/jobs/([A-Za-z0-9-]+)/events)",
+       {{"GET", [this](const httplib::Request& req,
+                       httplib::Response& res) { handle_job_events(req, res); }}}},
+      {R"(/v1/jobs/([A-Za-z0-9-]+)/archive)",
+       {{"GET", [this](const httplib::Request& req,
+                       httplib::Response& res) { handle_job_archive(req, res); }}}},
+      {R"(/v1/results/([A-Za-z0-9-]+))",
+       {{"GET", [this](const httplib::Request& req,
+                       httplib::Response& res) { handle_result(req, res); }}}},
   });
 }
 
@@ -252,22 +288,40 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
 }  // namespace
 
 void Server::Impl::handle_process(const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader& reader) {
+                                  const httplib::ContentReader* reader) {
   // Parameters first: a bad request is refused before its body is read.
   auto query = parse_query(req.target);
   if (!query) return send_error(res, query.error());
-  auto params = parse_process_params(*query, config.default_backend, config.enable_test_ops);
+  auto params =
+      parse_process_params(*query, config.default_backend, config.enable_test_ops, {"url"});
   if (!params) return send_error(res, params.error());
   auto backend = backends.find(params->backend);
   if (!backend) return send_error(res, backend.error());
   res.set_header("X-Pixpool-Backend", params->backend);
+  const auto url = query->find("url");
 
-  auto body = read_image_body(req, res, reader, config.max_body_bytes);
-  if (!body) return send_error(res, body.error());
+  JobSpec job;
+  double download_ms = 0;
+  if (url != query->end()) {
+    if (reader != nullptr && req.get_header_value<std::uint64_t>("Content-Length") > 0) {
+      return send_error(res, {ErrorCode::invalid_parameter,
+                              "send either an image body or url=, not both"});
+    }
+    const auto download_started = Clock::now();
+    auto download = downloader.fetch(url->second).get();  // waits; the I/O pool works
+    download_ms = ms_between(download_started, Clock::now());
+    if (!download) return send_error(res, download.error());
+    job.input = std::move(download->bytes);
+  } else if (reader == nullptr) {
+    return send_error(res, {ErrorCode::invalid_parameter,
+                            "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
+  } else {
+    auto body = read_image_body(req, res, *reader, config.max_body_bytes);
+    if (!body) return send_error(res, body.error());
+    job.input = std::move(body.value());
+  }
 
   const auto started = Clock::now();  // Server-Timing total excludes the upload
-  JobSpec job;
-  job.input = std::move(body.value());
   job.params.ops = std::move(params->ops);
   job.params.format = params->format;
   job.params.quality = params->quality;
@@ -281,8 +335,124 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   res.set_header("Content-Type", std::string(mime_type(out.format)));
   res.set_header("X-Pixpool-Image-Size",
                  std::to_string(out.width) + "x" + std::to_string(out.height));
-  res.set_header("Server-Timing", server_timing(out.times, ms_between(started, Clock::now())));
+  res.set_header("Server-Timing",
+                 server_timing(out.times, download_ms, ms_between(started, Clock::now())));
   res.body = std::move(out.bytes);
+}
+
+void Server::Impl::handle_batch(const httplib::Request& req, httplib::Response& res,
+                                bool async) {
+  auto request = parse_batch_request(req, config);
+  if (!request) return send_error(res, request.error());
+  auto backend = backends.find(request->params.backend);
+  if (!backend) return send_error(res, backend.error());
+  res.set_header("X-Pixpool-Backend", request->params.backend);
+  JobParams params;
+  params.ops = std::move(request->params.ops);
+  params.format = request->params.format;
+  params.quality = request->params.quality;
+  params.max_pixels = config.max_pixels;
+  auto batch = batches.start(std::move(request->inputs), std::move(params), **backend);
+  if (!batch) return send_error(res, batch.error());
+  const std::string self = "/v1/jobs/" + (*batch)->id();
+
+  if (async) {
+    res.set_header("Location", self);
+    return send_json(res, 202,
+                     {{"id", (*batch)->id()},
+                      {"state", "running"},
+                      {"total", (*batch)->summary().total},
+                      {"links",
+                       {{"self", self}, {"events", self + "/events"},
+                        {"archive", self + "/archive"}}}});
+  }
+  (*batch)->wait_until_done();  // items run on the runner; this thread only waits
+  if (request->archive) {
+    auto tar = batch_archive(**batch, results);
+    if (!tar) return send_error(res, tar.error());
+    res.status = 200;
+    res.set_header("Content-Disposition",
+                   "attachment; filename=\"pixpool-" + (*batch)->id() + ".tar\"");
+    res.set_header("Content-Type", "application/x-tar");
+    res.body = std::move(tar.value());
+    return;
+  }
+  send_json(res, 200, batch_json(**batch));
+}
+
+std::shared_ptr<Batch> Server::Impl::find_batch(const httplib::Request& req,
+                                                httplib::Response& res) {
+  auto batch = batches.find(req.matches[1]);
+  if (!batch) {
+    send_error(res, {ErrorCode::not_found,
+                     "no job '" + std::string(req.matches[1]) + "' (unknown or expired)"});
+  }
+  return batch;
+}
+
+void Server::Impl::handle_job_status(const httplib::Request& req, httplib::Response& res) {
+  if (auto batch = find_batch(req, res)) send_json(res, 200, batch_json(*batch));
+}
+
+void Server::Impl::handle_job_cancel(const httplib::Request& req, httplib::Response& res) {
+  auto batch = find_batch(req, res);
+  if (!batch) return;
+  const std::size_t cancelled = batch->cancel();
+  nlohmann::json body = batch_json(*batch);
+  body["cancelled_now"] = cancelled;
+  send_json(res, 200, body);
+}
+
+void Server::Impl::handle_job_events(const httplib::Request& req, httplib::Response& res) {
+  auto batch = find_batch(req, res);
+  if (!batch) return;
+  // One `item` event per finished item (in finishing order), then `done`
+  // with the totals. Comments keep idle connections alive through proxies.
+  auto cursor = std::make_shared<std::size_t>(0);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream", [batch, cursor](std::size_t, httplib::DataSink& sink) {
+        const auto order = batch->wait_for_progress(*cursor, std::chrono::seconds(15));
+        std::string out;
+        for (; *cursor < order.size(); ++*cursor) {
+          const std::size_t index = order[*cursor];
+          out += "event: item\ndata: " + item_json(batch->item(index), index).dump() + "\n\n";
+        }
+        const bool over = batch->over() && *cursor == batch->summary().total;
+        if (over) {
+          out += "event: done\ndata: " + summary_json(batch->summary()).dump() + "\n\n";
+        } else if (out.empty()) {
+          out = ": keep-alive\n\n";
+        }
+        if (!sink.write(out.data(), out.size())) return false;  // client went away
+        if (over) sink.done();
+        return true;
+      });
+}
+
+void Server::Impl::handle_job_archive(const httplib::Request& req, httplib::Response& res) {
+  auto batch = find_batch(req, res);
+  if (!batch) return;
+  auto tar = batch_archive(*batch, results);
+  if (!tar) return send_error(res, tar.error());
+  res.status = 200;
+  res.set_header("Content-Disposition",
+                 "attachment; filename=\"pixpool-" + batch->id() + ".tar\"");
+  res.set_header("Content-Type", "application/x-tar");
+  res.body = std::move(tar.value());
+}
+
+void Server::Impl::handle_result(const httplib::Request& req, httplib::Response& res) {
+  auto stored = results.get(req.matches[1]);
+  if (!stored) {
+    return send_error(res, {ErrorCode::not_found, "no result '" + std::string(req.matches[1]) +
+                                                      "' (unknown, evicted or expired)"});
+  }
+  res.status = 200;
+  res.set_header("Content-Type", stored->content_type);
+  res.set_header("Content-Disposition", "inline; filename=\"" + stored->name + "\"");
+  res.body = stored->bytes;
 }
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
@@ -306,8 +476,8 @@ void Server::Impl::log_access(const httplib::Request& req, const httplib::Respon
   std::fputs(line, stderr);
 }
 
-Server::Server(const Config& config, BackendSet& backends)
-    : impl_(std::make_unique<Impl>(config, backends)) {
+Server::Server(const Config& config, ServerParts parts)
+    : impl_(std::make_unique<Impl>(config, parts)) {
   impl_->install();
 }
 

@@ -6,14 +6,24 @@
 
 #include "filters/status.hpp"
 #include "pipeline/backend.hpp"
+#include "pipeline/batch.hpp"
+#include "pipeline/downloader.hpp"
+#include "pipeline/result_store.hpp"
 #include "service/config.hpp"
 
 namespace pixpool {
 
+// What the routes use; everything must outlive the server.
+struct ServerParts {
+  BackendSet& backends;
+  Downloader& downloader;
+  ResultStore& results;
+  BatchRunner& batches;
+};
+
 class Server {
  public:
-  // `backends` must outlive the server.
-  Server(const Config& config, BackendSet& backends);
+  Server(const Config& config, ServerParts parts);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

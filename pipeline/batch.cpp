@@ -1,0 +1,336 @@
+#include "pipeline/batch.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <deque>
+#include <functional>
+#include <map>
+#include <thread>
+
+namespace pixpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+bool finished(ItemState s) {
+  return s == ItemState::succeeded || s == ItemState::failed || s == ItemState::cancelled;
+}
+
+}  // namespace
+
+std::string_view item_state_name(ItemState state) {
+  switch (state) {
+    case ItemState::pending: return "pending";
+    case ItemState::running: return "running";
+    case ItemState::succeeded: return "succeeded";
+    case ItemState::failed: return "failed";
+    case ItemState::cancelled: return "cancelled";
+  }
+  return "pending";
+}
+
+std::string_view batch_state_name(BatchState state) {
+  switch (state) {
+    case BatchState::running: return "running";
+    case BatchState::done: return "done";
+    case BatchState::cancelled: return "cancelled";
+  }
+  return "running";
+}
+
+// ---- Batch -----------------------------------------------------------------
+
+Batch::Batch(std::string id, std::string backend, std::size_t items)
+    : id_(std::move(id)), backend_(std::move(backend)), items_(items) {}
+
+BatchSummary Batch::summary_locked() const {
+  BatchSummary s;
+  s.total = items_.size();
+  for (const ItemResult& item : items_) {
+    switch (item.state) {
+      case ItemState::succeeded:
+        ++s.succeeded;
+        s.bytes_in += item.input_bytes;
+        s.bytes_out += item.output_bytes;
+        break;
+      case ItemState::failed: ++s.failed; break;
+      case ItemState::cancelled: ++s.cancelled; break;
+      default: break;
+    }
+  }
+  s.finished = s.succeeded + s.failed + s.cancelled;
+  const auto end = ended_.value_or(Clock::now());
+  s.elapsed_s = std::chrono::duration<double>(end - started_).count();
+  if (s.elapsed_s > 0) {
+    s.images_per_s = static_cast<double>(s.succeeded) / s.elapsed_s;
+    s.megabytes_per_s = static_cast<double>(s.bytes_in) / 1e6 / s.elapsed_s;
+  }
+  if (s.finished == s.total) {
+    s.state = cancel_requested_ && s.cancelled > 0 ? BatchState::cancelled : BatchState::done;
+  }
+  return s;
+}
+
+BatchSummary Batch::summary() const {
+  std::lock_guard lock(mutex_);
+  return summary_locked();
+}
+
+std::vector<ItemResult> Batch::items() const {
+  std::lock_guard lock(mutex_);
+  return items_;
+}
+
+ItemResult Batch::item(std::size_t index) const {
+  std::lock_guard lock(mutex_);
+  return items_.at(index);
+}
+
+std::vector<std::size_t> Batch::wait_for_progress(std::size_t seen,
+                                                  std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  progress_.wait_for(lock, timeout,
+                     [&] { return finish_order_.size() > seen || ended_.has_value(); });
+  return finish_order_;
+}
+
+void Batch::wait_until_done() const {
+  std::unique_lock lock(mutex_);
+  progress_.wait(lock, [&] { return ended_.has_value(); });
+}
+
+bool Batch::over() const {
+  std::lock_guard lock(mutex_);
+  return ended_.has_value();
+}
+
+std::size_t Batch::cancel() {
+  std::lock_guard lock(mutex_);
+  cancel_requested_ = true;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < items_.size(); ++i) {
+    if (items_[i].state != ItemState::pending) continue;
+    items_[i].state = ItemState::cancelled;
+    items_[i].error = Error{ErrorCode::shutting_down, "cancelled before it started"};
+    finish_order_.push_back(i);
+    ++n;
+  }
+  if (finish_order_.size() == items_.size() && !ended_) ended_ = Clock::now();
+  progress_.notify_all();
+  return n;
+}
+
+bool Batch::begin_item(std::size_t index, const std::string& name, const std::string& url) {
+  std::lock_guard lock(mutex_);
+  ItemResult& item = items_.at(index);
+  item.name = name;
+  item.url = url;
+  if (item.state != ItemState::pending) return false;  // cancelled
+  item.state = ItemState::running;
+  return true;
+}
+
+void Batch::set_item_identity(std::size_t index, std::string name, std::string url) {
+  std::lock_guard lock(mutex_);
+  items_.at(index).name = std::move(name);
+  items_.at(index).url = std::move(url);
+}
+
+void Batch::finish_item(std::size_t index, ItemResult result) {
+  std::lock_guard lock(mutex_);
+  ItemResult& item = items_.at(index);
+  const bool was_finished = finished(item.state);
+  item = std::move(result);
+  if (!was_finished) finish_order_.push_back(index);
+  if (finish_order_.size() == items_.size() && !ended_) ended_ = Clock::now();
+  progress_.notify_all();
+}
+
+// ---- BatchRunner -------------------------------------------------------------
+
+struct BatchRunner::State {
+  BatchRunnerOptions options;
+  Downloader& downloader;
+  ResultStore& results;
+
+  std::mutex mutex;  // guards tasks, stopping, batches, order
+  std::condition_variable task_ready;
+  std::deque<std::function<void()>> tasks;
+  bool stopping = false;
+  std::vector<std::thread> threads;
+  std::map<std::string, std::shared_ptr<Batch>> batches;
+  std::deque<std::string> order;  // batch ids, oldest first
+
+  State(BatchRunnerOptions o, Downloader& d, ResultStore& r)
+      : options(std::move(o)), downloader(d), results(r) {}
+
+  void worker_loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mutex);
+        task_ready.wait(lock, [&] { return stopping || !tasks.empty(); });
+        if (tasks.empty()) return;
+        task = std::move(tasks.front());
+        tasks.pop_front();
+      }
+      task();
+    }
+  }
+
+  void run_item(const std::shared_ptr<Batch>& batch, std::size_t index, BatchInput input,
+                const JobParams& params, Backend& backend);
+  void remember(const std::shared_ptr<Batch>& batch);
+};
+
+namespace {
+
+// "photo.jpg" + png -> "photo.png"; URL items use the last path segment.
+std::string output_name(const std::string& name, const std::string& url, std::size_t index,
+                        ImageFormat format) {
+  std::string base = name;
+  if (base.empty() && !url.empty()) {
+    std::string path = url.substr(0, url.find_first_of("?#"));
+    base = path.substr(path.find_last_of('/') + 1);
+  }
+  if (const auto dot = base.find_last_of('.'); dot != std::string::npos) base.resize(dot);
+  std::string safe;
+  for (char c : base) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    safe += ok ? c : '_';
+  }
+  if (safe.empty()) safe = "item-" + std::to_string(index + 1);
+  const std::string extension = format == ImageFormat::jpeg ? "jpg" : std::string(format_name(format));
+  return safe + "." + extension;
+}
+
+}  // namespace
+
+void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size_t index,
+                                  BatchInput input, const JobParams& params, Backend& backend) {
+  if (!batch->begin_item(index, input.name, input.url)) return;  // cancelled meanwhile
+  const auto start = Clock::now();
+  ItemResult result;
+  result.name = input.name;
+  result.url = input.url;
+  auto fail = [&](Error error) {
+    result.state = ItemState::failed;
+    result.error = std::move(error);
+    result.total_ms = ms_since(start);
+    batch->finish_item(index, std::move(result));
+  };
+
+  std::string bytes = std::move(input.bytes);
+  if (!input.url.empty()) {
+    auto download = downloader.fetch(input.url).get();
+    result.download_ms = ms_since(start);
+    if (!download) return fail(download.error());
+    bytes = std::move(download->bytes);
+  }
+  result.input_bytes = bytes.size();
+  if (bytes.empty()) return fail({ErrorCode::empty_body, "no image data"});
+
+  // The backend may be momentarily full (single requests compete for it):
+  // wait and retry instead of failing the item.
+  Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
+  for (int attempt = 0;; ++attempt) {
+    output = backend.submit(JobSpec{bytes, params}).get();
+    if (output || output.error().code != ErrorCode::queue_full || attempt >= 600) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!output) return fail(output.error());
+
+  result.output_bytes = output->bytes.size();
+  result.width = output->width;
+  result.height = output->height;
+  result.format = output->format;
+  result.times = output->times;
+  auto id = results.put(StoredResult{std::move(output->bytes), std::string(mime_type(result.format)),
+                                     output_name(input.name, input.url, index, result.format),
+                                     std::chrono::system_clock::now()});
+  result.result_id = id.value_or("");
+  result.state = ItemState::succeeded;
+  result.total_ms = ms_since(start);
+  batch->finish_item(index, std::move(result));
+}
+
+void BatchRunner::State::remember(const std::shared_ptr<Batch>& batch) {
+  std::lock_guard lock(mutex);
+  batches[batch->id()] = batch;
+  order.push_back(batch->id());
+  // Forget the oldest finished batches beyond the bound; running ones stay.
+  for (auto it = order.begin(); batches.size() > options.max_batches && it != order.end();) {
+    auto found = batches.find(*it);
+    if (found != batches.end() && found->second->over()) {
+      batches.erase(found);
+      it = order.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+BatchRunner::BatchRunner(BatchRunnerOptions options, Downloader& downloader,
+                         ResultStore& results)
+    : state_(std::make_unique<State>(std::move(options), downloader, results)) {
+  const int n = std::max(1, state_->options.threads);
+  for (int i = 0; i < n; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker_loop(); });
+}
+
+BatchRunner::~BatchRunner() {
+  std::vector<std::shared_ptr<Batch>> all;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopping = true;
+    for (auto& [id, batch] : state_->batches) all.push_back(batch);
+  }
+  for (auto& batch : all) batch->cancel();  // queued items return at once
+  state_->task_ready.notify_all();
+  for (auto& t : state_->threads) t.join();
+}
+
+const BatchRunnerOptions& BatchRunner::options() const { return state_->options; }
+
+Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs,
+                                                  JobParams params, Backend& backend) {
+  if (inputs.empty()) {
+    return Error{ErrorCode::invalid_parameter,
+                 "no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})"};
+  }
+  if (inputs.size() > state_->options.max_items) {
+    return Error{ErrorCode::invalid_parameter,
+                 "too many items: " + std::to_string(inputs.size()) + " (at most " +
+                     std::to_string(state_->options.max_items) + " per batch)"};
+  }
+  auto batch = std::make_shared<Batch>(state_->options.id_prefix + random_id(),
+                                       std::string(backend.name()), inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    batch->set_item_identity(i, inputs[i].name, inputs[i].url);
+  }
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->stopping) return Error{ErrorCode::shutting_down, "server is shutting down"};
+    auto shared_params = std::make_shared<const JobParams>(std::move(params));
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto input = std::make_shared<BatchInput>(std::move(inputs[i]));
+      state_->tasks.push_back([s = state_.get(), batch, i, input, shared_params, &backend] {
+        s->run_item(batch, i, std::move(*input), *shared_params, backend);
+      });
+    }
+  }
+  state_->task_ready.notify_all();
+  state_->remember(batch);
+  return batch;
+}
+
+std::shared_ptr<Batch> BatchRunner::find(const std::string& id) const {
+  std::lock_guard lock(state_->mutex);
+  auto it = state_->batches.find(id);
+  return it == state_->batches.end() ? nullptr : it->second;
+}
+
+}  // namespace pixpool

@@ -1,0 +1,184 @@
+#include "service/batch_api.hpp"
+
+#include <cstdio>
+
+#include "pipeline/tar_archive.hpp"
+#include "service/http_errors.hpp"
+
+namespace pixpool {
+namespace {
+
+Error bad(std::string message) { return Error{ErrorCode::invalid_parameter, std::move(message)}; }
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t start = 0;
+  while (start < s.size() && std::isspace(static_cast<unsigned char>(s[start]))) ++start;
+  return s.substr(start);
+}
+
+// Moves JSON body settings into the query, refusing ones given both ways.
+Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query) {
+  for (const char* key : {"ops", "backend", "format", "quality"}) {
+    if (!body.contains(key)) continue;
+    if (query.count(key) > 0) {
+      return bad(std::string("'") + key + "' is given both in the query and in the JSON body");
+    }
+    const auto& value = body[key];
+    if (value.is_string()) {
+      query.emplace(key, value.get<std::string>());
+    } else if (value.is_number_integer()) {
+      query.emplace(key, std::to_string(value.get<long long>()));
+    } else {
+      return bad(std::string("JSON field '") + key + "' must be a string");
+    }
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "urls" && key != "ops" && key != "backend" && key != "format" && key != "quality") {
+      return bad("unknown JSON field '" + key + "' (valid: urls, ops, backend, format, quality)");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<BatchRequest> parse_batch_request(const httplib::Request& req, const Config& config) {
+  auto query = parse_query(req.target);
+  if (!query) return query.error();
+  BatchRequest out;
+  auto archive = query->find("archive");
+  if (archive != query->end()) {
+    if (archive->second != "tar") return bad("archive must be 'tar', got '" + archive->second + "'");
+    out.archive = true;
+    query->erase(archive);
+  }
+  if (req.get_header_value("Accept").find("application/x-tar") != std::string::npos) {
+    out.archive = true;
+  }
+
+  const std::string content_type = req.get_header_value("Content-Type");
+  if (req.is_multipart_form_data()) {
+    auto& files = const_cast<httplib::Request&>(req).files;  // moved out: read once
+    for (auto& [field, part] : files) {
+      if (field == "image") continue;
+      if (field != "url") {
+        return bad("unknown multipart field '" + field +
+                   "' (send 'image' files and/or 'url' fields; ops, backend, format and "
+                   "quality go in the query string)");
+      }
+    }
+    for (auto [it, end] = files.equal_range("image"); it != end; ++it) {
+      out.inputs.push_back(BatchInput{it->second.filename, "", std::move(it->second.content)});
+    }
+    for (auto [it, end] = files.equal_range("url"); it != end; ++it) {
+      out.inputs.push_back(BatchInput{"", trim(it->second.content), ""});
+    }
+  } else if (content_type.find("application/json") == 0) {
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return bad("body is not a JSON object");
+    if (!body.contains("urls") || !body["urls"].is_array()) {
+      return bad("JSON body needs \"urls\": [\"https://...\", ...]");
+    }
+    for (const auto& url : body["urls"]) {
+      if (!url.is_string()) return bad("every entry of \"urls\" must be a string");
+      out.inputs.push_back(BatchInput{"", url.get<std::string>(), ""});
+    }
+    if (auto ok = merge_json_settings(body, *query); !ok) return ok.error();
+  } else if (!req.body.empty()) {
+    return bad("send multipart/form-data (curl -F image=@a.jpg -F url=https://...) or "
+               "application/json {\"urls\":[...]}");
+  }
+  if (out.inputs.empty()) {
+    return bad("no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})");
+  }
+  if (out.inputs.size() > config.max_batch_items) {
+    return bad("too many items: " + std::to_string(out.inputs.size()) + " (at most " +
+               std::to_string(config.max_batch_items) + ", see --max-batch-items)");
+  }
+  auto params = parse_process_params(*query, config.default_backend, config.enable_test_ops);
+  if (!params) return params.error();
+  out.params = std::move(params.value());
+  return out;
+}
+
+nlohmann::json item_json(const ItemResult& item, std::size_t index) {
+  nlohmann::json j = {{"index", index}, {"state", std::string(item_state_name(item.state))}};
+  if (!item.name.empty()) j["name"] = item.name;
+  if (!item.url.empty()) j["url"] = item.url;
+  if (item.state == ItemState::succeeded) {
+    j["status"] = 200;
+    j["bytes"] = item.output_bytes;
+    j["input_bytes"] = item.input_bytes;
+    j["width"] = item.width;
+    j["height"] = item.height;
+    j["format"] = std::string(format_name(item.format));
+    if (!item.result_id.empty()) {
+      j["id"] = item.result_id;
+      j["result"] = "/v1/results/" + item.result_id;
+    }
+  } else if (item.error) {
+    j["status"] = http_status(item.error->code);
+    j["error"] = {{"code", std::string(code_name(item.error->code))},
+                  {"message", item.error->message}};
+  }
+  if (item.state == ItemState::succeeded || item.state == ItemState::failed) {
+    j["timings_ms"] = {{"download", item.download_ms}, {"queue", item.times.queue_ms},
+                       {"decode", item.times.decode_ms}, {"filter", item.times.filter_ms},
+                       {"encode", item.times.encode_ms}, {"total", item.total_ms}};
+  }
+  return j;
+}
+
+nlohmann::json summary_json(const BatchSummary& s) {
+  return {{"state", std::string(batch_state_name(s.state))},
+          {"total", s.total},
+          {"done", s.finished},
+          {"succeeded", s.succeeded},
+          {"failed", s.failed},
+          {"cancelled", s.cancelled},
+          {"elapsed_s", s.elapsed_s},
+          {"images_per_s", s.images_per_s},
+          {"bytes_in", s.bytes_in},
+          {"bytes_out", s.bytes_out},
+          {"megabytes_per_s", s.megabytes_per_s}};
+}
+
+nlohmann::json batch_json(const Batch& batch) {
+  const BatchSummary summary = batch.summary();
+  nlohmann::json items = nlohmann::json::array();
+  const auto all = batch.items();
+  for (std::size_t i = 0; i < all.size(); ++i) items.push_back(item_json(all[i], i));
+  const std::string self = "/v1/jobs/" + batch.id();
+  return {{"id", batch.id()},
+          {"state", std::string(batch_state_name(summary.state))},
+          {"backend", batch.backend()},
+          {"totals", summary_json(summary)},
+          {"items", items},
+          {"links",
+           {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}};
+}
+
+Result<std::string> batch_archive(const Batch& batch, const ResultStore& results) {
+  std::vector<TarEntry> entries;
+  nlohmann::json manifest = batch_json(batch);
+  const auto all = batch.items();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const ItemResult& item = all[i];
+    if (item.state != ItemState::succeeded) continue;
+    auto stored = item.result_id.empty() ? nullptr : results.get(item.result_id);
+    if (!stored) {
+      manifest["items"][i]["archived"] = false;  // evicted or expired from the store
+      continue;
+    }
+    char prefix[32];
+    std::snprintf(prefix, sizeof prefix, "%04zu-", i + 1);
+    const std::string file = prefix + stored->name;
+    manifest["items"][i]["file"] = file;
+    entries.push_back(TarEntry{file, stored->bytes});
+  }
+  entries.insert(entries.begin(), TarEntry{"manifest.json", manifest.dump(2) + "\n"});
+  return make_tar(entries);
+}
+
+}  // namespace pixpool
