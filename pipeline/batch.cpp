@@ -182,10 +182,35 @@ struct BatchRunner::State {
     }
   }
 
+  // One started batch: its inputs are fed to the executor a few at a time,
+  // so items not yet handed to the backend can still be cancelled and one
+  // large batch does not fill the backend's queue.
+  struct Feed {
+    std::shared_ptr<Batch> batch;
+    std::vector<BatchInput> inputs;
+    JobParams params;
+    Backend* backend = nullptr;
+    std::size_t next = 0;  // guarded by State::mutex
+  };
+
   void run_item(const std::shared_ptr<Batch>& batch, std::size_t index, BatchInput input,
                 const JobParams& params, Backend& backend);
+  void launch_next_locked(const std::shared_ptr<Feed>& feed);
   void remember(const std::shared_ptr<Batch>& batch);
 };
+
+void BatchRunner::State::launch_next_locked(const std::shared_ptr<Feed>& feed) {
+  if (stopping || feed->next >= feed->inputs.size()) return;
+  const std::size_t index = feed->next++;
+  tasks.push_back([this, feed, index] {
+    run_item(feed->batch, index, std::move(feed->inputs[index]), feed->params, *feed->backend);
+    {
+      std::lock_guard lock(mutex);
+      launch_next_locked(feed);
+    }
+    task_ready.notify_one();
+  });
+}
 
 namespace {
 
@@ -311,16 +336,19 @@ Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     batch->set_item_identity(i, inputs[i].name, inputs[i].url);
   }
+  auto feed = std::make_shared<State::Feed>();
+  feed->batch = batch;
+  feed->inputs = std::move(inputs);
+  feed->params = std::move(params);
+  feed->backend = &backend;
+  // Enough items in flight to keep every worker of the backend busy (while
+  // others download), no more: the rest wait here, cancellable.
+  const std::size_t in_flight =
+      std::max<std::size_t>(2, 2 * static_cast<std::size_t>(std::max(1, backend.stats().workers)));
   {
     std::lock_guard lock(state_->mutex);
     if (state_->stopping) return Error{ErrorCode::shutting_down, "server is shutting down"};
-    auto shared_params = std::make_shared<const JobParams>(std::move(params));
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      auto input = std::make_shared<BatchInput>(std::move(inputs[i]));
-      state_->tasks.push_back([s = state_.get(), batch, i, input, shared_params, &backend] {
-        s->run_item(batch, i, std::move(*input), *shared_params, backend);
-      });
-    }
+    for (std::size_t i = 0; i < in_flight; ++i) state_->launch_next_locked(feed);
   }
   state_->task_ready.notify_all();
   state_->remember(batch);

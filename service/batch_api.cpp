@@ -177,7 +177,10 @@ Result<std::string> batch_archive(const Batch& batch, const ResultStore& results
     manifest["items"][i]["file"] = file;
     entries.push_back(TarEntry{file, stored->bytes});
   }
-  entries.insert(entries.begin(), TarEntry{"manifest.json", manifest.dump(2) + "\n"});
+  entries.insert(entries.begin(),
+                 TarEntry{"manifest.json",
+                          manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                              "\n"});
   return make_tar(entries);
 }
 

@@ -55,7 +55,9 @@ std::string server_timing(const StageTimes& t, double download_ms, double total_
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");
+  // Replace invalid UTF-8 (file names come from clients) rather than throw.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                  "application/json");
 }
 
 using StreamingHandler = httplib::Server::HandlerWithContentReader;
@@ -417,7 +419,10 @@ void Server::Impl::handle_job_events(const httplib::Request& req, httplib::Respo
         std::string out;
         for (; *cursor < order.size(); ++*cursor) {
           const std::size_t index = order[*cursor];
-          out += "event: item\ndata: " + item_json(batch->item(index), index).dump() + "\n\n";
+          out += "event: item\ndata: " +
+                 item_json(batch->item(index), index)
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                 "\n\n";
         }
         const bool over = batch->over() && *cursor == batch->summary().total;
         if (over) {

@@ -243,7 +243,9 @@ TEST_CASE("jobs: 202, events to the end, status, archive and results") {
 }
 
 TEST_CASE("DELETE cancels the items of a job that have not started") {
-  test::ServerProcess server({"--enable-test-ops", "on", "--batch-threads", "1"});
+  // Default settings: a job keeps only a few items in flight (2 per backend
+  // worker), so the rest are still cancellable.
+  test::ServerProcess server({"--enable-test-ops", "on", "--tbb-threads", "2"});
   const std::string dir = make_upload_dir(20, 0);
   const auto created = test::run_command("curl -s" + curl_form_args(dir) + " '" +
                                          server.base_url() + "/v1/jobs?ops=sleep:200'");
@@ -253,7 +255,7 @@ TEST_CASE("DELETE cancels the items of a job that have not started") {
   REQUIRE(cancel);
   CHECK(cancel->status == 200);
   const auto body = nlohmann::json::parse(cancel->body);
-  CHECK(body["cancelled_now"].get<int>() >= 15);  // one runs at a time, 200 ms each
+  CHECK(body["cancelled_now"].get<int>() >= 12);  // at most 4 in flight, 200 ms each
   // The events stream still ends, with the cancellation in the totals.
   const auto events =
       test::run_command("curl -s -N -m 60 " + server.base_url() + "/v1/jobs/" + id + "/events");
@@ -261,7 +263,7 @@ TEST_CASE("DELETE cancels the items of a job that have not started") {
   CHECK(events.output.find("\"state\":\"cancelled\"") != std::string::npos);
   auto after = nlohmann::json::parse(client.Get("/v1/jobs/" + id)->body);
   CHECK(after["state"] == "cancelled");
-  CHECK(after["totals"]["cancelled"].get<int>() >= 15);
+  CHECK(after["totals"]["cancelled"].get<int>() >= 12);
   std::filesystem::remove_all(dir);
 }
 

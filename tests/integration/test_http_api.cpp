@@ -209,9 +209,11 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
       expect_error(client.Post("/v1/process", wrong_field), 400, "missing_image");
   CHECK(contains(missing, "'file'"));
 
-  auto get = client.Get("/v1/process");
-  expect_error(get, 405, "method_not_allowed");
-  CHECK(get->get_header_value("Allow") == "POST");
+  const std::string no_url = expect_error(client.Get("/v1/process"), 400, "invalid_parameter");
+  CHECK(contains(no_url, "url="));
+  auto put = client.Put("/v1/process", "x", "text/plain");
+  expect_error(put, 405, "method_not_allowed");
+  CHECK(put->get_header_value("Allow") == "GET, POST");
   expect_error(client.Delete("/v1/process"), 405, "method_not_allowed");
   expect_error(client.Get("/no/such/route"), 404, "not_found");
   expect_error(client.Post("/healthz", "x", "text/plain"), 405, "method_not_allowed");

@@ -1,0 +1,504 @@
+// Downloader and SSRF guard. The origin is a cpp-httplib server on a loopback
+// port started by each test; nothing leaves the machine: forbidden addresses
+// (169.254.169.254, 10.0.0.1) are refused at connect time, before a packet.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pipeline/address_policy.hpp"
+#include "pipeline/downloader.hpp"
+#include "tests/support/images.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using pixpool::Download;
+using pixpool::Downloader;
+using pixpool::DownloadOptions;
+using pixpool::ErrorCode;
+using pixpool::Result;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxBytes = 100000;
+constexpr std::size_t kHugeBytes = 1000000;
+
+// --- is_forbidden_address ----------------------------------------------------
+
+sockaddr_storage make_address(const std::string& text) {
+  sockaddr_storage storage{};
+  if (text.find(':') == std::string::npos) {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    REQUIRE(inet_pton(AF_INET, text.c_str(), &in.sin_addr) == 1);
+    std::memcpy(&storage, &in, sizeof in);
+  } else {
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    REQUIRE(inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1);
+    std::memcpy(&storage, &in6, sizeof in6);
+  }
+  return storage;
+}
+
+bool forbidden(const std::string& text) {
+  const sockaddr_storage storage = make_address(text);
+  return pixpool::is_forbidden_address(reinterpret_cast<const sockaddr*>(&storage));
+}
+
+// --- the loopback origin -------------------------------------------------------
+
+class Origin {
+ public:
+  Origin() : image_(pixpool::test::read_test_data("fruits_320x240.jpg")) {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
+    server_.Get("/image", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(image_, "image/jpeg");
+    });
+    server_.Get("/text", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("hello, this is not an image", "text/plain");
+    });
+    // Sleeps ?ms= (default 5 s) in small steps, so stopping the origin is quick.
+    server_.Get("/slow", [this](const httplib::Request& req, httplib::Response& res) {
+      const int ms = req.has_param("ms") ? std::stoi(req.get_param_value("ms")) : 5000;
+      const auto until = Clock::now() + std::chrono::milliseconds(ms);
+      while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(10ms);
+      res.set_content("late", "text/plain");
+    });
+    // Announces kHugeBytes in Content-Length.
+    server_.Get("/huge", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content_provider(kHugeBytes, "application/octet-stream",
+                               [](std::size_t, std::size_t length, httplib::DataSink& sink) {
+                                 const std::string chunk(std::min<std::size_t>(length, 16384), 'x');
+                                 return sink.write(chunk.data(), chunk.size());
+                               });
+    });
+    // Streams kHugeBytes chunked, without Content-Length: only counting catches it.
+    server_.Get("/huge-chunked", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("application/octet-stream",
+                                       [this](std::size_t offset, httplib::DataSink& sink) {
+                                         if (offset >= kHugeBytes || stopping_) {
+                                           sink.done();
+                                           return true;
+                                         }
+                                         const std::string chunk(16384, 'x');
+                                         return sink.write(chunk.data(), chunk.size());
+                                       });
+    });
+    server_.Get("/chunked", [](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("application/octet-stream",
+                                       [](std::size_t offset, httplib::DataSink& sink) {
+                                         if (offset >= 9) {
+                                           sink.done();
+                                           return true;
+                                         }
+                                         return sink.write("abc", 3);
+                                       });
+    });
+    // /redirect/N: N redirects, then /image. Relative Locations, except the last.
+    server_.Get(R"(/redirect/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+      const int n = std::stoi(req.matches[1]);
+      res.set_redirect(n > 1 ? "/redirect/" + std::to_string(n - 1) : url("/image"));
+    });
+    server_.Get("/redirect-forbidden", [](const httplib::Request&, httplib::Response& res) {
+      res.set_redirect("http://169.254.169.254/latest/meta-data/");
+    });
+    server_.Get("/redirect-ftp", [](const httplib::Request&, httplib::Response& res) {
+      res.set_redirect("ftp://127.0.0.1/image");
+    });
+    server_.Get("/redirect-nowhere", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 302;  // no Location
+    });
+    server_.Get("/404", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 404;
+      res.set_content("no such image", "text/plain");
+    });
+    server_.Get("/500", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 500;
+      res.set_content("origin broke", "text/plain");
+    });
+
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() is a no-op until the server runs: wait for it (bounded).
+    const auto give_up = Clock::now() + 10s;
+    while (!server_.is_running() && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
+    REQUIRE(server_.is_running());
+  }
+
+  ~Origin() {
+    stopping_ = true;
+    server_.stop();
+    thread_.join();
+  }
+
+  Origin(const Origin&) = delete;
+  Origin& operator=(const Origin&) = delete;
+
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::string prefix() const { return url("/"); }
+  int port() const { return port_; }
+  const std::string& image() const { return image_; }
+
+ private:
+  std::string image_;
+  httplib::Server server_;
+  std::atomic<bool> stopping_{false};
+  int port_ = 0;
+  std::thread thread_;
+};
+
+DownloadOptions options_for(const Origin& origin) {
+  DownloadOptions options;
+  options.io_threads = 2;
+  options.timeout = 10s;
+  options.max_bytes = kMaxBytes;
+  options.allowed_prefixes = {origin.prefix()};
+  return options;
+}
+
+Result<Download> fetch(Downloader& downloader, const std::string& url) {
+  return downloader.fetch(url).get();
+}
+
+// The error's code and message for a failed download (FAIL on success).
+pixpool::Error failure(const Result<Download>& result) {
+  if (result.ok()) {
+    FAIL_CHECK("expected a failure, the download succeeded");
+    return pixpool::Error{ErrorCode::internal, "succeeded"};
+  }
+  return result.error();
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("is_forbidden_address: IPv4 ranges") {
+  // Forbidden: loopback, link-local/metadata, RFC 1918, CGNAT, multicast,
+  // unspecified, broadcast.
+  for (const char* a : {"127.0.0.1", "127.255.255.254", "169.254.169.254", "169.254.0.1",
+                        "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.0.1",
+                        "192.168.255.255", "100.64.0.1", "100.127.255.255", "224.0.0.1",
+                        "239.255.255.255", "0.0.0.0", "0.1.2.3", "255.255.255.255"}) {
+    CAPTURE(a);
+    CHECK(forbidden(a));
+  }
+  // Allowed: public, and the neighbours just outside each range.
+  for (const char* a : {"8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.0.1",
+                        "172.32.0.1", "192.167.255.255", "192.169.0.1", "169.253.255.255",
+                        "126.255.255.255", "128.0.0.1", "11.0.0.1", "223.255.255.255"}) {
+    CAPTURE(a);
+    CHECK_FALSE(forbidden(a));
+  }
+}
+
+TEST_CASE("is_forbidden_address: IPv6 ranges") {
+  for (const char* a :
+       {"::1", "::", "fe80::1", "febf::1", "fc00::1", "fd12:3456::1", "ff02::1", "ff0e::1",
+        // IPv4-mapped: judged by the embedded IPv4.
+        "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1",
+        // IPv4-compatible: all refused.
+        "::127.0.0.1", "::8.8.8.8",
+        // NAT64 with an internal embedded IPv4; deprecated site-local.
+        "64:ff9b::a9fe:a9fe", "fec0::1"}) {
+    CAPTURE(a);
+    CHECK(forbidden(a));
+  }
+  for (const char* a : {"2606:4700::1111", "2001:4860:4860::8888", "::ffff:8.8.8.8",
+                        "64:ff9b::808:808", "fe7f::1", "fbff::1", "fe00::1"}) {
+    CAPTURE(a);
+    CHECK_FALSE(forbidden(a));
+  }
+}
+
+TEST_CASE("is_forbidden_address: other families and address_to_string") {
+  sockaddr_storage unix_address{};
+  unix_address.ss_family = AF_UNIX;
+  CHECK(pixpool::is_forbidden_address(reinterpret_cast<const sockaddr*>(&unix_address)));
+
+  const sockaddr_storage v4 = make_address("169.254.169.254");
+  CHECK(pixpool::address_to_string(reinterpret_cast<const sockaddr*>(&v4)) == "169.254.169.254");
+  const sockaddr_storage v6 = make_address("::ffff:127.0.0.1");
+  CHECK(pixpool::address_to_string(reinterpret_cast<const sockaddr*>(&v6)) == "::ffff:127.0.0.1");
+}
+
+TEST_CASE("Downloader: an allowlisted loopback origin downloads") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  const auto result = fetch(downloader, origin.url("/image"));
+  REQUIRE_MESSAGE(result.ok(), result.error().message);
+  CHECK(result->bytes == origin.image());
+  CHECK(result->status == 200);
+  CHECK(result->final_url == origin.url("/image"));
+  CHECK(result->ms >= 0);
+
+  // Types are not judged here: the caller decodes (and answers 415).
+  const auto text = fetch(downloader, origin.url("/text"));
+  REQUIRE_MESSAGE(text.ok(), text.error().message);
+  CHECK(text->bytes == "hello, this is not an image");
+
+  const auto stats = downloader.stats();
+  CHECK(stats.completed == 2);
+  CHECK(stats.failed == 0);
+  CHECK(stats.active == 0);
+  CHECK(stats.queued == 0);
+}
+
+TEST_CASE("Downloader: allow_private reaches loopback without an allowlist") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  options.allowed_prefixes.clear();
+  options.allow_private = true;
+  Downloader downloader(options);
+  const auto result = fetch(downloader, origin.url("/image"));
+  REQUIRE_MESSAGE(result.ok(), result.error().message);
+  CHECK(result->bytes == origin.image());
+}
+
+TEST_CASE("Downloader: loopback is refused by default") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  options.allowed_prefixes.clear();
+  Downloader downloader(options);
+
+  const auto error = failure(fetch(downloader, origin.url("/image")));
+  CHECK(error.code == ErrorCode::source_forbidden);
+  CHECK_MESSAGE(contains(error.message, "127.0.0.1"), error.message);
+  CHECK_MESSAGE(contains(error.message, "loopback"), error.message);
+  CHECK_MESSAGE(contains(error.message, "--allow-private-sources"), error.message);
+
+  // Another port's prefix does not cover this origin.
+  options.allowed_prefixes = {"http://127.0.0.1:" + std::to_string(origin.port() + 1) + "/"};
+  Downloader other(options);
+  CHECK(failure(fetch(other, origin.url("/image"))).code == ErrorCode::source_forbidden);
+
+  CHECK(downloader.stats().failed == 1);
+}
+
+TEST_CASE("Downloader: internal addresses are refused before connecting") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  options.allowed_prefixes.clear();
+  options.timeout = 3s;  // a real connect attempt would end as timeout, not source_forbidden
+  Downloader downloader(options);
+  const std::string port = std::to_string(origin.port());
+  struct Case {
+    std::string url;
+    std::string address;
+  };
+  for (const Case& c : {Case{"http://169.254.169.254/latest/meta-data/", "169.254.169.254"},
+                        Case{"http://10.0.0.1/image.jpg", "10.0.0.1"},
+                        Case{"http://192.168.1.1:8080/x", "192.168.1.1"},
+                        Case{"http://[::1]:" + port + "/image", "::1"},
+                        Case{"http://[::ffff:127.0.0.1]:" + port + "/image", "::ffff:127.0.0.1"},
+                        Case{"http://localhost:" + port + "/image", ""},
+                        Case{"http://0.0.0.0:" + port + "/image", "0.0.0.0"}}) {
+    CAPTURE(c.url);
+    const auto error = failure(fetch(downloader, c.url));
+    CHECK(error.code == ErrorCode::source_forbidden);
+    CHECK_MESSAGE(contains(error.message, "address " + c.address), error.message);
+    CHECK_MESSAGE(contains(error.message, "is not allowed"), error.message);
+  }
+}
+
+TEST_CASE("Downloader: an allowlist prefix matches only at a boundary") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  // Without a trailing '/': still covers paths of this origin...
+  options.allowed_prefixes = {"http://127.0.0.1:" + std::to_string(origin.port())};
+  Downloader downloader(options);
+  const auto ok = fetch(downloader, origin.url("/image"));
+  REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+  // ...but not a URL whose host merely comes after it (userinfo trick).
+  const auto error = failure(
+      fetch(downloader, "http://127.0.0.1:" + std::to_string(origin.port()) + "@10.0.0.1/image"));
+  CHECK(error.code == ErrorCode::source_forbidden);
+  CHECK_MESSAGE(contains(error.message, "10.0.0.1"), error.message);
+}
+
+TEST_CASE("Downloader: a redirect is judged by its own URL") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  const auto error = failure(fetch(downloader, origin.url("/redirect-forbidden")));
+  CHECK(error.code == ErrorCode::source_forbidden);
+  CHECK_MESSAGE(contains(error.message, "address 169.254.169.254 is not allowed"), error.message);
+
+  const auto ftp = failure(fetch(downloader, origin.url("/redirect-ftp")));
+  CHECK(ftp.code == ErrorCode::source_forbidden);
+  CHECK_MESSAGE(contains(ftp.message, "ftp"), ftp.message);
+
+  const auto nowhere = failure(fetch(downloader, origin.url("/redirect-nowhere")));
+  CHECK(nowhere.code == ErrorCode::origin_failed);
+}
+
+TEST_CASE("Downloader: at most max_redirects redirects") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  const auto five = fetch(downloader, origin.url("/redirect/5"));
+  REQUIRE_MESSAGE(five.ok(), five.error().message);
+  CHECK(five->bytes == origin.image());
+  CHECK(five->final_url == origin.url("/image"));
+
+  const auto six = failure(fetch(downloader, origin.url("/redirect/6")));
+  CHECK(six.code == ErrorCode::origin_failed);
+  CHECK_MESSAGE(contains(six.message, "too many redirects"), six.message);
+}
+
+TEST_CASE("Downloader: only http and https") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  for (const std::string url :
+       {"ftp://127.0.0.1/image", "file:///etc/passwd", "gopher://127.0.0.1/",
+        "dict://127.0.0.1:11211/stats", "FILE:///etc/passwd", "made-up-scheme://host/x"}) {
+    CAPTURE(url);
+    CHECK(failure(fetch(downloader, url)).code == ErrorCode::source_forbidden);
+  }
+}
+
+TEST_CASE("Downloader: malformed URLs") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  for (const std::string url :
+       {"", "not a url", "http://", "127.0.0.1/image", "http://[::1/x", "http://exa mple.com/"}) {
+    CAPTURE(url);
+    CHECK(failure(fetch(downloader, url)).code == ErrorCode::invalid_parameter);
+  }
+}
+
+TEST_CASE("Downloader: origin errors") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  const auto not_found = failure(fetch(downloader, origin.url("/404")));
+  CHECK(not_found.code == ErrorCode::origin_failed);
+  CHECK_MESSAGE(contains(not_found.message, "404"), not_found.message);
+
+  const auto broken = failure(fetch(downloader, origin.url("/500")));
+  CHECK(broken.code == ErrorCode::origin_failed);
+  CHECK_MESSAGE(contains(broken.message, "500"), broken.message);
+
+  // A bound but not listening socket: connecting to its port is refused.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  REQUIRE(bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  DownloadOptions options = options_for(origin);
+  options.allow_private = true;
+  Downloader private_downloader(options);
+  const auto refused = failure(fetch(
+      private_downloader, "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/x"));
+  close(fd);
+  CHECK(refused.code == ErrorCode::origin_failed);
+}
+
+TEST_CASE("Downloader: the total timeout") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  options.timeout = 500ms;
+  Downloader downloader(options);
+  const auto start = Clock::now();
+  const auto error = failure(fetch(downloader, origin.url("/slow?ms=5000")));
+  CHECK(error.code == ErrorCode::timeout);
+  CHECK(Clock::now() - start < 4s);  // far below the origin's 5 s
+}
+
+TEST_CASE("Downloader: the byte cap") {
+  Origin origin;
+  Downloader downloader(options_for(origin));
+  SUBCASE("announced by Content-Length") {
+    const auto error = failure(fetch(downloader, origin.url("/huge")));
+    CHECK(error.code == ErrorCode::source_too_large);
+    CHECK_MESSAGE(contains(error.message, std::to_string(kMaxBytes)), error.message);
+  }
+  SUBCASE("counted while streaming, chunked") {
+    const auto error = failure(fetch(downloader, origin.url("/huge-chunked")));
+    CHECK(error.code == ErrorCode::source_too_large);
+    CHECK_MESSAGE(contains(error.message, std::to_string(kMaxBytes)), error.message);
+  }
+  SUBCASE("a small chunked body is fine") {
+    const auto result = fetch(downloader, origin.url("/chunked"));
+    REQUIRE_MESSAGE(result.ok(), result.error().message);
+    CHECK(result->bytes == "abcabcabc");
+  }
+}
+
+TEST_CASE("Downloader: proxies from the environment are ignored") {
+  // Set before any thread of this test reads the environment.
+  setenv("http_proxy", "http://10.0.0.1:3128", 1);
+  setenv("HTTP_PROXY", "http://10.0.0.1:3128", 1);
+  setenv("ALL_PROXY", "http://10.0.0.1:3128", 1);
+  {
+    Origin origin;
+    Downloader downloader(options_for(origin));
+    const auto result = fetch(downloader, origin.url("/image"));
+    CHECK_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
+  }
+  unsetenv("http_proxy");
+  unsetenv("HTTP_PROXY");
+  unsetenv("ALL_PROXY");
+}
+
+TEST_CASE("Downloader: 20 parallel downloads on 4 I/O threads") {
+  Origin origin;
+  DownloadOptions options = options_for(origin);
+  options.io_threads = 4;
+  Downloader downloader(options);
+  std::vector<std::future<Result<Download>>> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(downloader.fetch(origin.url(i % 2 == 0 ? "/image" : "/redirect/2")));
+  }
+  for (auto& future : futures) {
+    const auto result = future.get();
+    REQUIRE_MESSAGE(result.ok(), result.error().message);
+    CHECK(result->bytes == origin.image());
+  }
+  const auto stats = downloader.stats();
+  CHECK(stats.completed == 20);
+  CHECK(stats.failed == 0);
+  CHECK(stats.active == 0);
+  CHECK(stats.queued == 0);
+}
+
+TEST_CASE("Downloader: the destructor fails pending downloads promptly") {
+  Origin origin;
+  std::vector<std::future<Result<Download>>> futures;
+  DownloadOptions options = options_for(origin);
+  options.io_threads = 2;
+  options.timeout = 60s;
+  auto downloader = std::make_unique<Downloader>(options);
+  for (int i = 0; i < 6; ++i) futures.push_back(downloader->fetch(origin.url("/slow?ms=30000")));
+  // Let the I/O threads start two of them (not required for the checks).
+  const auto give_up = Clock::now() + 5s;
+  while (downloader->stats().active < 2 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto start = Clock::now();
+  downloader.reset();
+  CHECK(Clock::now() - start < 10s);  // the origin would answer only after 30 s
+  for (auto& future : futures) {
+    REQUIRE(future.wait_for(0s) == std::future_status::ready);
+    const auto result = future.get();
+    CHECK(failure(result).code == ErrorCode::shutting_down);
+  }
+}
