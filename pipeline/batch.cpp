@@ -156,6 +156,7 @@ struct BatchRunner::State {
   BatchRunnerOptions options;
   Downloader& downloader;
   ResultStore& results;
+  Metrics& metrics;
 
   std::mutex mutex;  // guards tasks, stopping, batches, order
   std::condition_variable task_ready;
@@ -165,8 +166,8 @@ struct BatchRunner::State {
   std::map<std::string, std::shared_ptr<Batch>> batches;
   std::deque<std::string> order;  // batch ids, oldest first
 
-  State(BatchRunnerOptions o, Downloader& d, ResultStore& r)
-      : options(std::move(o)), downloader(d), results(r) {}
+  State(BatchRunnerOptions o, Downloader& d, ResultStore& r, Metrics& m)
+      : options(std::move(o)), downloader(d), results(r), metrics(m) {}
 
   void worker_loop() {
     for (;;) {
@@ -253,7 +254,11 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
   if (!input.url.empty()) {
     auto download = downloader.fetch(input.url).get();
     result.download_ms = ms_since(start);
-    if (!download) return fail(download.error());
+    if (!download) {
+      metrics.record_image(backend.name(), Result<JobOutput>(download.error()), 0,
+                           result.download_ms, ms_since(start));
+      return fail(download.error());
+    }
     bytes = std::move(download->bytes);
   }
   result.input_bytes = bytes.size();
@@ -267,6 +272,8 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
     if (output || output.error().code != ErrorCode::queue_full || attempt >= 600) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  metrics.record_image(backend.name(), output, result.input_bytes, result.download_ms,
+                       ms_since(start));
   if (!output) return fail(output.error());
 
   result.output_bytes = output->bytes.size();
@@ -300,8 +307,8 @@ void BatchRunner::State::remember(const std::shared_ptr<Batch>& batch) {
 }
 
 BatchRunner::BatchRunner(BatchRunnerOptions options, Downloader& downloader,
-                         ResultStore& results)
-    : state_(std::make_unique<State>(std::move(options), downloader, results)) {
+                         ResultStore& results, Metrics& metrics)
+    : state_(std::make_unique<State>(std::move(options), downloader, results, metrics)) {
   const int n = std::max(1, state_->options.threads);
   for (int i = 0; i < n; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker_loop(); });
 }

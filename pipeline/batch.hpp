@@ -22,6 +22,7 @@
 #include "pipeline/backend.hpp"
 #include "pipeline/downloader.hpp"
 #include "pipeline/job.hpp"
+#include "pipeline/metrics.hpp"
 #include "pipeline/result_store.hpp"
 
 namespace pixpool {
@@ -120,8 +121,9 @@ struct BatchRunnerOptions {
 
 class BatchRunner {
  public:
-  // `backends`, `downloader` and `results` must outlive the runner.
-  BatchRunner(BatchRunnerOptions options, Downloader& downloader, ResultStore& results);
+  // `downloader`, `results` and `metrics` must outlive the runner.
+  BatchRunner(BatchRunnerOptions options, Downloader& downloader, ResultStore& results,
+              Metrics& metrics);
   ~BatchRunner();  // cancels pending items, waits for running ones
   BatchRunner(const BatchRunner&) = delete;
   BatchRunner& operator=(const BatchRunner&) = delete;

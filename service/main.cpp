@@ -20,6 +20,7 @@
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
+#include "pipeline/metrics.hpp"
 #include "pipeline/result_store.hpp"
 #include "pipeline/process_pool_backend.hpp"
 #include "pipeline/tbb_backend.hpp"
@@ -87,11 +88,12 @@ int main(int argc, char** argv) {
   const std::string id_prefix = config.replica_id.empty() ? "" : config.replica_id + "-";
   ResultStore results(ResultStoreOptions{config.results_max_entries, config.results_max_bytes,
                                          std::chrono::seconds(config.results_ttl_s), id_prefix});
+  Metrics metrics;
   auto batches = std::make_unique<BatchRunner>(
       BatchRunnerOptions{config.batch_threads, config.max_batch_items, 1000, id_prefix},
-      downloader, results);
+      downloader, results, metrics);
 
-  Server server(config, ServerParts{backends, downloader, results, *batches});
+  Server server(config, ServerParts{backends, downloader, results, *batches, metrics});
   auto port = server.bind();
   if (!port) {
     std::fprintf(stderr, "pixpool: %s\n", port.error().message.c_str());

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -21,6 +22,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Handler = httplib::Server::Handler;
+
+// HTTP threads kept free of processing work for health and metrics.
+constexpr int kReservedHttpThreads = 4;
 
 // When the current request started; httplib serves a request on one thread
 // from pre-routing to logging, so a thread_local is enough.
@@ -77,13 +81,19 @@ struct Route {
 struct Server::Impl {
   Impl(const Config& c, ServerParts p)
       : config(c), backends(p.backends), downloader(p.downloader), results(p.results),
-        batches(p.batches) {}
+        batches(p.batches), metrics(p.metrics),
+        // Processing requests may hold all HTTP threads but a few, so
+        // /metrics, /healthz and /readyz always find a free one.
+        processing_limit(std::max(1, c.http_threads - kReservedHttpThreads)) {}
 
   const Config config;
   BackendSet& backends;
   Downloader& downloader;
   ResultStore& results;
   BatchRunner& batches;
+  Metrics& metrics;
+  const int processing_limit;
+  std::atomic<int> processing{0};
   httplib::Server http;
   std::mutex log_mutex;
 
@@ -99,6 +109,10 @@ struct Server::Impl {
   void handle_result(const httplib::Request& req, httplib::Response& res);
   std::shared_ptr<Batch> find_batch(const httplib::Request& req, httplib::Response& res);
   void handle_ready(httplib::Response& res);
+  void handle_backends(httplib::Response& res);
+  // Counts a processing request in; false (and a 429 sent) when only the
+  // reserved HTTP threads are left.
+  bool admit(httplib::Response& res);
   void log_access(const httplib::Request& req, const httplib::Response& res);
 };
 
@@ -182,6 +196,14 @@ void Server::Impl::install() {
                    httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }}}},
       {"/readyz",
        {{"GET", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); }}}},
+      {"/metrics",
+       {{"GET", [this](const httplib::Request&, httplib::Response& res) {
+           res.status = 200;
+           res.set_content(metrics.exposition(backends), "text/plain; version=0.0.4");
+         }}}},
+      {"/v1/backends",
+       {{"GET", [this](const httplib::Request&,
+                       httplib::Response& res) { handle_backends(res); }}}},
       {"/v1/process",
        {{"GET", [this](const httplib::Request& req,
                        httplib::Response& res) { handle_process(req, res, nullptr); }}},
@@ -208,6 +230,38 @@ void Server::Impl::install() {
        {{"GET", [this](const httplib::Request& req,
                        httplib::Response& res) { handle_result(req, res); }}}},
   });
+}
+
+bool Server::Impl::admit(httplib::Response& res) {
+  if (processing.fetch_add(1) < processing_limit) return true;
+  --processing;
+  send_error(res, {ErrorCode::queue_full,
+                   "all " + std::to_string(processing_limit) +
+                       " HTTP threads for processing are busy; retry later"});
+  return false;
+}
+
+void Server::Impl::handle_backends(httplib::Response& res) {
+  nlohmann::json body = nlohmann::json::object();
+  for (const auto& backend : backends.all()) {
+    const BackendStats s = backend->stats();
+    const RecentStats r = metrics.recent(backend->name());
+    body[std::string(backend->name())] = {
+        {"ready", backend->ready()},
+        {"workers", s.workers},
+        {"busy", s.busy},
+        {"queue_depth", s.queued},
+        {"images_done", s.completed},
+        {"images_failed", s.failed},
+        {"worker_restarts", s.restarts},
+        {"recent",
+         {{"window_s", r.window_s},
+          {"images", r.images},
+          {"images_per_s", r.images_per_s},
+          {"megabytes_per_s", r.megabytes_per_s},
+          {"latency_ms", {{"p50", r.p50_ms}, {"p95", r.p95_ms}, {"p99", r.p99_ms}}}}}};
+  }
+  send_json(res, 200, body);
 }
 
 void Server::Impl::handle_ready(httplib::Response& res) {
@@ -301,6 +355,11 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   if (!backend) return send_error(res, backend.error());
   res.set_header("X-Pixpool-Backend", params->backend);
   const auto url = query->find("url");
+  if (!admit(res)) return;
+  struct Release {
+    std::atomic<int>& n;
+    ~Release() { --n; }
+  } release{processing};
 
   JobSpec job;
   double download_ms = 0;
@@ -312,7 +371,11 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
     const auto download_started = Clock::now();
     auto download = downloader.fetch(url->second).get();  // waits; the I/O pool works
     download_ms = ms_between(download_started, Clock::now());
-    if (!download) return send_error(res, download.error());
+    if (!download) {
+      metrics.record_image((*backend)->name(), Result<JobOutput>(download.error()), 0,
+                           download_ms, download_ms);
+      return send_error(res, download.error());
+    }
     job.input = std::move(download->bytes);
   } else if (reader == nullptr) {
     return send_error(res, {ErrorCode::invalid_parameter,
@@ -329,7 +392,10 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   job.params.quality = params->quality;
   job.params.max_pixels = config.max_pixels;
 
+  const std::size_t input_bytes = job.input.size();
   Result<JobOutput> result = (*backend)->submit(std::move(job)).get();
+  metrics.record_image((*backend)->name(), result, input_bytes, download_ms,
+                       download_ms + ms_between(started, Clock::now()));
   if (!result) return send_error(res, result.error());
 
   JobOutput& out = result.value();
@@ -354,6 +420,13 @@ void Server::Impl::handle_batch(const httplib::Request& req, httplib::Response& 
   params.format = request->params.format;
   params.quality = request->params.quality;
   params.max_pixels = config.max_pixels;
+  if (!async && !admit(res)) return;  // a synchronous batch holds its HTTP thread
+  struct Release {
+    std::atomic<int>* n;
+    ~Release() {
+      if (n != nullptr) --*n;
+    }
+  } release{async ? nullptr : &processing};
   auto batch = batches.start(std::move(request->inputs), std::move(params), **backend);
   if (!batch) return send_error(res, batch.error());
   const std::string self = "/v1/jobs/" + (*batch)->id();
@@ -460,7 +533,24 @@ void Server::Impl::handle_result(const httplib::Request& req, httplib::Response&
   res.body = stored->bytes;
 }
 
+// The route pattern of a path, for metrics labels ("other" for unknown).
+static std::string route_of(const std::string& path) {
+  static const char* const kFixed[] = {"/healthz", "/readyz", "/metrics", "/v1/backends",
+                                       "/v1/process", "/v1/batch", "/v1/jobs"};
+  for (const char* route : kFixed) {
+    if (path == route) return route;
+  }
+  if (path.rfind("/v1/results/", 0) == 0) return "/v1/results/{id}";
+  if (path.rfind("/v1/jobs/", 0) == 0) {
+    if (path.ends_with("/events")) return "/v1/jobs/{id}/events";
+    if (path.ends_with("/archive")) return "/v1/jobs/{id}/archive";
+    return "/v1/jobs/{id}";
+  }
+  return "other";
+}
+
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
+  metrics.record_request(route_of(req.path), res.status);
   if (!config.access_log) return;
   std::string duration = "-";
   if (request_started) {

@@ -8,6 +8,7 @@
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
+#include "pipeline/metrics.hpp"
 #include "pipeline/result_store.hpp"
 #include "service/config.hpp"
 
@@ -19,6 +20,7 @@ struct ServerParts {
   Downloader& downloader;
   ResultStore& results;
   BatchRunner& batches;
+  Metrics& metrics;
 };
 
 class Server {
