@@ -42,6 +42,10 @@ class Backend {
   // False while the backend cannot take work at full capacity.
   virtual bool ready() const = 0;
 
+  // False when the backend is broken for good and the process should be
+  // restarted (/healthz turns 503). Default: always healthy.
+  virtual bool healthy() const { return true; }
+
   // Stops accepting jobs and waits for the pending ones. Idempotent.
   virtual void shutdown() = 0;
 };

@@ -165,6 +165,8 @@ struct BatchRunner::State {
   std::vector<std::thread> threads;
   std::map<std::string, std::shared_ptr<Batch>> batches;
   std::deque<std::string> order;  // batch ids, oldest first
+  std::size_t queued_items = 0;   // inputs accepted, not yet started
+  std::size_t queued_bytes = 0;
 
   State(BatchRunnerOptions o, Downloader& d, ResultStore& r, Metrics& m)
       : options(std::move(o)), downloader(d), results(r), metrics(m) {}
@@ -203,6 +205,8 @@ struct BatchRunner::State {
 void BatchRunner::State::launch_next_locked(const std::shared_ptr<Feed>& feed) {
   if (stopping || feed->next >= feed->inputs.size()) return;
   const std::size_t index = feed->next++;
+  queued_items -= 1;
+  queued_bytes -= feed->inputs[index].bytes.size();
   tasks.push_back([this, feed, index] {
     run_item(feed->batch, index, std::move(feed->inputs[index]), feed->params, *feed->backend);
     {
@@ -294,10 +298,11 @@ void BatchRunner::State::remember(const std::shared_ptr<Batch>& batch) {
   std::lock_guard lock(mutex);
   batches[batch->id()] = batch;
   order.push_back(batch->id());
-  // Forget the oldest finished batches beyond the bound; running ones stay.
+  // Forget the oldest finished batches beyond the bound; running ones, and
+  // the one just added (its id is about to be handed out), stay.
   for (auto it = order.begin(); batches.size() > options.max_batches && it != order.end();) {
     auto found = batches.find(*it);
-    if (found != batches.end() && found->second->over()) {
+    if (found != batches.end() && found->second->over() && *it != batch->id()) {
       batches.erase(found);
       it = order.erase(it);
     } else {
@@ -352,13 +357,31 @@ Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs
   // others download), no more: the rest wait here, cancellable.
   const std::size_t in_flight =
       std::max<std::size_t>(2, 2 * static_cast<std::size_t>(std::max(1, backend.stats().workers)));
+  std::size_t bytes = 0;
+  for (const BatchInput& input : feed->inputs) bytes += input.bytes.size();
   {
     std::lock_guard lock(state_->mutex);
-    if (state_->stopping) return Error{ErrorCode::shutting_down, "server is shutting down"};
+    if (state_->queued_items + feed->inputs.size() > state_->options.max_queued_items ||
+        state_->queued_bytes + bytes > state_->options.max_queued_bytes) {
+      return Error{ErrorCode::queue_full, "too much batch work is waiting (" +
+                                              std::to_string(state_->queued_items) +
+                                              " images); retry later"};
+    }
+    state_->queued_items += feed->inputs.size();
+    state_->queued_bytes += bytes;
+  }
+  state_->remember(batch);  // before any item runs: the destructor will see it
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->stopping) {
+      state_->queued_items -= feed->inputs.size();
+      state_->queued_bytes -= bytes;
+      batch->cancel();
+      return Error{ErrorCode::shutting_down, "server is shutting down"};
+    }
     for (std::size_t i = 0; i < in_flight; ++i) state_->launch_next_locked(feed);
   }
   state_->task_ready.notify_all();
-  state_->remember(batch);
   return batch;
 }
 

@@ -117,6 +117,10 @@ struct BatchRunnerOptions {
   std::size_t max_items = 1000;   // per batch
   std::size_t max_batches = 1000; // remembered batches (oldest finished ones dropped)
   std::string id_prefix;          // e.g. "r1-" so a load balancer can route by id
+  // Inputs accepted but not started, across all batches: beyond these,
+  // start() answers queue_full instead of holding more memory.
+  std::size_t max_queued_items = 20000;
+  std::size_t max_queued_bytes = std::size_t{512} << 20;
 };
 
 class BatchRunner {
@@ -129,7 +133,7 @@ class BatchRunner {
   BatchRunner& operator=(const BatchRunner&) = delete;
 
   // Starts a batch. Errors: invalid_parameter (no items, more than
-  // max_items), shutting_down.
+  // max_items), queue_full (max_queued_items/bytes reached), shutting_down.
   Result<std::shared_ptr<Batch>> start(std::vector<BatchInput> inputs, JobParams params,
                                        Backend& backend);
 

@@ -173,8 +173,13 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
     reply.message[sizeof reply.message - 1] = '\0';
     return Error{static_cast<ErrorCode>(reply.error_code), reply.message};
   }
-  if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) return ok.error();
-  if (reply.output_offset + reply.output_size > slot.buffer.size()) {
+  // The worker decodes hostile input: check its reply like untrusted input.
+  if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) {
+    retire_worker(index, true);
+    return ok.error();
+  }
+  if (reply.output_offset > slot.buffer.size() ||
+      reply.output_size > slot.buffer.size() - reply.output_offset) {
     retire_worker(index, true);
     return Error{ErrorCode::internal, "worker reply points outside its buffer"};
   }
@@ -310,6 +315,8 @@ bool ProcessPoolBackend::ready() const {
   return !state_->stopping &&
          state_->alive.load() == static_cast<int>(state_->slots.size());
 }
+
+bool ProcessPoolBackend::healthy() const { return state_->zygote->alive(); }
 
 void ProcessPoolBackend::shutdown() {
   {

@@ -38,7 +38,8 @@ class ProcessPoolBackend final : public Backend {
   std::string_view name() const override { return "process"; }
   std::future<Result<JobOutput>> submit(JobSpec job) override;
   BackendStats stats() const override;
-  bool ready() const override;  // all workers alive and not shutting down
+  bool ready() const override;    // all workers alive and not shutting down
+  bool healthy() const override;  // false once the zygote is gone: no worker can be replaced
   void shutdown() override;
 
  private:

@@ -43,9 +43,12 @@ SharedBuffer& SharedBuffer::operator=(SharedBuffer&& other) noexcept {
 }
 
 Result<UniqueFd> SharedBuffer::create_memfd(std::size_t size) {
-  UniqueFd fd(memfd_create("pixpool-shm", MFD_CLOEXEC));
+  UniqueFd fd(memfd_create("pixpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.valid()) return sys_error("memfd_create");
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return sys_error("ftruncate");
+  // The file may grow but never shrink: a misbehaving worker cannot make the
+  // server's mapping fault (SIGBUS) while it copies bytes in or out.
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK) != 0) return sys_error("F_ADD_SEALS");
   return fd;
 }
 
@@ -81,6 +84,12 @@ Result<void> SharedBuffer::grow_to(std::size_t size) {
 
 Result<void> SharedBuffer::follow(std::size_t size) {
   if (size <= size_) return {};
+  // Trust the file, not the peer: never map past its real end.
+  struct stat st {};
+  if (fstat(fd_.get(), &st) != 0) return sys_error("fstat");
+  if (size > static_cast<std::size_t>(st.st_size)) {
+    return Error{ErrorCode::internal, "peer reported a buffer larger than the file"};
+  }
   return remap(size);
 }
 

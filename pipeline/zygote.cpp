@@ -150,8 +150,16 @@ Result<std::shared_ptr<Zygote>> Zygote::start() {
 Zygote::~Zygote() {
   control_.reset();  // EOF: the zygote exits, its workers follow (PDEATHSIG)
   int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  while (!exited_ && waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
+}
+
+bool Zygote::alive() {
+  std::lock_guard lock(mutex_);
+  if (exited_) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) exited_ = true;  // reaps it: no zombie
+  return !exited_;
 }
 
 Result<WorkerProcess> Zygote::spawn(const WorkerSettings& settings) {

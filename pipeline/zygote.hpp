@@ -47,11 +47,16 @@ class Zygote {
 
   pid_t pid() const { return pid_; }
 
+  // False once the zygote has exited (it is then reaped); without it no
+  // worker can be replaced. Thread-safe.
+  bool alive();
+
  private:
   Zygote(pid_t pid, UniqueFd control) : pid_(pid), control_(std::move(control)) {}
   pid_t pid_;
   UniqueFd control_;
-  std::mutex mutex_;  // one spawn conversation at a time
+  std::mutex mutex_;  // one spawn conversation at a time; guards exited_
+  bool exited_ = false;
 };
 
 // The worker loop: serves wire::Requests on `socket` until the server closes

@@ -43,9 +43,49 @@ Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query)
 
 }  // namespace
 
-Result<BatchRequest> parse_batch_request(const httplib::Request& req, const Config& config) {
+Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& reader,
+                                         const Config& config) {
   auto query = parse_query(req.target);
   if (!query) return query.error();
+
+  // Read the body, multipart parts or raw, within the byte limit.
+  struct Part {
+    std::string field, filename, content;
+  };
+  std::vector<Part> parts;
+  std::string raw;
+  std::size_t received = 0;
+  bool too_large = false;
+  auto count = [&](std::size_t n) {
+    received += n;
+    too_large = too_large || received > config.max_body_bytes;
+    return !too_large;
+  };
+  bool read_ok = true;
+  if (req.is_multipart_form_data()) {
+    read_ok = reader(
+        [&](const httplib::MultipartFormData& part) {
+          parts.push_back(Part{part.name, part.filename, {}});
+          return true;
+        },
+        [&](const char* data, std::size_t n) {
+          if (!count(n)) return false;
+          parts.back().content.append(data, n);
+          return true;
+        });
+  } else {
+    read_ok = reader([&](const char* data, std::size_t n) {
+      if (!count(n)) return false;
+      raw.append(data, n);
+      return true;
+    });
+  }
+  if (too_large || res.status == 413) {
+    return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
+                                                std::to_string(config.max_body_bytes) + " bytes"};
+  }
+  if (!read_ok) return bad("could not read the request body");
   BatchRequest out;
   auto archive = query->find("archive");
   if (archive != query->end()) {
@@ -59,23 +99,24 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, const Conf
 
   const std::string content_type = req.get_header_value("Content-Type");
   if (req.is_multipart_form_data()) {
-    auto& files = const_cast<httplib::Request&>(req).files;  // moved out: read once
-    for (auto& [field, part] : files) {
-      if (field == "image") continue;
-      if (field != "url") {
-        return bad("unknown multipart field '" + field +
+    for (const Part& part : parts) {
+      if (part.field != "image" && part.field != "url") {
+        return bad("unknown multipart field '" + part.field +
                    "' (send 'image' files and/or 'url' fields; ops, backend, format and "
                    "quality go in the query string)");
       }
     }
-    for (auto [it, end] = files.equal_range("image"); it != end; ++it) {
-      out.inputs.push_back(BatchInput{it->second.filename, "", std::move(it->second.content)});
+    // Files first, then URLs, each in the order sent.
+    for (Part& part : parts) {
+      if (part.field == "image") {
+        out.inputs.push_back(BatchInput{part.filename, "", std::move(part.content)});
+      }
     }
-    for (auto [it, end] = files.equal_range("url"); it != end; ++it) {
-      out.inputs.push_back(BatchInput{"", trim(it->second.content), ""});
+    for (Part& part : parts) {
+      if (part.field == "url") out.inputs.push_back(BatchInput{"", trim(part.content), ""});
     }
   } else if (content_type.find("application/json") == 0) {
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    const auto body = nlohmann::json::parse(raw, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return bad("body is not a JSON object");
     if (!body.contains("urls") || !body["urls"].is_array()) {
       return bad("JSON body needs \"urls\": [\"https://...\", ...]");
@@ -85,7 +126,7 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, const Conf
       out.inputs.push_back(BatchInput{"", url.get<std::string>(), ""});
     }
     if (auto ok = merge_json_settings(body, *query); !ok) return ok.error();
-  } else if (!req.body.empty()) {
+  } else if (!raw.empty()) {
     return bad("send multipart/form-data (curl -F image=@a.jpg -F url=https://...) or "
                "application/json {\"urls\":[...]}");
   }
@@ -117,7 +158,7 @@ nlohmann::json item_json(const ItemResult& item, std::size_t index) {
       j["id"] = item.result_id;
       j["result"] = "/v1/results/" + item.result_id;
     }
-  } else if (item.error) {
+  } else if (item.state == ItemState::failed && item.error) {
     j["status"] = http_status(item.error->code);
     j["error"] = {{"code", std::string(code_name(item.error->code))},
                   {"message", item.error->message}};

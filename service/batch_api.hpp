@@ -26,7 +26,11 @@ struct BatchRequest {
 // "format":..,"quality":..}; query parameters ops/backend/format/quality and
 // archive=tar apply to every item (Accept: application/x-tar also asks for
 // the tar). Errors: invalid_parameter / invalid_ops naming the problem.
-Result<BatchRequest> parse_batch_request(const httplib::Request& req, const Config& config);
+// The body is read here through httplib's content reader, counting bytes:
+// more than --max-body-bytes (chunked uploads included) is body_too_large.
+Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& reader,
+                                         const Config& config);
 
 // One item as JSON: name/url, state, HTTP-like status, error, output size,
 // dimensions, timings and the /v1/results link.

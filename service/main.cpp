@@ -114,9 +114,16 @@ int main(int argc, char** argv) {
     if (signal_number == SIGUSR1) return;  // main is done without a signal
     std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %ds)\n",
                  signal_number == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_s);
-    server.stop();
-    if (drained_future.wait_for(std::chrono::seconds(config.shutdown_timeout_s)) !=
-        std::future_status::ready) {
+    // stop() is a no-op until the listener runs, so repeat it: a signal that
+    // arrives during startup is not lost.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_s);
+    do {
+      server.stop();
+    } while (drained_future.wait_for(std::chrono::milliseconds(100)) !=
+                 std::future_status::ready &&
+             std::chrono::steady_clock::now() < deadline);
+    if (drained_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       std::fprintf(stderr, "pixpool: shutdown deadline passed, exiting with work in flight\n");
       std::_Exit(1);
     }

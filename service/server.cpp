@@ -101,7 +101,8 @@ struct Server::Impl {
   void install_routes(const std::vector<Route>& routes);
   void handle_process(const httplib::Request& req, httplib::Response& res,
                       const httplib::ContentReader* reader);
-  void handle_batch(const httplib::Request& req, httplib::Response& res, bool async);
+  void handle_batch(const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& reader, bool async);
   void handle_job_status(const httplib::Request& req, httplib::Response& res);
   void handle_job_cancel(const httplib::Request& req, httplib::Response& res);
   void handle_job_events(const httplib::Request& req, httplib::Response& res);
@@ -158,6 +159,8 @@ void Server::Impl::install() {
   http.set_read_timeout(config.read_timeout_s, 0);
   http.set_write_timeout(config.read_timeout_s, 0);
   http.set_keep_alive_max_count(100);
+  // Each idle keep-alive connection holds an HTTP thread: do not keep it long.
+  http.set_keep_alive_timeout(2);
   http.set_tcp_nodelay(true);
 
   http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
@@ -192,8 +195,17 @@ void Server::Impl::install() {
 
   install_routes({
       {"/healthz",
-       {{"GET", [](const httplib::Request&,
-                   httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }}}},
+       {{"GET", [this](const httplib::Request&, httplib::Response& res) {
+           // Live unless a backend is broken beyond repair (e.g. the process
+           // pool lost its zygote): then a supervisor should restart us.
+           for (const auto& backend : backends.all()) {
+             if (!backend->healthy()) {
+               return send_json(res, 503, {{"status", "unhealthy"},
+                                           {"backend", std::string(backend->name())}});
+             }
+           }
+           send_json(res, 200, {{"status", "ok"}});
+         }}}},
       {"/readyz",
        {{"GET", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); }}}},
       {"/metrics",
@@ -209,12 +221,12 @@ void Server::Impl::install() {
                        httplib::Response& res) { handle_process(req, res, nullptr); }}},
        [this](const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) { handle_process(req, res, &reader); }},
-      {"/v1/batch",
-       {{"POST", [this](const httplib::Request& req,
-                        httplib::Response& res) { handle_batch(req, res, false); }}}},
-      {"/v1/jobs",
-       {{"POST", [this](const httplib::Request& req,
-                        httplib::Response& res) { handle_batch(req, res, true); }}}},
+      {"/v1/batch", {},
+       [this](const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) { handle_batch(req, res, reader, false); }},
+      {"/v1/jobs", {},
+       [this](const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) { handle_batch(req, res, reader, true); }},
       {R"(/v1/jobs/([A-Za-z0-9-]+))",
        {{"GET", [this](const httplib::Request& req,
                        httplib::Response& res) { handle_job_status(req, res); }},
@@ -294,6 +306,15 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
                                     std::size_t max_body_bytes) {
   std::string image;
   bool ok = true;
+  // httplib enforces its payload limit only when Content-Length is given;
+  // chunked uploads are counted here.
+  std::size_t received = 0;
+  bool too_large = false;
+  auto count = [&](std::size_t n) {
+    received += n;
+    too_large = too_large || received > max_body_bytes;
+    return !too_large;
+  };
   if (req.is_multipart_form_data()) {
     std::vector<std::string> fields;
     bool in_image = false;
@@ -306,6 +327,7 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
           return true;
         },
         [&](const char* data, std::size_t size) {
+          if (!count(size)) return false;
           if (in_image) image.append(data, size);
           return true;
         });
@@ -321,12 +343,13 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
     const auto length = req.get_header_value<std::uint64_t>("Content-Length");
     image.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, max_body_bytes)));
     ok = reader([&](const char* data, std::size_t size) {
+      if (!count(size)) return false;
       image.append(data, size);
       return true;
     });
   }
   if (!ok) {
-    if (res.status == 413) {
+    if (res.status == 413 || too_large) {
       return Error{ErrorCode::body_too_large,
                    "request body is larger than the limit of " + std::to_string(max_body_bytes) +
                        " bytes"};
@@ -409,8 +432,8 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
 }
 
 void Server::Impl::handle_batch(const httplib::Request& req, httplib::Response& res,
-                                bool async) {
-  auto request = parse_batch_request(req, config);
+                                const httplib::ContentReader& reader, bool async) {
+  auto request = parse_batch_request(req, res, reader, config);
   if (!request) return send_error(res, request.error());
   auto backend = backends.find(request->params.backend);
   if (!backend) return send_error(res, backend.error());
@@ -481,6 +504,9 @@ void Server::Impl::handle_job_cancel(const httplib::Request& req, httplib::Respo
 void Server::Impl::handle_job_events(const httplib::Request& req, httplib::Response& res) {
   auto batch = find_batch(req, res);
   if (!batch) return;
+  // A stream holds its HTTP thread until the job ends: count it like
+  // processing, so the reserved threads stay free for health and metrics.
+  if (!admit(res)) return;
   // One `item` event per finished item (in finishing order), then `done`
   // with the totals. Comments keep idle connections alive through proxies.
   auto cursor = std::make_shared<std::size_t>(0);
@@ -506,7 +532,8 @@ void Server::Impl::handle_job_events(const httplib::Request& req, httplib::Respo
         if (!sink.write(out.data(), out.size())) return false;  // client went away
         if (over) sink.done();
         return true;
-      });
+      },
+      [this](bool) { --processing; });
 }
 
 void Server::Impl::handle_job_archive(const httplib::Request& req, httplib::Response& res) {

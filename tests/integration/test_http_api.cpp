@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -238,6 +239,18 @@ TEST_CASE("limits: 413 over --max-body-bytes, 422 over --max-pixels") {
   httplib::MultipartFormDataItems big = {
       {"image", std::string(200 * 1024, 'x'), "big.jpg", "image/jpeg"}};
   expect_error(client.Post("/v1/process", big), 413, "body_too_large");
+  expect_error(client.Post("/v1/batch", big), 413, "body_too_large");
+  // Chunked uploads carry no Content-Length: the limit is counted while reading.
+  const std::string dir = test::make_temp_dir("chunked");
+  test::write_file(dir + "/big.bin", std::string(300 * 1024, 'x'));
+  for (const char* route : {"/v1/process", "/v1/jobs"}) {
+    CAPTURE(route);
+    const auto chunked = test::run_command(
+        "curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' "
+        "--data-binary @" + dir + "/big.bin " + server.base_url() + route);
+    CHECK(chunked.output == "413");
+  }
+  std::filesystem::remove_all(dir);
   expect_error(client.Post("/v1/process", test::read_test_data("fruits_320x240.jpg"),
                            "image/jpeg"),
                422, "too_many_pixels");  // 320x240 = 76800 > 50000

@@ -184,6 +184,11 @@ TEST_CASE("/readyz is not ready while the pool is below its size") {
   CHECK(body["status"] == "not_ready");
   CHECK(body["backends"]["process"]["ready"] == false);
   CHECK(body["backends"]["tbb"]["ready"] == true);
+  // The pool cannot recover without its zygote: liveness says restart me.
+  auto health = client_for(server).Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 503);
+  CHECK(health->body.find("process") != std::string::npos);
 
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
   auto process = client_for(server).Post("/v1/process?backend=process", photo, "image/jpeg");
