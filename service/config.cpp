@@ -319,7 +319,8 @@ std::string help_text() {
   std::ostringstream out;
   const Config defaults;
   out << "pixpool: parallel image processing service (Gaussian blur + contour)\n\n"
-         "Usage: pixpool [--flag value | --flag=value]...\n\n"
+         "Usage: pixpool [--flag value | --flag=value]...\n"
+         "       pixpool bench --help     load-test a running server (see README)\n\n"
          "Every flag can also be set through the environment variable shown.\n\n";
   for (const Option& o : options()) {
     std::string left = "  --" + o.flag + (o.value_hint.empty() ? "" : " " + o.value_hint);

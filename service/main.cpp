@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
@@ -35,6 +36,11 @@
 int main(int argc, char** argv) {
   using namespace pixpool;
   std::vector<std::string> args(argv + 1, argv + argc);
+  // `pixpool bench ...` is the load-test client: no zygote, no server, and
+  // signals left unblocked so Ctrl-C reaches it.
+  if (!args.empty() && args.front() == "bench") {
+    return run_bench(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   auto cli = parse_command_line(args, [](const char* name) { return std::getenv(name); });
   if (!cli) {
     std::fprintf(stderr, "pixpool: %s\n", cli.error().message.c_str());

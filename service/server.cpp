@@ -368,17 +368,25 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
 
 void Server::Impl::handle_process(const httplib::Request& req, httplib::Response& res,
                                   const httplib::ContentReader* reader) {
-  // Parameters first: a bad request is refused before its body is read.
+  // Parameters first: a bad request is refused before its body is read, and
+  // its connection closed so the unread body is not taken for a request.
+  auto refuse_unread = [&](const Error& error) {
+    res.set_header("Connection", "close");
+    send_error(res, error);
+  };
   auto query = parse_query(req.target);
-  if (!query) return send_error(res, query.error());
+  if (!query) return refuse_unread(query.error());
   auto params =
       parse_process_params(*query, config.default_backend, config.enable_test_ops, {"url"});
-  if (!params) return send_error(res, params.error());
+  if (!params) return refuse_unread(params.error());
   auto backend = backends.find(params->backend);
-  if (!backend) return send_error(res, backend.error());
+  if (!backend) return refuse_unread(backend.error());
   res.set_header("X-Pixpool-Backend", params->backend);
   const auto url = query->find("url");
-  if (!admit(res)) return;
+  if (!admit(res)) {
+    res.set_header("Connection", "close");
+    return;
+  }
   struct Release {
     std::atomic<int>& n;
     ~Release() { --n; }
@@ -434,7 +442,10 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
 void Server::Impl::handle_batch(const httplib::Request& req, httplib::Response& res,
                                 const httplib::ContentReader& reader, bool async) {
   auto request = parse_batch_request(req, res, reader, config);
-  if (!request) return send_error(res, request.error());
+  if (!request) {
+    res.set_header("Connection", "close");  // the body may be partly unread
+    return send_error(res, request.error());
+  }
   auto backend = backends.find(request->params.backend);
   if (!backend) return send_error(res, backend.error());
   res.set_header("X-Pixpool-Backend", request->params.backend);

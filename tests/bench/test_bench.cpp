@@ -1,0 +1,658 @@
+// pixpool bench: the histogram, the corpus, the command line, response
+// verification and the report writer as units, then run_bench() end to end
+// against the real server on a loopback port.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "bench/bench.hpp"
+#include "bench/corpus.hpp"
+#include "bench/histogram.hpp"
+#include "bench/options.hpp"
+#include "bench/report.hpp"
+#include "bench/runner.hpp"
+#include "filters/codec.hpp"
+#include "tests/support/images.hpp"
+#include "tests/support/server_process.hpp"
+
+using namespace pixpool;
+using namespace pixpool::bench;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The exact nearest-rank percentile of sorted samples.
+std::int64_t exact_percentile(const std::vector<std::int64_t>& sorted, double p) {
+  const auto n = static_cast<double>(sorted.size());
+  const auto rank = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(p / 100.0 * n)));
+  return sorted[rank - 1];
+}
+
+double relative_error(std::int64_t value, std::int64_t exact) {
+  return std::abs(static_cast<double>(value - exact)) / static_cast<double>(exact);
+}
+
+nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(test::read_file(path));
+}
+
+bool gnuplot_installed() {
+  return test::run_command("command -v gnuplot >/dev/null 2>&1").exit_code == 0;
+}
+
+// A loopback port with nothing listening (bound, then released).
+int unused_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Splits a table line into its whitespace-separated cells.
+std::vector<std::string> cells(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string cell; in >> cell;) out.push_back(cell);
+  return out;
+}
+
+struct TempDir {
+  std::string path = test::make_temp_dir("bench");
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- histogram
+
+TEST_CASE("histogram: empty gives zeros") {
+  LatencyHistogram h;
+  CHECK(h.empty());
+  CHECK(h.count() == 0);
+  CHECK(h.percentile(50) == 0);
+  CHECK(h.percentile(100) == 0);
+  CHECK(h.min() == 0);
+  CHECK(h.max() == 0);
+  CHECK(h.mean() == 0.0);
+}
+
+TEST_CASE("histogram: buckets are contiguous and at most 1/128 wide") {
+  const std::size_t n = LatencyHistogram::bucket_count();
+  CHECK(LatencyHistogram::bucket_lower(0) == 0);
+  for (std::size_t i = 1; i < n; ++i) {
+    REQUIRE(LatencyHistogram::bucket_lower(i) == LatencyHistogram::bucket_upper(i - 1));
+    const std::int64_t lower = LatencyHistogram::bucket_lower(i);
+    const std::int64_t width = LatencyHistogram::bucket_upper(i) - lower;
+    if (lower >= 256) REQUIRE(static_cast<double>(width) / lower <= 1.0 / 128);
+  }
+  CHECK(LatencyHistogram::bucket_upper(n - 1) > LatencyHistogram::kMaxValueNs);
+  for (std::int64_t v :
+       {std::int64_t{0}, std::int64_t{255}, std::int64_t{256}, std::int64_t{10'000},
+        std::int64_t{123'456'789}, LatencyHistogram::kMaxValueNs}) {
+    const std::size_t i = LatencyHistogram::bucket_index(v);
+    CHECK(LatencyHistogram::bucket_lower(i) <= v);
+    CHECK(v < LatencyHistogram::bucket_upper(i));
+  }
+}
+
+TEST_CASE("histogram: percentiles match exact sorted samples within 1 percent") {
+  // Log-uniform from 10 us to 10 min, the range the histogram promises.
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> exponent(std::log(1e4), std::log(6e11));
+  for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{1000}, std::size_t{100'000}}) {
+    CAPTURE(n);
+    std::vector<std::int64_t> samples;
+    LatencyHistogram h;
+    for (std::size_t i = 0; i < n; ++i) {
+      samples.push_back(static_cast<std::int64_t>(std::exp(exponent(rng))));
+      h.record(samples.back());
+    }
+    std::sort(samples.begin(), samples.end());
+    CHECK(h.count() == n);
+    CHECK(h.min() == samples.front());
+    CHECK(h.max() == samples.back());
+    for (double p : {0.0, 1.0, 10.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0}) {
+      CAPTURE(p);
+      CHECK(relative_error(h.percentile(p), exact_percentile(samples, p)) <= 0.01);
+    }
+    CHECK(h.percentile(100) == samples.back());
+    long double sum = 0;
+    for (auto s : samples) sum += s;
+    CHECK(h.mean() == doctest::Approx(static_cast<double>(sum / n)).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("histogram: merging per-thread histograms equals one histogram") {
+  std::mt19937_64 rng(7);
+  std::lognormal_distribution<double> latency(std::log(50e6), 0.8);  // around 50 ms
+  LatencyHistogram all;
+  std::vector<LatencyHistogram> parts(4);
+  std::vector<std::int64_t> samples;
+  for (int i = 0; i < 20'000; ++i) {
+    const auto v = static_cast<std::int64_t>(latency(rng));
+    samples.push_back(v);
+    all.record(v);
+    parts[static_cast<std::size_t>(i) % parts.size()].record(v);
+  }
+  LatencyHistogram merged;
+  merged.merge(LatencyHistogram());  // merging an empty one changes nothing
+  for (const auto& part : parts) merged.merge(part);
+  std::sort(samples.begin(), samples.end());
+  CHECK(merged.count() == all.count());
+  CHECK(merged.min() == samples.front());
+  CHECK(merged.max() == samples.back());
+  CHECK(merged.mean() == doctest::Approx(all.mean()));
+  for (double p : {50.0, 95.0, 99.0, 99.9}) {
+    CHECK(merged.percentile(p) == all.percentile(p));
+    CHECK(relative_error(merged.percentile(p), exact_percentile(samples, p)) <= 0.01);
+  }
+}
+
+TEST_CASE("histogram: max is exact even above the range and a single value is exact") {
+  LatencyHistogram h;
+  h.record(1'234'567);
+  CHECK(h.percentile(50) == 1'234'567);
+  CHECK(h.percentile(99) == 1'234'567);
+  const std::int64_t twenty_minutes = 1'200'000'000'000;
+  h.record(twenty_minutes);
+  h.record(-5);  // clamped to 0
+  CHECK(h.max() == twenty_minutes);
+  CHECK(h.percentile(100) == twenty_minutes);
+  CHECK(h.min() == 0);
+  CHECK(h.count() == 3);
+}
+
+// ------------------------------------------------------------------- corpus
+
+TEST_CASE("corpus: size names and WxH parse") {
+  CHECK(parse_size("vga")->width == 640);
+  CHECK(parse_size("vga")->height == 480);
+  CHECK(parse_size("1080p")->width == 1920);
+  CHECK(parse_size("1080p")->height == 1080);
+  CHECK(parse_size("12MP")->width == 4032);
+  CHECK(parse_size("12mp")->height == 3024);
+  CHECK(parse_size("320x200")->width == 320);
+  CHECK(parse_size("320x200")->height == 200);
+  for (const char* bad : {"", "huge", "0x10", "10x", "x10", "-5x5", "20001x5", "1e3x5"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_size(bad).ok());
+  }
+}
+
+TEST_CASE("corpus: generated JPEGs have the requested sizes and are deterministic") {
+  auto corpus = generate_corpus({*parse_size("vga"), *parse_size("1080p")}, 2);
+  REQUIRE(corpus.ok());
+  REQUIRE(corpus->images.size() == 4);
+  CHECK(corpus->source == "generated");
+  const std::vector<std::pair<int, int>> sizes = {
+      {640, 480}, {640, 480}, {1920, 1080}, {1920, 1080}};
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto& image = corpus->images[i];
+    CAPTURE(image.name);
+    CHECK(image.format == ImageFormat::jpeg);
+    CHECK(image.width == sizes[i].first);
+    CHECK(image.height == sizes[i].second);
+    auto decoded = decode_image(image.bytes, kDefaultMaxPixels);
+    REQUIRE(decoded.ok());
+    CHECK(decoded->pixels.cols == sizes[i].first);
+    CHECK(decoded->pixels.rows == sizes[i].second);
+    CHECK(decoded->pixels.channels() == 3);
+    // Photo-like, not flat: a VGA JPEG of a smooth gradient alone is ~10 KB.
+    CHECK(image.bytes.size() > static_cast<std::size_t>(image.width * image.height / 20));
+    total += image.bytes.size();
+  }
+  CHECK(corpus->images[0].name == "vga-1.jpg");
+  CHECK(corpus->images[3].name == "1080p-2.jpg");
+  CHECK(corpus->total_bytes() == total);
+  CHECK(corpus->images[0].bytes != corpus->images[1].bytes);  // different seeds
+
+  auto again = generate_corpus({*parse_size("vga")}, 1);
+  REQUIRE(again.ok());
+  CHECK(again->images[0].bytes == corpus->images[0].bytes);
+  CHECK(corpus->describe().find("640x480") != std::string::npos);
+}
+
+TEST_CASE("corpus: the 12 MP size is 4032x3024") {
+  auto corpus = generate_corpus({*parse_size("12mp")}, 1);
+  REQUIRE(corpus.ok());
+  auto header = read_header(corpus->images.at(0).bytes);
+  REQUIRE(header.ok());
+  CHECK(header->width == 4032);
+  CHECK(header->height == 3024);
+  CHECK(header->format == ImageFormat::jpeg);
+}
+
+TEST_CASE("corpus: a folder gives its decodable images sorted and skips the rest") {
+  TempDir dir;
+  test::write_file(dir.path + "/b.png",
+                   test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".png"));
+  test::write_file(dir.path + "/a.jpg", test::read_test_data("fruits_320x240.jpg"));
+  test::write_file(dir.path + "/notes.txt", "not an image");
+  std::vector<std::string> skipped;
+  auto corpus = load_corpus(dir.path, &skipped);
+  REQUIRE(corpus.ok());
+  REQUIRE(corpus->images.size() == 2);
+  CHECK(corpus->images[0].name == "a.jpg");
+  CHECK(corpus->images[0].width == 320);
+  CHECK(corpus->images[0].height == 240);
+  CHECK(corpus->images[1].name == "b.png");
+  CHECK(corpus->images[1].format == ImageFormat::png);
+  CHECK(corpus->images[1].width == 30);
+  CHECK(skipped == std::vector<std::string>{"notes.txt"});
+
+  CHECK_FALSE(load_corpus(dir.path + "/missing").ok());
+  TempDir empty;
+  CHECK_FALSE(load_corpus(empty.path).ok());
+}
+
+// ------------------------------------------------------------- command line
+
+TEST_CASE("options: the documented command line parses") {
+  auto o = parse_bench_args({"--url",         "http://127.0.0.1:8080",
+                             "--sizes",       "vga,1080p,12mp",
+                             "--backends",    "tbb,process",
+                             "--concurrency", "1,4,16",
+                             "--duration",    "10s",
+                             "--report",      "out",
+                             "--ops",         "blur:5,contour",
+                             "--format",      "jpeg",
+                             "--mode",        "batch",
+                             "--batch-size",  "4",
+                             "--warmup",      "500ms",
+                             "--timeout=2m"});
+  REQUIRE(o.ok());
+  CHECK(o->url == "http://127.0.0.1:8080");
+  CHECK(o->sizes.size() == 3);
+  CHECK(o->backends == std::vector<std::string>{"tbb", "process"});
+  CHECK(o->concurrency == std::vector<int>{1, 4, 16});
+  CHECK(o->duration_s == 10.0);
+  CHECK(o->requests == 0);
+  CHECK(o->report_dir == "out");
+  CHECK(o->ops == "blur:5,contour");
+  CHECK(o->format == "jpeg");
+  CHECK(o->mode == Mode::batch);
+  CHECK(o->batch_size == 4);
+  CHECK(o->warmup_s == doctest::Approx(0.5));
+  CHECK(o->timeout_s == 120.0);
+
+  auto requests = parse_bench_args(
+      {"--requests", "6", "--mode", "url", "--source-url", "http://origin:8000/img"});
+  REQUIRE(requests.ok());
+  CHECK(requests->requests == 6);
+  CHECK(requests->duration_s == 0.0);
+  CHECK(requests->warmup_s == 0.0);  // --requests N sends exactly N
+  CHECK(requests->source_url == "http://origin:8000/img/");
+
+  auto defaults = parse_bench_args({});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->duration_s == 10.0);
+  CHECK(defaults->warmup_s == 1.0);
+  CHECK(parse_bench_args({"--help"})->help);
+}
+
+TEST_CASE("options: bad command lines are refused with the flag named") {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--duration", "10s", "--requests", "5"},
+      {"--concurrency", "0"},
+      {"--concurrency", "1,x"},
+      {"--duration", "soon"},
+      {"--requests", "-1"},
+      {"--url", "127.0.0.1:8080"},
+      {"--url", "http://host/path"},
+      {"--format", "gif"},
+      {"--mode", "stream"},
+      {"--sizes", "huge"},
+      {"--backends", "tbb,tbb"},
+      {"--source-url", "http://o/"},  // needs --mode url
+      {"--bogus", "1"},
+      {"--report"},
+      {"stray"}};
+  for (const auto& args : bad) {
+    CAPTURE(args.front());
+    auto parsed = parse_bench_args(args);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK_FALSE(parsed.error().message.empty());
+  }
+  CHECK(parse_duration_s("500ms") == doctest::Approx(0.5));
+  CHECK(parse_duration_s("2m") == 120.0);
+  CHECK(parse_duration_s("1.5") == 1.5);
+  CHECK(parse_duration_s("") < 0);
+  CHECK(parse_duration_s("-1s") < 0);
+}
+
+// ------------------------------------------------------------- verification
+
+TEST_CASE("Server-Timing parses into the six stages") {
+  auto ms = parse_server_timing(
+      "queue;dur=0.016, download;dur=0.000, decode;dur=0.661, filter;dur=2.020, "
+      "encode;dur=0.187, total;dur=3.183");
+  REQUIRE(ms.has_value());
+  CHECK((*ms)[0] == doctest::Approx(0.016));
+  CHECK((*ms)[2] == doctest::Approx(0.661));
+  CHECK((*ms)[3] == doctest::Approx(2.020));
+  CHECK((*ms)[5] == doctest::Approx(3.183));
+  CHECK_FALSE(parse_server_timing("").has_value());
+  CHECK_FALSE(parse_server_timing("queue;dur=1, decode;dur=2").has_value());
+  CHECK_FALSE(parse_server_timing("queue;dur=x, download;dur=0, decode;dur=0, filter;dur=0, "
+                                  "encode;dur=0, total;dur=0")
+                  .has_value());
+}
+
+TEST_CASE("a response verifies only with the right type and backend and a same-size image") {
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+  const CorpusImage input{"fruits.jpg", photo, ImageFormat::jpeg, 320, 240};
+  Target target;
+  auto response = [](std::string body, const std::string& type, const std::string& backend) {
+    httplib::Response res;
+    res.status = 200;
+    res.body = std::move(body);
+    res.set_header("Content-Type", type);
+    res.set_header("X-Pixpool-Backend", backend);
+    return res;
+  };
+  for (bool full : {true, false}) {
+    CAPTURE(full);
+    target.full_verify = full;
+    CHECK_FALSE(verify_image_response(response(photo, "image/jpeg", "tbb"), input, target, "tbb"));
+    auto wrong_type =
+        verify_image_response(response(photo, "image/png", "tbb"), input, target, "tbb");
+    REQUIRE(wrong_type);
+    CHECK(wrong_type->kind == "verify: content-type");
+    auto wrong_backend =
+        verify_image_response(response(photo, "image/jpeg", "tbb"), input, target, "process");
+    REQUIRE(wrong_backend);
+    CHECK(wrong_backend->kind == "verify: backend");
+    auto garbage =
+        verify_image_response(response("not a jpeg", "image/jpeg", "tbb"), input, target, "tbb");
+    REQUIRE(garbage);
+    CHECK(garbage->kind == "verify: undecodable");
+    const std::string small =
+        test::encode_with_opencv(test::synthetic_image(32, 24, 3), ".jpg", 90);
+    auto wrong_size =
+        verify_image_response(response(small, "image/jpeg", "tbb"), input, target, "tbb");
+    REQUIRE(wrong_size);
+    CHECK(wrong_size->kind == "verify: size");
+  }
+  // format=png: a PNG of the same size is expected.
+  target.format = "png";
+  const std::string png = test::encode_with_opencv(test::synthetic_image(320, 240, 3), ".png");
+  CHECK_FALSE(verify_image_response(response(png, "image/png", "tbb"), input, target, "tbb"));
+  CHECK(verify_image_response(response(photo, "image/jpeg", "tbb"), input, target, "tbb"));
+}
+
+// ------------------------------------------------------------------- report
+
+TEST_CASE("report: report.json and the table and index.html agree") {
+  StepResult ok;
+  ok.backend = "tbb";
+  ok.concurrency = 4;
+  ok.requests = 10;
+  ok.images_ok = 10;
+  ok.input_bytes = 9'000'000;
+  ok.elapsed_s = 2.0;
+  for (int i = 1; i <= 10; ++i) ok.latency.record(i * 10'000'000LL);  // 10..100 ms
+  ok.stages.add({1, 0, 2, 3, 4, 10});
+  ok.stages.add({3, 0, 2, 5, 4, 14});
+
+  StepResult bad;
+  bad.backend = "process";
+  bad.concurrency = 1;
+  bad.requests = 3;
+  bad.elapsed_s = 0.5;
+  bad.errors.http = 3;
+  bad.errors.by_kind["HTTP 400 invalid_ops"] = 3;
+  bad.errors.first_message["HTTP 400 invalid_ops"] = "op 'blur': <bad> & worse";
+
+  BenchOptions options;
+  options.concurrency = {1, 4};
+  RunInfo info{"pixpool bench --requests 10", "2026-01-02T03:04:05Z", options,
+               corpus_json(Corpus{"generated",
+                                  {CorpusImage{"vga-1.jpg", std::string(900'000, 'x'),
+                                               ImageFormat::jpeg, 640, 480}}}),
+               nullptr};
+  auto report = report_json(info, {ok, bad}, 1, false);
+
+  CHECK(report["command_line"] == "pixpool bench --requests 10");
+  CHECK(report["timestamp"] == "2026-01-02T03:04:05Z");
+  CHECK(report["server_url"] == "http://127.0.0.1:8080");
+  CHECK(report["corpus"]["count"] == 1);
+  CHECK(report["corpus"]["total_bytes"] == 900'000);
+  CHECK(report["exit_status"] == 1);
+  CHECK(report["totals"]["requests"] == 13);
+  CHECK(report["totals"]["errors"] == 3);
+  REQUIRE(report["steps"].size() == 2);
+  const auto& s0 = report["steps"][0];
+  CHECK(s0["images_per_s"].get<double>() == 5.0);
+  CHECK(s0["megabytes_per_s"].get<double>() == 4.5);
+  CHECK(s0["latency_ms"]["count"] == 10);
+  CHECK(s0["latency_ms"]["p50"].get<double>() == doctest::Approx(50.0).epsilon(0.005));
+  CHECK(s0["latency_ms"]["p95"].get<double>() == doctest::Approx(100.0).epsilon(0.005));
+  CHECK(s0["latency_ms"]["max"].get<double>() == 100.0);
+  CHECK(s0["latency_ms"]["mean"].get<double>() == doctest::Approx(55.0));
+  CHECK(s0["server_timing_ms"]["samples"] == 2);
+  CHECK(s0["server_timing_ms"]["queue"].get<double>() == 2.0);
+  CHECK(s0["server_timing_ms"]["total"].get<double>() == 12.0);
+  CHECK(report["steps"][1]["errors"]["by_kind"]["HTTP 400 invalid_ops"] == 3);
+  CHECK(report["steps"][1]["latency_ms"]["count"] == 0);
+
+  // Each table row shows its step's JSON figures.
+  const std::string table = format_table(report);
+  std::vector<std::string> lines;
+  std::istringstream in(table);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 3);
+  CHECK(cells(lines[0]) == std::vector<std::string>{"backend", "conc", "requests", "img/s", "MB/s",
+                                                    "p50", "ms", "p95", "ms", "p99", "ms", "max",
+                                                    "ms", "errors"});
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& step = report["steps"][i];
+    const auto row = cells(lines[i + 1]);
+    REQUIRE(row.size() == 10);
+    CHECK(row[0] == step["backend"]);
+    CHECK(std::stoi(row[1]) == step["concurrency"]);
+    CHECK(std::stoull(row[2]) == step["requests"]);
+    CHECK(std::stod(row[3]) == doctest::Approx(step["images_per_s"].get<double>()).epsilon(0.01));
+    CHECK(std::stod(row[4]) ==
+          doctest::Approx(step["megabytes_per_s"].get<double>()).epsilon(0.01));
+    CHECK(std::stoull(row[9]) == step["errors"]["total"]);
+    if (step["latency_ms"]["count"] == 0) {
+      CHECK(row[5] == "-");
+    } else {
+      CHECK(std::stod(row[5]) ==
+            doctest::Approx(step["latency_ms"]["p50"].get<double>()).epsilon(0.002));
+      CHECK(std::stod(row[8]) ==
+            doctest::Approx(step["latency_ms"]["max"].get<double>()).epsilon(0.002));
+    }
+  }
+
+  // Written to a folder: the JSON round-trips and the page holds the table.
+  for (bool with_gnuplot : {true, false}) {
+    CAPTURE(with_gnuplot);
+    TempDir dir;
+    auto copy = report;
+    auto outcome = write_report(dir.path, copy, with_gnuplot ? "gnuplot" : "/nonexistent/gnuplot");
+    REQUIRE(outcome.ok());
+    const bool plots = with_gnuplot && gnuplot_installed();
+    CHECK(outcome->plots == plots);
+    const auto written = read_json(dir.path + "/report.json");
+    CHECK(written["steps"] == nlohmann::json::parse(report["steps"].dump()));
+    CHECK(written["plots"]["throughput"].is_string() == plots);
+    const std::string html = test::read_file(dir.path + "/index.html");
+    CHECK(html.find("<td class=\"l\">tbb</td><td>4</td><td>10</td><td>5.00</td><td>4.50</td>") !=
+          std::string::npos);
+    CHECK(html.find("HTTP 400 invalid_ops") != std::string::npos);
+    CHECK(html.find("&lt;bad&gt; &amp; worse") != std::string::npos);  // escaped
+    CHECK(fs::exists(dir.path + "/throughput.svg") == plots);
+    CHECK(fs::exists(dir.path + "/latency.svg") == plots);
+    if (plots) {
+      CHECK(html.find("<svg") != std::string::npos);
+      CHECK(html.find("<?xml") == std::string::npos);
+      // Both plots define the same ids; inlined, each copy gets a prefix.
+      CHECK(html.find("id='gpDot'") == std::string::npos);
+      CHECK(html.find("id='throughput_gpDot'") != std::string::npos);
+      CHECK(html.find("id='latency_gpDot'") != std::string::npos);
+    } else {
+      CHECK(html.find("plots skipped") != std::string::npos);
+      CHECK(written["plots"]["note"].get<std::string>().find("gnuplot") != std::string::npos);
+    }
+  }
+}
+
+// --------------------------------------------------------------- end to end
+
+TEST_CASE("run_bench: a tiny run against the real server verifies every response") {
+  test::ServerProcess server({"--workers", "2", "--access-log", "off"});
+  TempDir dir;
+  const std::string report_dir = dir.path + "/report";
+  const int status =
+      run_bench({"--url", server.base_url(), "--sizes", "vga", "--per-size", "2", "--backends",
+                 "tbb,process", "--concurrency", "1,2", "--requests", "6", "--report", report_dir});
+  CHECK(status == 0);
+  const auto report = read_json(report_dir + "/report.json");
+  CHECK(report["exit_status"] == 0);
+  CHECK(report["server_url"] == server.base_url());
+  CHECK(report["command_line"].get<std::string>().find("--requests 6") != std::string::npos);
+  CHECK(report["corpus"]["count"] == 2);
+  CHECK(report["server"]["process"]["workers"] == 2);
+  REQUIRE(report["steps"].size() == 4);
+  const std::vector<std::pair<std::string, int>> expected = {
+      {"tbb", 1}, {"tbb", 2}, {"process", 1}, {"process", 2}};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto& step = report["steps"][i];
+    CAPTURE(i);
+    CHECK(step["backend"] == expected[i].first);
+    CHECK(step["concurrency"] == expected[i].second);
+    CHECK(step["requests"] == 6);
+    CHECK(step["images"] == 6);
+    CHECK(step["errors"]["total"] == 0);
+    CHECK(step["latency_ms"]["count"] == 6);
+    CHECK(step["latency_ms"]["p50"].get<double>() > 0);
+    CHECK(step["latency_ms"]["max"].get<double>() >= step["latency_ms"]["p99"].get<double>());
+    CHECK(step["images_per_s"].get<double>() > 0);
+    CHECK(step["server_timing_ms"]["samples"] == 6);
+    CHECK(step["server_timing_ms"]["filter"].get<double>() > 0);
+  }
+  CHECK(fs::exists(report_dir + "/index.html"));
+  CHECK(fs::exists(report_dir + "/throughput.svg") == gnuplot_installed());
+  CHECK(fs::exists(report_dir + "/latency.svg") == gnuplot_installed());
+}
+
+TEST_CASE("run_bench: url mode with the built-in origin and batch mode verify too") {
+  test::ServerProcess server(
+      {"--workers", "2", "--access-log", "off", "--allow-private-sources", "on"});
+  TempDir dir;
+  CHECK(run_bench({"--url", server.base_url(), "--sizes", "320x240", "--per-size", "2",
+                   "--backends", "tbb,process", "--concurrency", "2", "--requests", "4", "--mode",
+                   "url", "--format", "png", "--report", dir.path + "/url"}) == 0);
+  const auto url = read_json(dir.path + "/url/report.json");
+  REQUIRE(url["steps"].size() == 2);
+  for (const auto& step : url["steps"]) {
+    CHECK(step["images"] == 4);
+    CHECK(step["errors"]["total"] == 0);
+  }
+  CHECK(url["settings"]["source_url"].get<std::string>().starts_with("http://127.0.0.1:"));
+
+  CHECK(run_bench({"--url", server.base_url(), "--sizes", "320x240", "--per-size", "3",
+                   "--backends", "process", "--concurrency", "1", "--requests", "2", "--mode",
+                   "batch", "--batch-size", "3", "--report", dir.path + "/batch"}) == 0);
+  const auto batch = read_json(dir.path + "/batch/report.json");
+  REQUIRE(batch["steps"].size() == 1);
+  CHECK(batch["steps"][0]["requests"] == 2);
+  CHECK(batch["steps"][0]["images"] == 6);
+  CHECK(batch["steps"][0]["server_timing_ms"]["samples"] == 6);
+  CHECK(batch["steps"][0]["errors"]["total"] == 0);
+}
+
+TEST_CASE("run_bench: url mode against a server that refuses the origin is a setup error") {
+  test::ServerProcess server({"--access-log", "off"});  // loopback downloads forbidden
+  CHECK(run_bench({"--url", server.base_url(), "--sizes", "64x48", "--per-size", "1", "--backends",
+                   "tbb", "--concurrency", "1", "--requests", "1", "--mode", "url"}) == 2);
+}
+
+TEST_CASE("run_bench: an unreachable server and usage errors exit 2") {
+  TempDir dir;
+  const std::string url = "http://127.0.0.1:" + std::to_string(unused_port());
+  CHECK(run_bench(
+            {"--url", url, "--sizes", "vga", "--requests", "1", "--report", dir.path + "/r"}) == 2);
+  CHECK_FALSE(fs::exists(dir.path + "/r/report.json"));
+  CHECK(run_bench({"--duration", "1s", "--requests", "1"}) == 2);
+  CHECK(run_bench({"--concurrency", "zero"}) == 2);
+  CHECK(run_bench({"--help"}) == 0);
+
+  test::ServerProcess server({"--access-log", "off"});
+  CHECK(run_bench({"--url", server.base_url(), "--backends", "gpu", "--sizes", "vga", "--requests",
+                   "1"}) == 2);
+}
+
+TEST_CASE("run_bench: every request rejected by the server exits 1 with the errors counted") {
+  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  TempDir dir;
+  const int status = run_bench({"--url", server.base_url(), "--sizes", "64x48", "--per-size", "1",
+                                "--backends", "tbb", "--concurrency", "1,2", "--requests", "5",
+                                "--ops", "blur:abc", "--report", dir.path});
+  CHECK(status == 1);
+  const auto report = read_json(dir.path + "/report.json");
+  CHECK(report["exit_status"] == 1);
+  CHECK(report["totals"]["errors"] == 10);
+  REQUIRE(report["steps"].size() == 2);
+  for (const auto& step : report["steps"]) {
+    CHECK(step["requests"] == 5);
+    CHECK(step["images"] == 0);
+    CHECK(step["images_per_s"] == 0.0);
+    CHECK(step["errors"]["total"] == 5);
+    CHECK(step["errors"]["http"] == 5);
+    // The server closes the connection when it refuses a request before
+    // reading its body, so every answer is the real invalid_ops error (an
+    // unread body once came back as "malformed HTTP request" 400s).
+    CHECK(step["errors"]["by_kind"]["HTTP 400 invalid_ops"].get<int>() == 5);
+    CHECK(step["errors"]["examples"]["HTTP 400 invalid_ops"].get<std::string>().find("blur") !=
+          std::string::npos);
+    CHECK(step["latency_ms"]["count"] == 0);
+  }
+  CHECK(fs::exists(dir.path + "/index.html"));
+}
+
+TEST_CASE("run_bench: SIGINT ends a long run early with status 130 and a report") {
+  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  TempDir dir;
+  const auto started = std::chrono::steady_clock::now();
+  auto run = std::async(std::launch::async, [&] {
+    return run_bench({"--url", server.base_url(), "--sizes", "vga", "--per-size", "1", "--backends",
+                      "tbb,process", "--concurrency", "1", "--duration", "15s", "--warmup", "0",
+                      "--report", dir.path});
+  });
+  // run_bench installs its handler before it does anything slow.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  kill(getpid(), SIGINT);
+  REQUIRE(run.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(run.get() == 130);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(8));
+  const auto report = read_json(dir.path + "/report.json");
+  CHECK(report["interrupted"] == true);
+  CHECK(report["exit_status"] == 130);
+  REQUIRE(report["steps"].size() == 1);  // the process step never started
+  CHECK(report["steps"][0]["interrupted"] == true);
+  CHECK(report["steps"][0]["errors"]["total"] == 0);  // aborted requests are not errors
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# End-to-end test of `pixpool bench` as a command: help, a tiny verified run
+# with a report folder, exit statuses 2 (usage, unreachable server) and 130
+# (SIGTERM mid-run, with the report still written). Loopback only, < 20 s.
+# Usage: tests/tools/test_bench_cli.sh PIXPOOL_BINARY
+# Prints "test_bench_cli: OK" and exits 0 when every check passes.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 PIXPOOL_BINARY" >&2
+  exit 2
+fi
+pixpool=$(realpath "$1")
+[[ -x "$pixpool" ]] || { echo "test_bench_cli: no pixpool binary at $pixpool" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_bench_cli.XXXXXX")
+server_pid=""
+bench_pid=""
+cleanup() {
+  [[ -n "$bench_pid" ]] && { kill -KILL "$bench_pid" 2>/dev/null || true; }
+  if [[ -n "$server_pid" ]] && kill -TERM "$server_pid" 2>/dev/null; then
+    for _ in $(seq 1 30); do  # up to 3 s to drain, then SIGKILL
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "test_bench_cli: FAIL: $*" >&2
+  for f in "$tmp"/*.out "$tmp"/*.err "$tmp"/server.log; do
+    [[ -f "$f" ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+
+# Runs `pixpool bench ARGS...` and checks its exit status.
+expect_status() {
+  local want=$1 name=$2
+  shift 2
+  local got=0
+  "$pixpool" bench "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || got=$?
+  [[ $got -eq $want ]] || fail "$name: exit status $got, expected $want"
+}
+
+# 1. Help and usage errors.
+expect_status 0 help --help
+grep -q -- "--concurrency" "$tmp/help.out" || fail "help does not list --concurrency"
+expect_status 2 usage --duration 1s --requests 1
+grep -q "either --duration or --requests" "$tmp/usage.err" || fail "usage error not explained"
+
+# 2. The server on a free loopback port.
+"$pixpool" --host 127.0.0.1 --port 0 --workers 1 --access-log off >"$tmp/server.log" 2>&1 &
+server_pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log")
+  [[ -n "$port" ]] && break
+  kill -0 "$server_pid" 2>/dev/null || fail "the server exited"
+  sleep 0.1
+done
+[[ -n "$port" ]] || fail "the server did not start"
+url="http://127.0.0.1:$port"
+
+# 3. A tiny run: every response verified, the table and the report.
+expect_status 0 run --url "$url" --sizes vga --per-size 1 --backends tbb,process \
+  --concurrency 1,2 --requests 4 --report "$tmp/report"
+rows=$(grep -cE '^(tbb|process) +[12] +4 ' "$tmp/run.out" || true)
+[[ $rows -eq 4 ]] || fail "expected 4 table rows with 4 requests, got $rows"
+[[ -s "$tmp/report/report.json" ]] || fail "no report.json"
+[[ -s "$tmp/report/index.html" ]] || fail "no index.html"
+grep -q '"exit_status": 0' "$tmp/report/report.json" || fail "report.json lacks exit_status 0"
+if command -v gnuplot >/dev/null; then
+  [[ -s "$tmp/report/throughput.svg" && -s "$tmp/report/latency.svg" ]] || fail "no SVG plots"
+fi
+
+# 4. Nothing listening: exit 2 before any step.
+kill -0 "$server_pid"
+dead_port=$((port == 65535 ? port - 1 : port + 1))
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$dead_port") 2>/dev/null; then
+  expect_status 2 unreachable --url "http://127.0.0.1:$dead_port" --sizes vga --requests 1
+fi
+
+# 5. SIGTERM during a 20 s step: it stops within seconds, exits 130 and
+#    still writes the report.
+"$pixpool" bench --url "$url" --sizes vga --per-size 1 --backends tbb --concurrency 1 \
+  --duration 20s --warmup 0 --report "$tmp/stopped" >"$tmp/stopped.out" 2>"$tmp/stopped.err" &
+bench_pid=$!
+sleep 2
+kill -TERM "$bench_pid"
+got=0
+SECONDS=0
+wait "$bench_pid" || got=$?
+bench_pid=""
+[[ $got -eq 130 ]] || fail "stopped run: exit status $got, expected 130"
+[[ $SECONDS -le 5 ]] || fail "stopped run took ${SECONDS}s to end"
+grep -q '"interrupted": true' "$tmp/stopped/report.json" || fail "report not marked interrupted"
+
+echo "test_bench_cli: OK"
