@@ -11,7 +11,7 @@ FROM debian:12
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libtbb12 \
-      libcpp-httplib0.11 libturbojpeg0 libcurl4 libarchive13 curl \
+      libcpp-httplib0.11 libturbojpeg0 libcurl4 libarchive13 curl gnuplot-nox \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/release/pixpool /usr/local/bin/pixpool
 ENV PIXPOOL_HOST=0.0.0.0 PIXPOOL_PORT=8080

@@ -1,5 +1,6 @@
 #include "pipeline/tbb_backend.hpp"
 
+#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
@@ -14,10 +15,20 @@ struct TbbBackend::State {
   explicit State(const TbbBackendOptions& options)
       : threads(options.threads > 0 ? options.threads : tbb::info::default_concurrency()),
         max_pending(options.max_pending),
-        arena(threads) {}
+        // TBB sizes its worker pool as cores - 1, expecting the calling
+        // thread to join in. Ours never does (jobs are enqueued), so allow
+        // one more thread, or a 2-thread arena gets a single worker.
+        workers(tbb::global_control::max_allowed_parallelism,
+                static_cast<std::size_t>(threads) + 1),
+        // No slot reserved for an external "master" thread: jobs are only
+        // enqueued, never executed by the submitting thread, so a reserved
+        // slot would leave one of `threads` cores idle (task_arena's
+        // default reserves one: 2 threads ran 1 job at a time).
+        arena(threads, 0) {}
 
   const int threads;
   const std::size_t max_pending;
+  tbb::global_control workers;
   tbb::task_arena arena;
 
   std::mutex mutex;  // guards the counts below and stopping together
