@@ -9,8 +9,8 @@ namespace pixpool {
 
 Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma) {
   if (!(sigma >= kBlurMinSigma && sigma <= kBlurMaxSigma)) {
-    return {ErrorCode::invalid_parameter, "blur: sigma must be between 0.1 and 100, got " +
-                                              std::to_string(sigma)};
+    return {ErrorCode::invalid_parameter,
+            "blur: sigma must be between 0.1 and 100, got " + std::to_string(sigma)};
   }
   if (src.depth() != CV_8U || (src.channels() != 1 && src.channels() != 3)) {
     return {ErrorCode::invalid_parameter, "blur: expects an 8-bit grey or BGR image"};

@@ -37,14 +37,30 @@ Error unsupported(std::string message) {
 cv::Mat apply_exif_orientation(cv::Mat image, int orientation) {
   cv::Mat out;
   switch (orientation) {
-    case 2: cv::flip(image, out, 1); return out;
-    case 3: cv::rotate(image, out, cv::ROTATE_180); return out;
-    case 4: cv::flip(image, out, 0); return out;
-    case 5: cv::transpose(image, out); return out;
-    case 6: cv::rotate(image, out, cv::ROTATE_90_CLOCKWISE); return out;
-    case 7: cv::transpose(image, out); cv::flip(out, out, -1); return out;
-    case 8: cv::rotate(image, out, cv::ROTATE_90_COUNTERCLOCKWISE); return out;
-    default: return image;
+    case 2:
+      cv::flip(image, out, 1);
+      return out;
+    case 3:
+      cv::rotate(image, out, cv::ROTATE_180);
+      return out;
+    case 4:
+      cv::flip(image, out, 0);
+      return out;
+    case 5:
+      cv::transpose(image, out);
+      return out;
+    case 6:
+      cv::rotate(image, out, cv::ROTATE_90_CLOCKWISE);
+      return out;
+    case 7:
+      cv::transpose(image, out);
+      cv::flip(out, out, -1);
+      return out;
+    case 8:
+      cv::rotate(image, out, cv::ROTATE_90_COUNTERCLOCKWISE);
+      return out;
+    default:
+      return image;
   }
 }
 
@@ -79,23 +95,31 @@ Result<cv::Mat> decode_jpeg(std::string_view bytes) {
 // Brings any decoded depth/channel layout to 8-bit grey, BGR or BGRA.
 Result<cv::Mat> to_8bit(cv::Mat image) {
   switch (image.depth()) {
-    case CV_8U: break;
-    case CV_16U: image.convertTo(image, CV_8U, 1.0 / 257.0); break;
+    case CV_8U:
+      break;
+    case CV_16U:
+      image.convertTo(image, CV_8U, 1.0 / 257.0);
+      break;
     case CV_32F:
-    case CV_64F: image.convertTo(image, CV_8U, 255.0); break;  // float images are 0..1
-    default: return unsupported("unsupported sample format (signed integer samples)");
+    case CV_64F:
+      image.convertTo(image, CV_8U, 255.0);
+      break;  // float images are 0..1
+    default:
+      return unsupported("unsupported sample format (signed integer samples)");
   }
   switch (image.channels()) {
     case 1:
     case 3:
-    case 4: return image;
+    case 4:
+      return image;
     case 2: {  // grey + alpha
       cv::Mat out(image.size(), CV_8UC4);
       const int from_to[] = {0, 0, 0, 1, 0, 2, 1, 3};
       cv::mixChannels(&image, 1, &out, 1, from_to, 4);
       return out;
     }
-    default: return unsupported("unsupported channel count " + std::to_string(image.channels()));
+    default:
+      return unsupported("unsupported channel count " + std::to_string(image.channels()));
   }
 }
 

@@ -6,11 +6,21 @@
 namespace pixpool {
 namespace {
 
-std::uint32_t be16(const unsigned char* p) { return (std::uint32_t{p[0]} << 8) | p[1]; }
-std::uint32_t be32(const unsigned char* p) { return (be16(p) << 16) | be16(p + 2); }
-std::uint32_t le16(const unsigned char* p) { return (std::uint32_t{p[1]} << 8) | p[0]; }
-std::uint32_t le24(const unsigned char* p) { return le16(p) | (std::uint32_t{p[2]} << 16); }
-std::uint32_t le32(const unsigned char* p) { return le16(p) | (le16(p + 2) << 16); }
+std::uint32_t be16(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 8) | p[1];
+}
+std::uint32_t be32(const unsigned char* p) {
+  return (be16(p) << 16) | be16(p + 2);
+}
+std::uint32_t le16(const unsigned char* p) {
+  return (std::uint32_t{p[1]} << 8) | p[0];
+}
+std::uint32_t le24(const unsigned char* p) {
+  return le16(p) | (std::uint32_t{p[2]} << 16);
+}
+std::uint32_t le32(const unsigned char* p) {
+  return le16(p) | (le16(p + 2) << 16);
+}
 
 const unsigned char* bytes_of(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -80,8 +90,8 @@ Result<ImageHeader> jpeg_header(std::string_view s) {
     }
     const std::size_t length = be16(p + at + 2);
     if (length < 2) return bad_header(ImageFormat::jpeg, "bad segment length");
-    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                     marker != 0xCC;
+    const bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (sof) {
       if (at + 9 > s.size()) break;
       return checked(ImageFormat::jpeg, be16(p + at + 7), be16(p + at + 5));
@@ -147,22 +157,32 @@ Result<ImageHeader> tiff_header(std::string_view s) {
 
 std::string_view format_name(ImageFormat format) {
   switch (format) {
-    case ImageFormat::jpeg: return "jpeg";
-    case ImageFormat::png: return "png";
-    case ImageFormat::webp: return "webp";
-    case ImageFormat::bmp: return "bmp";
-    case ImageFormat::tiff: return "tiff";
+    case ImageFormat::jpeg:
+      return "jpeg";
+    case ImageFormat::png:
+      return "png";
+    case ImageFormat::webp:
+      return "webp";
+    case ImageFormat::bmp:
+      return "bmp";
+    case ImageFormat::tiff:
+      return "tiff";
   }
   return "unknown";
 }
 
 std::string_view mime_type(ImageFormat format) {
   switch (format) {
-    case ImageFormat::jpeg: return "image/jpeg";
-    case ImageFormat::png: return "image/png";
-    case ImageFormat::webp: return "image/webp";
-    case ImageFormat::bmp: return "image/bmp";
-    case ImageFormat::tiff: return "image/tiff";
+    case ImageFormat::jpeg:
+      return "image/jpeg";
+    case ImageFormat::png:
+      return "image/png";
+    case ImageFormat::webp:
+      return "image/webp";
+    case ImageFormat::bmp:
+      return "image/bmp";
+    case ImageFormat::tiff:
+      return "image/tiff";
   }
   return "application/octet-stream";
 }
@@ -178,9 +198,11 @@ ImageFormat default_output_format(ImageFormat input) {
   switch (input) {
     case ImageFormat::jpeg:
     case ImageFormat::png:
-    case ImageFormat::webp: return input;
+    case ImageFormat::webp:
+      return input;
     case ImageFormat::bmp:
-    case ImageFormat::tiff: return ImageFormat::png;
+    case ImageFormat::tiff:
+      return ImageFormat::png;
   }
   return ImageFormat::png;
 }
@@ -207,11 +229,16 @@ Result<ImageHeader> read_header(std::string_view bytes) {
                  "not a supported image (expected JPEG, PNG, WebP, BMP or TIFF data)"};
   }
   switch (*format) {
-    case ImageFormat::jpeg: return jpeg_header(bytes);
-    case ImageFormat::png: return png_header(bytes);
-    case ImageFormat::webp: return webp_header(bytes);
-    case ImageFormat::bmp: return bmp_header(bytes);
-    case ImageFormat::tiff: return tiff_header(bytes);
+    case ImageFormat::jpeg:
+      return jpeg_header(bytes);
+    case ImageFormat::png:
+      return png_header(bytes);
+    case ImageFormat::webp:
+      return webp_header(bytes);
+    case ImageFormat::bmp:
+      return bmp_header(bytes);
+    case ImageFormat::tiff:
+      return tiff_header(bytes);
   }
   return Error{ErrorCode::internal, "unhandled format"};
 }

@@ -19,7 +19,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-Error ops_error(std::string message) { return Error{ErrorCode::invalid_ops, std::move(message)}; }
+Error ops_error(std::string message) {
+  return Error{ErrorCode::invalid_ops, std::move(message)};
+}
 
 std::string quoted(std::string_view s) {
   std::string out;
@@ -81,8 +83,8 @@ Result<Op> parse_test_op(std::string_view name, std::string_view args) {
     return Op{OpKind::crash, 0.0};
   }
   const bool sleep = name == "sleep";
-  auto value = parse_number(name, sleep ? "ms" : "mb", args, sleep ? 0 : 1,
-                            sleep ? kSleepMaxMs : kHogMaxMb);
+  auto value =
+      parse_number(name, sleep ? "ms" : "mb", args, sleep ? 0 : 1, sleep ? kSleepMaxMs : kHogMaxMb);
   if (!value) return value.error();
   return Op{sleep ? OpKind::sleep : OpKind::hog, *value};
 }
@@ -105,11 +107,18 @@ Result<Op> parse_one(std::string_view item, bool allow_test_ops) {
 
 Result<void> run_op(const Op& op, const cv::Mat& src, cv::Mat& dst) {
   switch (op.kind) {
-    case OpKind::blur: return blur(src, dst, op.param);
-    case OpKind::contour: return contour(src, dst);
-    case OpKind::sleep: test_sleep(op.param); break;
-    case OpKind::crash: test_crash();
-    case OpKind::hog: test_hog(op.param); break;
+    case OpKind::blur:
+      return blur(src, dst, op.param);
+    case OpKind::contour:
+      return contour(src, dst);
+    case OpKind::sleep:
+      test_sleep(op.param);
+      break;
+    case OpKind::crash:
+      test_crash();
+    case OpKind::hog:
+      test_hog(op.param);
+      break;
   }
   if (dst.data != src.data) dst = src;  // test ops leave pixels alone
   return {};
@@ -144,11 +153,21 @@ std::string format_ops(const OpChain& chain) {
   for (const Op& op : chain) {
     if (!out.empty()) out += ',';
     switch (op.kind) {
-      case OpKind::blur: out += "blur:" + format_number(op.param); break;
-      case OpKind::contour: out += "contour"; break;
-      case OpKind::sleep: out += "sleep:" + format_number(op.param); break;
-      case OpKind::crash: out += "crash"; break;
-      case OpKind::hog: out += "hog:" + format_number(op.param); break;
+      case OpKind::blur:
+        out += "blur:" + format_number(op.param);
+        break;
+      case OpKind::contour:
+        out += "contour";
+        break;
+      case OpKind::sleep:
+        out += "sleep:" + format_number(op.param);
+        break;
+      case OpKind::crash:
+        out += "crash";
+        break;
+      case OpKind::hog:
+        out += "hog:" + format_number(op.param);
+        break;
     }
   }
   return out;

@@ -2,7 +2,9 @@
 
 namespace pixpool {
 
-void BackendSet::add(std::unique_ptr<Backend> backend) { backends_.push_back(std::move(backend)); }
+void BackendSet::add(std::unique_ptr<Backend> backend) {
+  backends_.push_back(std::move(backend));
+}
 
 Result<Backend*> BackendSet::find(std::string_view name) const {
   for (const auto& backend : backends_) {

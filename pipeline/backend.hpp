@@ -15,13 +15,13 @@
 namespace pixpool {
 
 struct BackendStats {
-  int workers = 0;               // threads or processes doing pixel work
-  std::size_t busy = 0;          // jobs running now
-  std::size_t queued = 0;        // jobs accepted but not started
-  std::uint64_t completed = 0;   // jobs that produced an image
-  std::uint64_t failed = 0;      // jobs that ended in an error value
-  std::uint64_t restarts = 0;    // workers replaced after a crash or timeout
-  std::vector<long> worker_pids; // worker processes (process backend only)
+  int workers = 0;                // threads or processes doing pixel work
+  std::size_t busy = 0;           // jobs running now
+  std::size_t queued = 0;         // jobs accepted but not started
+  std::uint64_t completed = 0;    // jobs that produced an image
+  std::uint64_t failed = 0;       // jobs that ended in an error value
+  std::uint64_t restarts = 0;     // workers replaced after a crash or timeout
+  std::vector<long> worker_pids;  // worker processes (process backend only)
 };
 
 class Backend {

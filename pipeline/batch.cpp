@@ -24,20 +24,28 @@ bool finished(ItemState s) {
 
 std::string_view item_state_name(ItemState state) {
   switch (state) {
-    case ItemState::pending: return "pending";
-    case ItemState::running: return "running";
-    case ItemState::succeeded: return "succeeded";
-    case ItemState::failed: return "failed";
-    case ItemState::cancelled: return "cancelled";
+    case ItemState::pending:
+      return "pending";
+    case ItemState::running:
+      return "running";
+    case ItemState::succeeded:
+      return "succeeded";
+    case ItemState::failed:
+      return "failed";
+    case ItemState::cancelled:
+      return "cancelled";
   }
   return "pending";
 }
 
 std::string_view batch_state_name(BatchState state) {
   switch (state) {
-    case BatchState::running: return "running";
-    case BatchState::done: return "done";
-    case BatchState::cancelled: return "cancelled";
+    case BatchState::running:
+      return "running";
+    case BatchState::done:
+      return "done";
+    case BatchState::cancelled:
+      return "cancelled";
   }
   return "running";
 }
@@ -57,9 +65,14 @@ BatchSummary Batch::summary_locked() const {
         s.bytes_in += item.input_bytes;
         s.bytes_out += item.output_bytes;
         break;
-      case ItemState::failed: ++s.failed; break;
-      case ItemState::cancelled: ++s.cancelled; break;
-      default: break;
+      case ItemState::failed:
+        ++s.failed;
+        break;
+      case ItemState::cancelled:
+        ++s.cancelled;
+        break;
+      default:
+        break;
     }
   }
   s.finished = s.succeeded + s.failed + s.cancelled;
@@ -234,7 +247,8 @@ std::string output_name(const std::string& name, const std::string& url, std::si
     safe += ok ? c : '_';
   }
   if (safe.empty()) safe = "item-" + std::to_string(index + 1);
-  const std::string extension = format == ImageFormat::jpeg ? "jpg" : std::string(format_name(format));
+  const std::string extension =
+      format == ImageFormat::jpeg ? "jpg" : std::string(format_name(format));
   return safe + "." + extension;
 }
 
@@ -285,9 +299,9 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
   result.height = output->height;
   result.format = output->format;
   result.times = output->times;
-  auto id = results.put(StoredResult{std::move(output->bytes), std::string(mime_type(result.format)),
-                                     output_name(input.name, input.url, index, result.format),
-                                     std::chrono::system_clock::now()});
+  auto id = results.put(StoredResult{
+      std::move(output->bytes), std::string(mime_type(result.format)),
+      output_name(input.name, input.url, index, result.format), std::chrono::system_clock::now()});
   result.result_id = id.value_or("");
   result.state = ItemState::succeeded;
   result.total_ms = ms_since(start);
@@ -311,11 +325,12 @@ void BatchRunner::State::remember(const std::shared_ptr<Batch>& batch) {
   }
 }
 
-BatchRunner::BatchRunner(BatchRunnerOptions options, Downloader& downloader,
-                         ResultStore& results, Metrics& metrics)
+BatchRunner::BatchRunner(BatchRunnerOptions options, Downloader& downloader, ResultStore& results,
+                         Metrics& metrics)
     : state_(std::make_unique<State>(std::move(options), downloader, results, metrics)) {
   const int n = std::max(1, state_->options.threads);
-  for (int i = 0; i < n; ++i) state_->threads.emplace_back([s = state_.get()] { s->worker_loop(); });
+  for (int i = 0; i < n; ++i)
+    state_->threads.emplace_back([s = state_.get()] { s->worker_loop(); });
 }
 
 BatchRunner::~BatchRunner() {
@@ -330,10 +345,12 @@ BatchRunner::~BatchRunner() {
   for (auto& t : state_->threads) t.join();
 }
 
-const BatchRunnerOptions& BatchRunner::options() const { return state_->options; }
+const BatchRunnerOptions& BatchRunner::options() const {
+  return state_->options;
+}
 
-Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs,
-                                                  JobParams params, Backend& backend) {
+Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs, JobParams params,
+                                                  Backend& backend) {
   if (inputs.empty()) {
     return Error{ErrorCode::invalid_parameter,
                  "no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})"};

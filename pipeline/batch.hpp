@@ -113,10 +113,10 @@ class Batch {
 };
 
 struct BatchRunnerOptions {
-  int threads = 32;               // item tasks in flight across all batches
-  std::size_t max_items = 1000;   // per batch
-  std::size_t max_batches = 1000; // remembered batches (oldest finished ones dropped)
-  std::string id_prefix;          // e.g. "r1-" so a load balancer can route by id
+  int threads = 32;                // item tasks in flight across all batches
+  std::size_t max_items = 1000;    // per batch
+  std::size_t max_batches = 1000;  // remembered batches (oldest finished ones dropped)
+  std::string id_prefix;           // e.g. "r1-" so a load balancer can route by id
   // Inputs accepted but not started, across all batches: beyond these,
   // start() answers queue_full instead of holding more memory.
   std::size_t max_queued_items = 20000;

@@ -21,13 +21,13 @@
 namespace pixpool {
 
 struct DownloadOptions {
-  int io_threads = 16;                             // concurrent downloads
-  std::chrono::milliseconds timeout{10000};        // total per download, redirects included
-  std::size_t max_bytes = std::size_t{64} << 20;   // body cap, enforced while streaming
+  int io_threads = 16;                            // concurrent downloads
+  std::chrono::milliseconds timeout{10000};       // total per download, redirects included
+  std::size_t max_bytes = std::size_t{64} << 20;  // body cap, enforced while streaming
   int max_redirects = 5;
-  bool allow_private = false;                      // --allow-private-sources
-  std::vector<std::string> allowed_prefixes;       // --allowed-sources: URL prefixes that
-                                                   // may resolve to forbidden addresses
+  bool allow_private = false;                 // --allow-private-sources
+  std::vector<std::string> allowed_prefixes;  // --allowed-sources: URL prefixes that
+                                              // may resolve to forbidden addresses
 };
 
 struct Download {
@@ -56,8 +56,8 @@ class Downloader {
   std::future<Result<Download>> fetch(std::string url);
 
   struct Stats {
-    std::size_t active = 0;   // downloads in progress
-    std::size_t queued = 0;   // waiting for an I/O thread
+    std::size_t active = 0;  // downloads in progress
+    std::size_t queued = 0;  // waiting for an I/O thread
     std::uint64_t completed = 0;
     std::uint64_t failed = 0;
   };

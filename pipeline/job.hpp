@@ -48,6 +48,8 @@ struct JobOutput {
 // encode_image; allocation failures become out_of_memory and other C++
 // exceptions from libraries `internal`.
 Result<JobOutput> run_job(std::string_view input, const JobParams& params);
-inline Result<JobOutput> run_job(const JobSpec& job) { return run_job(job.input, job.params); }
+inline Result<JobOutput> run_job(const JobSpec& job) {
+  return run_job(job.input, job.params);
+}
 
 }  // namespace pixpool

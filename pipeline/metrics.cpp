@@ -25,8 +25,8 @@ double percentile(std::vector<double>& sorted, double q) {
 }  // namespace
 
 const std::vector<double>& Histogram::bounds() {
-  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,      2.5,   5,    10,    30,   60};
   return b;
 }
 

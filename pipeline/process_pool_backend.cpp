@@ -92,7 +92,8 @@ void ProcessPoolBackend::State::check_idle_worker(std::size_t index) {
 Result<void> ProcessPoolBackend::State::start_worker(std::size_t index) {
   auto worker = zygote->spawn(WorkerSettings{options.worker_memory_mb});
   if (!worker) {
-    return Error{ErrorCode::unavailable, "cannot start a worker process: " + worker.error().message};
+    return Error{ErrorCode::unavailable,
+                 "cannot start a worker process: " + worker.error().message};
   }
   Slot& slot = slots[index];
   const int memfd = dup(worker->memfd.get());
@@ -284,9 +285,9 @@ std::future<Result<JobOutput>> ProcessPoolBackend::submit(JobSpec job) {
     std::lock_guard lock(state_->mutex);
     if (state_->stopping) return ready_error(ErrorCode::shutting_down, "server is shutting down");
     if (state_->pending >= state_->options.max_pending) {
-      return ready_error(ErrorCode::queue_full, "process backend has " +
-                                                    std::to_string(state_->pending) +
-                                                    " jobs pending; retry later");
+      return ready_error(
+          ErrorCode::queue_full,
+          "process backend has " + std::to_string(state_->pending) + " jobs pending; retry later");
     }
     ++state_->pending;
     state_->queue.push_back(std::move(task));
@@ -312,11 +313,12 @@ BackendStats ProcessPoolBackend::stats() const {
 
 bool ProcessPoolBackend::ready() const {
   std::lock_guard lock(state_->mutex);
-  return !state_->stopping &&
-         state_->alive.load() == static_cast<int>(state_->slots.size());
+  return !state_->stopping && state_->alive.load() == static_cast<int>(state_->slots.size());
 }
 
-bool ProcessPoolBackend::healthy() const { return state_->zygote->alive(); }
+bool ProcessPoolBackend::healthy() const {
+  return state_->zygote->alive();
+}
 
 void ProcessPoolBackend::shutdown() {
   {

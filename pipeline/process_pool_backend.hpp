@@ -21,8 +21,8 @@
 namespace pixpool {
 
 struct ProcessPoolOptions {
-  int workers = 0;                  // 0 = number of cores
-  std::size_t max_pending = 256;    // queued + running jobs before queue_full
+  int workers = 0;                // 0 = number of cores
+  std::size_t max_pending = 256;  // queued + running jobs before queue_full
   std::chrono::milliseconds job_timeout{30000};
   std::size_t worker_memory_mb = 0;  // per-worker address-space cap; 0 = none
 };

@@ -17,8 +17,8 @@ struct TarEntry {
 // The whole archive as bytes; entries keep their order, mode 0644, mtime
 // `mtime`. Errors: internal when libarchive fails, invalid_parameter for an
 // empty or absolute name or one containing "..".
-Result<std::string> make_tar(const std::vector<TarEntry>& entries,
-                             std::chrono::system_clock::time_point mtime =
-                                 std::chrono::system_clock::now());
+Result<std::string> make_tar(
+    const std::vector<TarEntry>& entries,
+    std::chrono::system_clock::time_point mtime = std::chrono::system_clock::now());
 
 }  // namespace pixpool

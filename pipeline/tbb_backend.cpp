@@ -54,16 +54,18 @@ std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) 
 
 TbbBackend::TbbBackend(TbbBackendOptions options) : state_(std::make_unique<State>(options)) {}
 
-TbbBackend::~TbbBackend() { shutdown(); }
+TbbBackend::~TbbBackend() {
+  shutdown();
+}
 
 std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
   {
     std::lock_guard lock(state_->mutex);
     if (state_->stopping) return ready_error(ErrorCode::shutting_down, "server is shutting down");
     if (state_->pending >= state_->max_pending) {
-      return ready_error(ErrorCode::queue_full, "tbb backend has " +
-                                                    std::to_string(state_->pending) +
-                                                    " jobs pending; retry later");
+      return ready_error(
+          ErrorCode::queue_full,
+          "tbb backend has " + std::to_string(state_->pending) + " jobs pending; retry later");
     }
     ++state_->pending;
     ++state_->unfinished;

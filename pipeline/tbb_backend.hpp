@@ -11,7 +11,7 @@
 namespace pixpool {
 
 struct TbbBackendOptions {
-  int threads = 0;              // arena size; 0 = number of cores
+  int threads = 0;                // arena size; 0 = number of cores
   std::size_t max_pending = 256;  // queued + running jobs before queue_full
 };
 

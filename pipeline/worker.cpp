@@ -23,25 +23,25 @@ constexpr std::size_t kOutputAlignment = 64;
 
 wire::Reply run_request(const wire::Request& request, SharedBuffer& buffer) {
   if (auto ok = buffer.follow(request.buffer_size); !ok) {
-    return wire::error_reply({ErrorCode::out_of_memory, "worker cannot map its buffer: " +
-                                                            ok.error().message},
-                             buffer.size());
+    return wire::error_reply(
+        {ErrorCode::out_of_memory, "worker cannot map its buffer: " + ok.error().message},
+        buffer.size());
   }
   if (request.input_size > buffer.size()) {
     return wire::error_reply({ErrorCode::internal, "input larger than the shared buffer"},
                              buffer.size());
   }
-  auto result = run_job(std::string_view(buffer.data(), request.input_size),
-                        wire::params_of(request));
+  auto result =
+      run_job(std::string_view(buffer.data(), request.input_size), wire::params_of(request));
   if (!result) return wire::error_reply(result.error(), buffer.size());
 
   const std::size_t offset =
       (request.input_size + kOutputAlignment - 1) / kOutputAlignment * kOutputAlignment;
   const std::string& bytes = result->bytes;
   if (auto ok = buffer.grow_to(offset + bytes.size()); !ok) {
-    return wire::error_reply({ErrorCode::out_of_memory, "worker cannot grow its buffer: " +
-                                                            ok.error().message},
-                             buffer.size());
+    return wire::error_reply(
+        {ErrorCode::out_of_memory, "worker cannot grow its buffer: " + ok.error().message},
+        buffer.size());
   }
   std::memcpy(buffer.data() + offset, bytes.data(), bytes.size());
 

@@ -5,8 +5,7 @@
 
 namespace pixpool::wire {
 
-Request make_request(const JobParams& params, std::uint64_t input_size,
-                     std::uint64_t buffer_size) {
+Request make_request(const JobParams& params, std::uint64_t input_size, std::uint64_t buffer_size) {
   Request r{};
   r.buffer_size = buffer_size;
   r.input_size = input_size;

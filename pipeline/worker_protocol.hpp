@@ -28,8 +28,8 @@ struct Request {
 struct Reply {
   std::uint64_t buffer_size;  // the buffer's size now (the worker may have grown it)
   std::int32_t ok;
-  std::int32_t error_code;    // ErrorCode when !ok
-  char message[1024];         // error message when !ok, NUL-terminated
+  std::int32_t error_code;  // ErrorCode when !ok
+  char message[1024];       // error message when !ok, NUL-terminated
   std::uint64_t output_offset;
   std::uint64_t output_size;
   std::int32_t format;

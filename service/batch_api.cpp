@@ -8,7 +8,9 @@
 namespace pixpool {
 namespace {
 
-Error bad(std::string message) { return Error{ErrorCode::invalid_parameter, std::move(message)}; }
+Error bad(std::string message) {
+  return Error{ErrorCode::invalid_parameter, std::move(message)};
+}
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -89,7 +91,8 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
   BatchRequest out;
   auto archive = query->find("archive");
   if (archive != query->end()) {
-    if (archive->second != "tar") return bad("archive must be 'tar', got '" + archive->second + "'");
+    if (archive->second != "tar")
+      return bad("archive must be 'tar', got '" + archive->second + "'");
     out.archive = true;
     query->erase(archive);
   }
@@ -127,8 +130,9 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
     }
     if (auto ok = merge_json_settings(body, *query); !ok) return ok.error();
   } else if (!raw.empty()) {
-    return bad("send multipart/form-data (curl -F image=@a.jpg -F url=https://...) or "
-               "application/json {\"urls\":[...]}");
+    return bad(
+        "send multipart/form-data (curl -F image=@a.jpg -F url=https://...) or "
+        "application/json {\"urls\":[...]}");
   }
   if (out.inputs.empty()) {
     return bad("no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})");
@@ -164,7 +168,7 @@ nlohmann::json item_json(const ItemResult& item, std::size_t index) {
                   {"message", item.error->message}};
   }
   if (item.state == ItemState::succeeded || item.state == ItemState::failed) {
-    j["timings_ms"] = {{"download", item.download_ms}, {"queue", item.times.queue_ms},
+    j["timings_ms"] = {{"download", item.download_ms},   {"queue", item.times.queue_ms},
                        {"decode", item.times.decode_ms}, {"filter", item.times.filter_ms},
                        {"encode", item.times.encode_ms}, {"total", item.total_ms}};
   }
@@ -191,13 +195,13 @@ nlohmann::json batch_json(const Batch& batch) {
   const auto all = batch.items();
   for (std::size_t i = 0; i < all.size(); ++i) items.push_back(item_json(all[i], i));
   const std::string self = "/v1/jobs/" + batch.id();
-  return {{"id", batch.id()},
-          {"state", std::string(batch_state_name(summary.state))},
-          {"backend", batch.backend()},
-          {"totals", summary_json(summary)},
-          {"items", items},
-          {"links",
-           {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}};
+  return {
+      {"id", batch.id()},
+      {"state", std::string(batch_state_name(summary.state))},
+      {"backend", batch.backend()},
+      {"totals", summary_json(summary)},
+      {"items", items},
+      {"links", {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}};
 }
 
 Result<std::string> batch_archive(const Batch& batch, const ResultStore& results) {
@@ -218,10 +222,10 @@ Result<std::string> batch_archive(const Batch& batch, const ResultStore& results
     manifest["items"][i]["file"] = file;
     entries.push_back(TarEntry{file, stored->bytes});
   }
-  entries.insert(entries.begin(),
-                 TarEntry{"manifest.json",
-                          manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
-                              "\n"});
+  entries.insert(
+      entries.begin(),
+      TarEntry{"manifest.json",
+               manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"});
   return make_tar(entries);
 }
 

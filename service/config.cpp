@@ -1,7 +1,7 @@
 #include "service/config.hpp"
 
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <limits>
 #include <sstream>
 
@@ -23,8 +23,8 @@ std::optional<bool> parse_bool(std::string_view text) {
 
 // One configurable setting: its flag, how to read it, and its help line.
 struct Option {
-  std::string flag;       // without the leading "--"
-  std::string value_hint; // e.g. "N", "BYTES"; empty for on/off switches
+  std::string flag;        // without the leading "--"
+  std::string value_hint;  // e.g. "N", "BYTES"; empty for on/off switches
   std::string help;
   std::function<std::string(const Config&)> show_default;
   // Stores `text` into the config; returns an error message or "".
@@ -38,17 +38,17 @@ std::string env_name(const std::string& flag) {
 }
 
 Option int_option(std::string flag, std::string help, int Config::*field, int min, int max) {
-  return Option{
-      flag, "N", std::move(help), [field](const Config& c) { return std::to_string(c.*field); },
-      [field, min, max](Config& c, std::string_view text) -> std::string {
-        auto v = parse_int(text);
-        if (!v || *v < min || *v > max) {
-          return "must be an integer between " + std::to_string(min) + " and " +
-                 std::to_string(max);
-        }
-        c.*field = static_cast<int>(*v);
-        return "";
-      }};
+  return Option{flag, "N", std::move(help),
+                [field](const Config& c) { return std::to_string(c.*field); },
+                [field, min, max](Config& c, std::string_view text) -> std::string {
+                  auto v = parse_int(text);
+                  if (!v || *v < min || *v > max) {
+                    return "must be an integer between " + std::to_string(min) + " and " +
+                           std::to_string(max);
+                  }
+                  c.*field = static_cast<int>(*v);
+                  return "";
+                }};
 }
 
 template <class Field>
@@ -77,14 +77,14 @@ Option duration_option(std::string flag, std::string help, int Config::*field_ms
   return Option{flag, "DURATION", std::move(help),
                 [field_ms](const Config& c) {
                   const int ms = c.*field_ms;
-                  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+                  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s"
+                                        : std::to_string(ms) + "ms";
                 },
                 [field_ms, min_ms, max_ms](Config& c, std::string_view text) -> std::string {
                   auto v = parse_duration_ms(text);
                   if (!v || *v < min_ms || *v > max_ms) {
                     return "must be a duration (e.g. 30s, 500ms) between " +
-                           std::to_string(min_ms) + "ms and " + std::to_string(max_ms / 1000) +
-                           "s";
+                           std::to_string(min_ms) + "ms and " + std::to_string(max_ms / 1000) + "s";
                   }
                   c.*field_ms = static_cast<int>(*v);
                   return "";
@@ -119,8 +119,7 @@ Option seconds_option(std::string flag, std::string help, int Config::*field_s, 
 
 const std::vector<Option>& options() {
   static const std::vector<Option> all = {
-      Option{"host", "ADDR", "address to listen on",
-             [](const Config& c) { return c.host; },
+      Option{"host", "ADDR", "address to listen on", [](const Config& c) { return c.host; },
              [](Config& c, std::string_view t) -> std::string {
                if (t.empty()) return "must not be empty";
                c.host = std::string(t);
@@ -192,24 +191,26 @@ const std::vector<Option>& options() {
              }},
       int_option("batch-threads", "batch/job items in flight across all batches",
                  &Config::batch_threads, 1, 1024),
-      size_option("max-batch-items", "most images in one batch or job", &Config::max_batch_items,
-                  1, 100'000, false),
+      size_option("max-batch-items", "most images in one batch or job", &Config::max_batch_items, 1,
+                  100'000, false),
       size_option("results-max-bytes", "memory for stored batch/job outputs (oldest evicted)",
                   &Config::results_max_bytes, 1u << 20, std::uint64_t{1} << 40, true),
       size_option("results-max-entries", "most stored batch/job outputs",
                   &Config::results_max_entries, 1, 10'000'000, false),
       seconds_option("results-ttl", "how long stored outputs stay fetchable",
                      &Config::results_ttl_s, 1, 7 * 24 * 3600),
-      Option{"replica-id", "NAME",
-             "prefix of job and result ids, so a load balancer can route them (e.g. r1)",
-             [](const Config& c) { return c.replica_id.empty() ? std::string("none") : c.replica_id; },
-             [](Config& c, std::string_view t) -> std::string {
-               for (char ch : t) {
-                 if (!std::isalnum(static_cast<unsigned char>(ch))) return "must be letters and digits";
-               }
-               c.replica_id = std::string(t);
-               return "";
-             }},
+      Option{
+          "replica-id", "NAME",
+          "prefix of job and result ids, so a load balancer can route them (e.g. r1)",
+          [](const Config& c) { return c.replica_id.empty() ? std::string("none") : c.replica_id; },
+          [](Config& c, std::string_view t) -> std::string {
+            for (char ch : t) {
+              if (!std::isalnum(static_cast<unsigned char>(ch)))
+                return "must be letters and digits";
+            }
+            c.replica_id = std::string(t);
+            return "";
+          }},
       switch_option("enable-test-ops",
                     "allow the test-only ops sleep, crash and hog (never in production)",
                     &Config::enable_test_ops),
@@ -324,9 +325,9 @@ std::string help_text() {
          "Every flag can also be set through the environment variable shown.\n\n";
   for (const Option& o : options()) {
     std::string left = "  --" + o.flag + (o.value_hint.empty() ? "" : " " + o.value_hint);
-    out << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << o.help
-        << "\n" << std::string(28, ' ') << "[env " << env_name(o.flag)
-        << ", default " << o.show_default(defaults) << "]\n";
+    out << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << o.help << "\n"
+        << std::string(28, ' ') << "[env " << env_name(o.flag) << ", default "
+        << o.show_default(defaults) << "]\n";
   }
   out << "  -h, --help                  show this help\n"
          "  --version                   print the version\n";

@@ -16,33 +16,33 @@ namespace pixpool {
 
 struct Config {
   std::string host = "0.0.0.0";
-  int port = 8080;                          // 0 = pick a free port (printed at startup)
-  int http_threads = 32;                    // connections served at once
-  int tbb_threads = 0;                      // 0 = number of cores
-  std::size_t max_queue = 256;              // pending jobs per backend before 429
-  std::size_t max_body_bytes = 64u << 20;   // larger request bodies get 413
-  std::uint64_t max_pixels = 50'000'000;    // larger images (by header) get 422
-  std::string default_backend = "tbb";      // tbb or process
-  int workers = 0;                          // process-pool size; 0 = number of cores
-  int job_timeout_ms = 30000;               // process backend: per-job deadline
-  std::size_t worker_memory_mb = 0;         // process backend: address-space cap; 0 = none
-  int shutdown_timeout_s = 30;              // SIGTERM: how long in-flight work may take
-  int read_timeout_s = 30;                  // per socket read while receiving a request
+  int port = 8080;                         // 0 = pick a free port (printed at startup)
+  int http_threads = 32;                   // connections served at once
+  int tbb_threads = 0;                     // 0 = number of cores
+  std::size_t max_queue = 256;             // pending jobs per backend before 429
+  std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
+  std::uint64_t max_pixels = 50'000'000;   // larger images (by header) get 422
+  std::string default_backend = "tbb";     // tbb or process
+  int workers = 0;                         // process-pool size; 0 = number of cores
+  int job_timeout_ms = 30000;              // process backend: per-job deadline
+  std::size_t worker_memory_mb = 0;        // process backend: address-space cap; 0 = none
+  int shutdown_timeout_s = 30;             // SIGTERM: how long in-flight work may take
+  int read_timeout_s = 30;                 // per socket read while receiving a request
   bool access_log = true;
-  bool enable_test_ops = false;             // sleep/crash/hog ops, for tests only
+  bool enable_test_ops = false;  // sleep/crash/hog ops, for tests only
   // Downloads (url= and batch URL items).
-  int io_threads = 16;                      // concurrent downloads
-  int download_timeout_ms = 10000;          // per download, redirects included
+  int io_threads = 16;              // concurrent downloads
+  int download_timeout_ms = 10000;  // per download, redirects included
   std::size_t max_download_bytes = 64u << 20;
-  bool allow_private_sources = false;       // let downloads reach private addresses
-  std::vector<std::string> allowed_sources; // URL prefixes that may be private
+  bool allow_private_sources = false;        // let downloads reach private addresses
+  std::vector<std::string> allowed_sources;  // URL prefixes that may be private
   // Batches, jobs and stored results.
-  int batch_threads = 32;                   // batch items in flight across all batches
+  int batch_threads = 32;  // batch items in flight across all batches
   std::size_t max_batch_items = 1000;
   std::size_t results_max_bytes = std::size_t{1} << 30;
   std::size_t results_max_entries = 100000;
   int results_ttl_s = 3600;
-  std::string replica_id;                   // prefix of job/result ids ("r1" -> "r1-...")
+  std::string replica_id;  // prefix of job/result ids ("r1" -> "r1-...")
 };
 
 struct CommandLine {
@@ -54,9 +54,8 @@ struct CommandLine {
 // Reads `args` (without the program name) and the environment through
 // `getenv` (nullptr = unset). Errors: invalid_parameter naming the flag or
 // variable and the accepted range.
-Result<CommandLine> parse_command_line(
-    const std::vector<std::string>& args,
-    const std::function<const char*(const char*)>& getenv);
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
+                                       const std::function<const char*(const char*)>& getenv);
 
 // The --help text: every flag, its variable, its default and its meaning.
 std::string help_text();

@@ -10,23 +10,36 @@ int http_status(ErrorCode code) {
     case ErrorCode::invalid_ops:
     case ErrorCode::unknown_backend:
     case ErrorCode::empty_body:
-    case ErrorCode::missing_image: return 400;
-    case ErrorCode::not_found: return 404;
-    case ErrorCode::method_not_allowed: return 405;
-    case ErrorCode::source_forbidden: return 403;
+    case ErrorCode::missing_image:
+      return 400;
+    case ErrorCode::not_found:
+      return 404;
+    case ErrorCode::method_not_allowed:
+      return 405;
+    case ErrorCode::source_forbidden:
+      return 403;
     case ErrorCode::body_too_large:
-    case ErrorCode::source_too_large: return 413;
-    case ErrorCode::origin_failed: return 502;
-    case ErrorCode::unsupported_image: return 415;
+    case ErrorCode::source_too_large:
+      return 413;
+    case ErrorCode::origin_failed:
+      return 502;
+    case ErrorCode::unsupported_image:
+      return 415;
     case ErrorCode::too_many_pixels:
-    case ErrorCode::too_large_for_format: return 422;
-    case ErrorCode::queue_full: return 429;
+    case ErrorCode::too_large_for_format:
+      return 422;
+    case ErrorCode::queue_full:
+      return 429;
     case ErrorCode::shutting_down:
-    case ErrorCode::unavailable: return 503;
-    case ErrorCode::timeout: return 504;
-    case ErrorCode::out_of_memory: return 507;
+    case ErrorCode::unavailable:
+      return 503;
+    case ErrorCode::timeout:
+      return 504;
+    case ErrorCode::out_of_memory:
+      return 507;
     case ErrorCode::worker_crashed:
-    case ErrorCode::internal: return 500;
+    case ErrorCode::internal:
+      return 500;
   }
   return 500;
 }
@@ -51,13 +64,26 @@ void fill_error_body(httplib::Response& res) {
   if (!res.body.empty()) return;
   Error error{ErrorCode::internal, "internal error"};
   switch (res.status) {
-    case 400: error = {ErrorCode::invalid_parameter, "malformed HTTP request"}; break;
-    case 404: error = {ErrorCode::not_found, "no such route"}; break;
-    case 405: error = {ErrorCode::method_not_allowed, "method not allowed"}; break;
-    case 413: error = {ErrorCode::body_too_large, "request body is larger than the limit"}; break;
-    case 414: error = {ErrorCode::invalid_parameter, "request URI too long"}; break;
-    case 416: error = {ErrorCode::invalid_parameter, "range not satisfiable"}; break;
-    default: break;
+    case 400:
+      error = {ErrorCode::invalid_parameter, "malformed HTTP request"};
+      break;
+    case 404:
+      error = {ErrorCode::not_found, "no such route"};
+      break;
+    case 405:
+      error = {ErrorCode::method_not_allowed, "method not allowed"};
+      break;
+    case 413:
+      error = {ErrorCode::body_too_large, "request body is larger than the limit"};
+      break;
+    case 414:
+      error = {ErrorCode::invalid_parameter, "request URI too long"};
+      break;
+    case 416:
+      error = {ErrorCode::invalid_parameter, "range not satisfiable"};
+      break;
+    default:
+      break;
   }
   res.set_content(error_body(error), "application/json");
 }

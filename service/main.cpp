@@ -22,8 +22,8 @@
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
 #include "pipeline/metrics.hpp"
-#include "pipeline/result_store.hpp"
 #include "pipeline/process_pool_backend.hpp"
+#include "pipeline/result_store.hpp"
 #include "pipeline/tbb_backend.hpp"
 #include "pipeline/zygote.hpp"
 #include "service/config.hpp"
@@ -72,12 +72,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   BackendSet backends;
-  backends.add(std::make_unique<TbbBackend>(
-      TbbBackendOptions{config.tbb_threads, config.max_queue}));
+  backends.add(
+      std::make_unique<TbbBackend>(TbbBackendOptions{config.tbb_threads, config.max_queue}));
   auto pool = ProcessPoolBackend::create(
       ProcessPoolOptions{config.workers, config.max_queue,
-                         std::chrono::milliseconds(config.job_timeout_ms),
-                         config.worker_memory_mb},
+                         std::chrono::milliseconds(config.job_timeout_ms), config.worker_memory_mb},
       *zygote);
   if (!pool) {
     std::fprintf(stderr, "pixpool: cannot start worker processes: %s\n",
@@ -87,17 +86,16 @@ int main(int argc, char** argv) {
   const int workers = pool.value()->stats().workers;
   backends.add(std::move(pool.value()));
 
-  Downloader downloader(DownloadOptions{config.io_threads,
-                                        std::chrono::milliseconds(config.download_timeout_ms),
-                                        config.max_download_bytes, 5,
-                                        config.allow_private_sources, config.allowed_sources});
+  Downloader downloader(DownloadOptions{
+      config.io_threads, std::chrono::milliseconds(config.download_timeout_ms),
+      config.max_download_bytes, 5, config.allow_private_sources, config.allowed_sources});
   const std::string id_prefix = config.replica_id.empty() ? "" : config.replica_id + "-";
   ResultStore results(ResultStoreOptions{config.results_max_entries, config.results_max_bytes,
                                          std::chrono::seconds(config.results_ttl_s), id_prefix});
   Metrics metrics;
   auto batches = std::make_unique<BatchRunner>(
-      BatchRunnerOptions{config.batch_threads, config.max_batch_items, 1000, id_prefix},
-      downloader, results, metrics);
+      BatchRunnerOptions{config.batch_threads, config.max_batch_items, 1000, id_prefix}, downloader,
+      results, metrics);
 
   Server server(config, ServerParts{backends, downloader, results, *batches, metrics});
   auto port = server.bind();
@@ -126,8 +124,7 @@ int main(int argc, char** argv) {
         std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_s);
     do {
       server.stop();
-    } while (drained_future.wait_for(std::chrono::milliseconds(100)) !=
-                 std::future_status::ready &&
+    } while (drained_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready &&
              std::chrono::steady_clock::now() < deadline);
     if (drained_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       std::fprintf(stderr, "pixpool: shutdown deadline passed, exiting with work in flight\n");
@@ -136,7 +133,7 @@ int main(int argc, char** argv) {
   });
 
   const bool served = server.run();  // returns once stop() has drained HTTP threads
-  batches.reset();  // cancels items not started, waits for running ones
+  batches.reset();                   // cancels items not started, waits for running ones
   for (const auto& backend : backends.all()) backend->shutdown();
   drained.set_value();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);  // no-op if it already returned

@@ -62,8 +62,7 @@ Result<QueryParams> parse_query(std::string_view target) {
 }
 
 Result<ProcessParams> parse_process_params(const QueryParams& query,
-                                           std::string_view default_backend,
-                                           bool allow_test_ops,
+                                           std::string_view default_backend, bool allow_test_ops,
                                            std::initializer_list<std::string_view> extra_keys) {
   for (const auto& [key, value] : query) {
     bool known = false;

@@ -26,7 +26,7 @@ struct ProcessParams {
   OpChain ops;
   std::optional<ImageFormat> format;  // nullopt: the input's format (or png)
   int quality = 90;
-  std::string backend;                // validated later against the BackendSet
+  std::string backend;  // validated later against the BackendSet
 };
 
 // ops (default blur:5,contour), format, quality (1..100), backend.

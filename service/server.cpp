@@ -2,15 +2,15 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <algorithm>
-#include <atomic>
 #include <map>
-#include <optional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "service/batch_api.hpp"
@@ -80,8 +80,12 @@ struct Route {
 
 struct Server::Impl {
   Impl(const Config& c, ServerParts p)
-      : config(c), backends(p.backends), downloader(p.downloader), results(p.results),
-        batches(p.batches), metrics(p.metrics),
+      : config(c),
+        backends(p.backends),
+        downloader(p.downloader),
+        results(p.results),
+        batches(p.batches),
+        metrics(p.metrics),
         // Processing requests may hold all HTTP threads but a few, so
         // /metrics, /healthz and /readyz always find a free one.
         processing_limit(std::max(1, c.http_threads - kReservedHttpThreads)) {}
@@ -173,8 +177,8 @@ void Server::Impl::install() {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
         fill_error_body(res);
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -189,19 +193,19 @@ void Server::Impl::install() {
         }
         send_error(res, {ErrorCode::internal, "internal error: " + what});
       });
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    log_access(req, res);
-  });
+  http.set_logger(
+      [this](const httplib::Request& req, const httplib::Response& res) { log_access(req, res); });
 
   install_routes({
       {"/healthz",
-       {{"GET", [this](const httplib::Request&, httplib::Response& res) {
+       {{"GET",
+         [this](const httplib::Request&, httplib::Response& res) {
            // Live unless a backend is broken beyond repair (e.g. the process
            // pool lost its zygote): then a supervisor should restart us.
            for (const auto& backend : backends.all()) {
              if (!backend->healthy()) {
-               return send_json(res, 503, {{"status", "unhealthy"},
-                                           {"backend", std::string(backend->name())}});
+               return send_json(
+                   res, 503, {{"status", "unhealthy"}, {"backend", std::string(backend->name())}});
              }
            }
            send_json(res, 200, {{"status", "ok"}});
@@ -209,22 +213,25 @@ void Server::Impl::install() {
       {"/readyz",
        {{"GET", [this](const httplib::Request&, httplib::Response& res) { handle_ready(res); }}}},
       {"/metrics",
-       {{"GET", [this](const httplib::Request&, httplib::Response& res) {
+       {{"GET",
+         [this](const httplib::Request&, httplib::Response& res) {
            res.status = 200;
            res.set_content(metrics.exposition(backends), "text/plain; version=0.0.4");
          }}}},
       {"/v1/backends",
-       {{"GET", [this](const httplib::Request&,
-                       httplib::Response& res) { handle_backends(res); }}}},
+       {{"GET",
+         [this](const httplib::Request&, httplib::Response& res) { handle_backends(res); }}}},
       {"/v1/process",
        {{"GET", [this](const httplib::Request& req,
                        httplib::Response& res) { handle_process(req, res, nullptr); }}},
        [this](const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) { handle_process(req, res, &reader); }},
-      {"/v1/batch", {},
+      {"/v1/batch",
+       {},
        [this](const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) { handle_batch(req, res, reader, false); }},
-      {"/v1/jobs", {},
+      {"/v1/jobs",
+       {},
        [this](const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) { handle_batch(req, res, reader, true); }},
       {R"(/v1/jobs/([A-Za-z0-9-]+))",
@@ -247,9 +254,9 @@ void Server::Impl::install() {
 bool Server::Impl::admit(httplib::Response& res) {
   if (processing.fetch_add(1) < processing_limit) return true;
   --processing;
-  send_error(res, {ErrorCode::queue_full,
-                   "all " + std::to_string(processing_limit) +
-                       " HTTP threads for processing are busy; retry later"});
+  send_error(res,
+             {ErrorCode::queue_full, "all " + std::to_string(processing_limit) +
+                                         " HTTP threads for processing are busy; retry later"});
   return false;
 }
 
@@ -334,10 +341,9 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
     if (ok && !have_image) {
       std::string got;
       for (const auto& f : fields) got += (got.empty() ? "'" : ", '") + f + "'";
-      return Error{ErrorCode::missing_image,
-                   "multipart request has no 'image' field (got " +
-                       (got.empty() ? std::string("no fields") : got) +
-                       "); send it with curl -F image=@photo.jpg"};
+      return Error{ErrorCode::missing_image, "multipart request has no 'image' field (got " +
+                                                 (got.empty() ? std::string("no fields") : got) +
+                                                 "); send it with curl -F image=@photo.jpg"};
     }
   } else {
     const auto length = req.get_header_value<std::uint64_t>("Content-Length");
@@ -350,9 +356,8 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
   }
   if (!ok) {
     if (res.status == 413 || too_large) {
-      return Error{ErrorCode::body_too_large,
-                   "request body is larger than the limit of " + std::to_string(max_body_bytes) +
-                       " bytes"};
+      return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
+                                                  std::to_string(max_body_bytes) + " bytes"};
     }
     return Error{ErrorCode::invalid_parameter, "could not read the request body"};
   }
@@ -396,15 +401,15 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   double download_ms = 0;
   if (url != query->end()) {
     if (reader != nullptr && req.get_header_value<std::uint64_t>("Content-Length") > 0) {
-      return send_error(res, {ErrorCode::invalid_parameter,
-                              "send either an image body or url=, not both"});
+      return send_error(
+          res, {ErrorCode::invalid_parameter, "send either an image body or url=, not both"});
     }
     const auto download_started = Clock::now();
     auto download = downloader.fetch(url->second).get();  // waits; the I/O pool works
     download_ms = ms_between(download_started, Clock::now());
     if (!download) {
-      metrics.record_image((*backend)->name(), Result<JobOutput>(download.error()), 0,
-                           download_ms, download_ms);
+      metrics.record_image((*backend)->name(), Result<JobOutput>(download.error()), 0, download_ms,
+                           download_ms);
       return send_error(res, download.error());
     }
     job.input = std::move(download->bytes);
@@ -467,13 +472,13 @@ void Server::Impl::handle_batch(const httplib::Request& req, httplib::Response& 
 
   if (async) {
     res.set_header("Location", self);
-    return send_json(res, 202,
-                     {{"id", (*batch)->id()},
-                      {"state", "running"},
-                      {"total", (*batch)->summary().total},
-                      {"links",
-                       {{"self", self}, {"events", self + "/events"},
-                        {"archive", self + "/archive"}}}});
+    return send_json(
+        res, 202,
+        {{"id", (*batch)->id()},
+         {"state", "running"},
+         {"total", (*batch)->summary().total},
+         {"links",
+          {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}});
   }
   (*batch)->wait_until_done();  // items run on the runner; this thread only waits
   if (request->archive) {
@@ -524,7 +529,8 @@ void Server::Impl::handle_job_events(const httplib::Request& req, httplib::Respo
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
-      "text/event-stream", [batch, cursor](std::size_t, httplib::DataSink& sink) {
+      "text/event-stream",
+      [batch, cursor](std::size_t, httplib::DataSink& sink) {
         const auto order = batch->wait_for_progress(*cursor, std::chrono::seconds(15));
         std::string out;
         for (; *cursor < order.size(); ++*cursor) {
@@ -553,8 +559,7 @@ void Server::Impl::handle_job_archive(const httplib::Request& req, httplib::Resp
   auto tar = batch_archive(*batch, results);
   if (!tar) return send_error(res, tar.error());
   res.status = 200;
-  res.set_header("Content-Disposition",
-                 "attachment; filename=\"pixpool-" + batch->id() + ".tar\"");
+  res.set_header("Content-Disposition", "attachment; filename=\"pixpool-" + batch->id() + ".tar\"");
   res.set_header("Content-Type", "application/x-tar");
   res.body = std::move(tar.value());
 }
@@ -573,7 +578,7 @@ void Server::Impl::handle_result(const httplib::Request& req, httplib::Response&
 
 // The route pattern of a path, for metrics labels ("other" for unknown).
 static std::string route_of(const std::string& path) {
-  static const char* const kFixed[] = {"/healthz", "/readyz", "/metrics", "/v1/backends",
+  static const char* const kFixed[] = {"/healthz",    "/readyz",   "/metrics", "/v1/backends",
                                        "/v1/process", "/v1/batch", "/v1/jobs"};
   for (const char* route : kFixed) {
     if (path == route) return route;
@@ -628,8 +633,12 @@ Result<int> Server::bind() {
                                         " (address in use or not available?)"};
 }
 
-bool Server::run() { return impl_->http.listen_after_bind(); }
+bool Server::run() {
+  return impl_->http.listen_after_bind();
+}
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  impl_->http.stop();
+}
 
 }  // namespace pixpool

@@ -45,8 +45,8 @@ cv::Mat exact_gaussian(const cv::Mat& src, double sigma) {
       for (int c = 0; c < channels; ++c) {
         double acc = 0;
         for (int i = -radius; i <= radius; ++i) {
-          acc += kernel[i + radius] * tmp[(static_cast<size_t>(clampi(y + i, 0, h - 1)) * w + x) *
-                                              channels + c];
+          acc += kernel[i + radius] *
+                 tmp[(static_cast<size_t>(clampi(y + i, 0, h - 1)) * w + x) * channels + c];
         }
         dst.ptr<uchar>(y)[x * channels + c] = cv::saturate_cast<uchar>(acc);
       }

@@ -138,8 +138,8 @@ TEST_CASE("decode_image normalises layouts to 8-bit grey, BGR or BGRA") {
   REQUIRE(grey.ok());
   CHECK(grey->pixels.type() == CV_8UC1);
 
-  auto grey_jpeg = decode_image(
-      test::encode_with_opencv(test::synthetic_image(20, 10, 1), ".jpg"), kDefaultMaxPixels);
+  auto grey_jpeg = decode_image(test::encode_with_opencv(test::synthetic_image(20, 10, 1), ".jpg"),
+                                kDefaultMaxPixels);
   REQUIRE(grey_jpeg.ok());
   CHECK(grey_jpeg->pixels.type() == CV_8UC1);
 

@@ -2,9 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <opencv2/core.hpp>
-#include <string>
-
 #include <opencv2/imgproc.hpp>
+#include <string>
 
 #include "filters/blur.hpp"
 #include "filters/contour.hpp"

@@ -63,7 +63,8 @@ httplib::Client client_for(const test::ServerProcess& server) {
 std::string make_upload_dir(int good, int bad) {
   const std::string dir = test::make_temp_dir("batch");
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
-  for (int i = 0; i < good; ++i) test::write_file(dir + "/good" + std::to_string(i) + ".jpg", photo);
+  for (int i = 0; i < good; ++i)
+    test::write_file(dir + "/good" + std::to_string(i) + ".jpg", photo);
   for (int i = 0; i < bad; ++i) test::write_file(dir + "/bad" + std::to_string(i) + ".jpg", "junk");
   return dir;
 }
@@ -128,15 +129,17 @@ TEST_CASE("a batch as a tar: outputs plus manifest.json, written by libarchive")
   REQUIRE(listing.exit_code == 0);
   CHECK(listing.output.find("manifest.json") != std::string::npos);
   int pngs = 0;
-  for (std::size_t at = 0; (at = listing.output.find(".png", at)) != std::string::npos; ++at) ++pngs;
+  for (std::size_t at = 0; (at = listing.output.find(".png", at)) != std::string::npos; ++at)
+    ++pngs;
   CHECK(pngs == 3);
-  const auto manifest = nlohmann::json::parse(test::run_command("tar -xOf " + out + " manifest.json").output);
+  const auto manifest =
+      nlohmann::json::parse(test::run_command("tar -xOf " + out + " manifest.json").output);
   CHECK(manifest["totals"]["succeeded"] == 3);
   CHECK(manifest["totals"]["failed"] == 1);
   // Accept: application/x-tar asks for the same.
-  const auto accept = test::run_command("curl -s -H 'Accept: application/x-tar'" +
-                                        curl_form_args(dir) + " " + server.base_url() +
-                                        "/v1/batch | tar -t | grep -c manifest.json");
+  const auto accept =
+      test::run_command("curl -s -H 'Accept: application/x-tar'" + curl_form_args(dir) + " " +
+                        server.base_url() + "/v1/batch | tar -t | grep -c manifest.json");
   CHECK(accept.output == "1\n");
   std::filesystem::remove_all(dir);
 }
@@ -189,10 +192,10 @@ TEST_CASE("jobs: 202, events to the end, status, archive and results") {
   Origin origin;
   test::ServerProcess server({"--allowed-sources", origin.prefix(), "--workers", "2"});
   const std::string dir = make_upload_dir(4, 1);
-  const auto created = test::run_command(
-      "curl -s" + curl_form_args(dir) + " -F url=" + origin.url("/fruits.jpg") +
-      " -F url=http://10.0.0.1/x.jpg -w '\\n%{http_code}' '" + server.base_url() +
-      "/v1/jobs?backend=process'");
+  const auto created =
+      test::run_command("curl -s" + curl_form_args(dir) + " -F url=" + origin.url("/fruits.jpg") +
+                        " -F url=http://10.0.0.1/x.jpg -w '\\n%{http_code}' '" + server.base_url() +
+                        "/v1/jobs?backend=process'");
   REQUIRE(created.exit_code == 0);
   const auto newline = created.output.rfind('\n');
   CHECK(created.output.substr(newline + 1) == "202");
@@ -205,7 +208,8 @@ TEST_CASE("jobs: 202, events to the end, status, archive and results") {
       test::run_command("curl -s -N -m 60 " + server.base_url() + "/v1/jobs/" + id + "/events");
   REQUIRE(events.exit_code == 0);
   int items = 0;
-  for (std::size_t at = 0; (at = events.output.find("event: item", at)) != std::string::npos; ++at) {
+  for (std::size_t at = 0; (at = events.output.find("event: item", at)) != std::string::npos;
+       ++at) {
     ++items;
   }
   CHECK(items == 7);
@@ -284,9 +288,9 @@ TEST_CASE("batch requests with bad input get clear 400s") {
   REQUIRE(bad_ops);
   CHECK(bad_ops->status == 400);
   CHECK(bad_ops->body.find("invalid_ops") != std::string::npos);
-  auto twice = client.Post("/v1/batch?ops=contour",
-                           R"({"urls":["http://example.com/a.jpg"],"ops":"blur"})",
-                           "application/json");
+  auto twice =
+      client.Post("/v1/batch?ops=contour", R"({"urls":["http://example.com/a.jpg"],"ops":"blur"})",
+                  "application/json");
   REQUIRE(twice);
   CHECK(twice->status == 400);
   httplib::MultipartFormDataItems wrong = {{"file", "x", "a.jpg", "image/jpeg"}};

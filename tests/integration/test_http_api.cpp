@@ -78,8 +78,8 @@ TEST_CASE("POST a JPEG to either backend: the same processed JPEG comes back, wi
     CHECK(res->get_header_value("X-Pixpool-Backend") == (backend.empty() ? "tbb" : backend));
     CHECK(res->get_header_value("X-Pixpool-Image-Size") == "320x240");
     const std::string timing = res->get_header_value("Server-Timing");
-    for (const char* stage : {"queue;dur=", "decode;dur=", "filter;dur=", "encode;dur=",
-                              "total;dur="}) {
+    for (const char* stage :
+         {"queue;dur=", "decode;dur=", "filter;dur=", "encode;dur=", "total;dur="}) {
       CAPTURE(stage);
       CHECK(contains(timing, stage));
     }
@@ -118,39 +118,75 @@ TEST_CASE("valid edge-case images are processed, not refused, by both backends")
   };
   const cv::Mat bgra = test::synthetic_image(60, 40, 4);
   std::vector<Case> cases = {
-      {"1x1 png", test::encode_with_opencv(test::synthetic_image(1, 1, 3), ".png"), "",
-       "image/png", {1, 1}, 3},
-      {"100000x1 png", test::encode_with_opencv(test::synthetic_image(100000, 1, 3), ".png"), "",
-       "image/png", {100000, 1}, 3},
-      {"1x100000 png", test::encode_with_opencv(test::synthetic_image(1, 100000, 1), ".png"), "",
-       "image/png", {1, 100000}, 1},
-      {"greyscale jpeg", test::encode_with_opencv(test::synthetic_image(64, 48, 1), ".jpg"), "",
-       "image/jpeg", {64, 48}, 1},
+      {"1x1 png",
+       test::encode_with_opencv(test::synthetic_image(1, 1, 3), ".png"),
+       "",
+       "image/png",
+       {1, 1},
+       3},
+      {"100000x1 png",
+       test::encode_with_opencv(test::synthetic_image(100000, 1, 3), ".png"),
+       "",
+       "image/png",
+       {100000, 1},
+       3},
+      {"1x100000 png",
+       test::encode_with_opencv(test::synthetic_image(1, 100000, 1), ".png"),
+       "",
+       "image/png",
+       {1, 100000},
+       1},
+      {"greyscale jpeg",
+       test::encode_with_opencv(test::synthetic_image(64, 48, 1), ".jpg"),
+       "",
+       "image/jpeg",
+       {64, 48},
+       1},
       {"png with alpha", test::encode_with_opencv(bgra, ".png"), "", "image/png", {60, 40}, 4},
-      {"webp with alpha", test::encode_with_opencv(bgra, ".png"), "?format=webp", "image/webp",
-       {60, 40}, 4},
-      {"alpha dropped for jpeg", test::encode_with_opencv(bgra, ".png"), "?format=jpeg",
-       "image/jpeg", {60, 40}, 3},
-      {"bmp becomes png", test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".bmp"), "",
-       "image/png", {30, 20}, 3},
-      {"tiff becomes png", test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".tiff"), "",
-       "image/png", {30, 20}, 3},
-      {"webp input", test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".webp"),
-       "?quality=50", "image/webp", {30, 20}, 3},
+      {"webp with alpha",
+       test::encode_with_opencv(bgra, ".png"),
+       "?format=webp",
+       "image/webp",
+       {60, 40},
+       4},
+      {"alpha dropped for jpeg",
+       test::encode_with_opencv(bgra, ".png"),
+       "?format=jpeg",
+       "image/jpeg",
+       {60, 40},
+       3},
+      {"bmp becomes png",
+       test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".bmp"),
+       "",
+       "image/png",
+       {30, 20},
+       3},
+      {"tiff becomes png",
+       test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".tiff"),
+       "",
+       "image/png",
+       {30, 20},
+       3},
+      {"webp input",
+       test::encode_with_opencv(test::synthetic_image(30, 20, 3), ".webp"),
+       "?quality=50",
+       "image/webp",
+       {30, 20},
+       3},
   };
   for (const std::string backend : {"tbb", "process"}) {
-  for (const Case& c : cases) {
-    CAPTURE(backend);
-    CAPTURE(c.name);
-    const std::string query = (c.query.empty() ? "?" : c.query + "&") + "backend=" + backend;
-    auto res = client.Post("/v1/process" + query, c.body, "application/octet-stream");
-    REQUIRE(res);
-    CHECK(res->status == 200);
-    CHECK(res->get_header_value("Content-Type") == c.content_type);
-    const cv::Mat out = test::decode_with_opencv(res->body);
-    CHECK(out.size() == c.size);
-    CHECK(out.channels() == c.channels);
-  }
+    for (const Case& c : cases) {
+      CAPTURE(backend);
+      CAPTURE(c.name);
+      const std::string query = (c.query.empty() ? "?" : c.query + "&") + "backend=" + backend;
+      auto res = client.Post("/v1/process" + query, c.body, "application/octet-stream");
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      CHECK(res->get_header_value("Content-Type") == c.content_type);
+      const cv::Mat out = test::decode_with_opencv(res->body);
+      CHECK(out.size() == c.size);
+      CHECK(out.channels() == c.channels);
+    }
   }
   // Alpha passes through unchanged in PNG output.
   auto res = client.Post("/v1/process", test::encode_with_opencv(bgra, ".png"), "image/png");
@@ -172,9 +208,9 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
     const std::string path = "/v1/process?backend=" + backend;
     expect_error(client.Post(path, "\x01\x02 random bytes \x7f", "image/jpeg"), 415,
                  "unsupported_image");
-    const std::string truncated = expect_error(
-        client.Post(path, photo.substr(0, photo.size() / 2), "image/jpeg"), 415,
-        "unsupported_image");
+    const std::string truncated =
+        expect_error(client.Post(path, photo.substr(0, photo.size() / 2), "image/jpeg"), 415,
+                     "unsupported_image");
     CHECK(contains(truncated, "JPEG"));
     expect_error(client.Post(path, png_claiming(50, 50), "image/png"), 415, "unsupported_image");
     const std::string huge = expect_error(
@@ -188,8 +224,8 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
 
   expect_error(client.Post("/v1/process", "", "image/jpeg"), 400, "empty_body");
 
-  const std::string ops = expect_error(
-      client.Post("/v1/process?ops=blur:abc", photo, "image/jpeg"), 400, "invalid_ops");
+  const std::string ops = expect_error(client.Post("/v1/process?ops=blur:abc", photo, "image/jpeg"),
+                                       400, "invalid_ops");
   CHECK(contains(ops, "'blur'"));
   CHECK(contains(ops, "'sigma'"));
   expect_error(client.Post("/v1/process?ops=sharpen", photo, "image/jpeg"), 400, "invalid_ops");
@@ -201,8 +237,7 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
                "invalid_ops");
   expect_error(client.Post("/v1/process?format=gif", photo, "image/jpeg"), 400,
                "invalid_parameter");
-  expect_error(client.Post("/v1/process?quality=0", photo, "image/jpeg"), 400,
-               "invalid_parameter");
+  expect_error(client.Post("/v1/process?quality=0", photo, "image/jpeg"), 400, "invalid_parameter");
   expect_error(client.Post("/v1/process?sigma=3", photo, "image/jpeg"), 400, "invalid_parameter");
 
   httplib::MultipartFormDataItems wrong_field = {{"file", photo, "photo.jpg", "image/jpeg"}};
@@ -232,9 +267,9 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
 TEST_CASE("limits: 413 over --max-body-bytes, 422 over --max-pixels") {
   test::ServerProcess server({"--max-body-bytes", "100KiB", "--max-pixels", "50000"});
   auto client = client_for(server);
-  const std::string message = expect_error(
-      client.Post("/v1/process", std::string(200 * 1024, 'x'), "image/jpeg"), 413,
-      "body_too_large");
+  const std::string message =
+      expect_error(client.Post("/v1/process", std::string(200 * 1024, 'x'), "image/jpeg"), 413,
+                   "body_too_large");
   CHECK(contains(message, "102400"));
   httplib::MultipartFormDataItems big = {
       {"image", std::string(200 * 1024, 'x'), "big.jpg", "image/jpeg"}};
@@ -247,16 +282,16 @@ TEST_CASE("limits: 413 over --max-body-bytes, 422 over --max-pixels") {
     CAPTURE(route);
     const auto chunked = test::run_command(
         "curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' "
-        "--data-binary @" + dir + "/big.bin " + server.base_url() + route);
+        "--data-binary @" +
+        dir + "/big.bin " + server.base_url() + route);
     CHECK(chunked.output == "413");
   }
   std::filesystem::remove_all(dir);
-  expect_error(client.Post("/v1/process", test::read_test_data("fruits_320x240.jpg"),
-                           "image/jpeg"),
+  expect_error(client.Post("/v1/process", test::read_test_data("fruits_320x240.jpg"), "image/jpeg"),
                422, "too_many_pixels");  // 320x240 = 76800 > 50000
-  auto small = client.Post(
-      "/v1/process", test::encode_with_opencv(test::synthetic_image(200, 200, 3), ".png"),
-      "image/png");
+  auto small = client.Post("/v1/process",
+                           test::encode_with_opencv(test::synthetic_image(200, 200, 3), ".png"),
+                           "image/png");
   REQUIRE(small);
   CHECK(small->status == 200);
 }
@@ -320,8 +355,7 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
   std::optional<int> status;
   std::thread request([&] {
     auto client = client_for(server);
-    auto res = client.Post("/v1/process?ops=blur:40,blur:40,contour&format=png", big,
-                           "image/bmp");
+    auto res = client.Post("/v1/process?ops=blur:40,blur:40,contour&format=png", big, "image/bmp");
     if (res) status = res->status;
   });
   // Wait until the job is running (readiness reports busy jobs), then stop.

@@ -25,8 +25,8 @@ namespace {
 // line is `name{labels} value`, belongs to a family announced by # TYPE, and
 // histogram buckets are cumulative with +Inf equal to _count.
 struct Exposition {
-  std::map<std::string, std::string> types;   // family -> counter/gauge/histogram
-  std::map<std::string, double> samples;      // "name{labels}" -> value
+  std::map<std::string, std::string> types;  // family -> counter/gauge/histogram
+  std::map<std::string, double> samples;     // "name{labels}" -> value
   std::vector<std::string> errors;
 
   explicit Exposition(const std::string& text) {
@@ -116,7 +116,8 @@ TEST_CASE("/metrics parses as Prometheus exposition and moves with traffic") {
       // Buckets are cumulative: never decreasing with le.
       double previous = 0;
       for (const char* le : {"0.001", "0.01", "0.1", "1", "10", "60"}) {
-        const double v = after.value("pixpool_stage_seconds_bucket{" + labels + ",le=\"" + le + "\"}");
+        const double v =
+            after.value("pixpool_stage_seconds_bucket{" + labels + ",le=\"" + le + "\"}");
         CHECK(v >= previous);
         previous = v;
       }
@@ -132,7 +133,8 @@ TEST_CASE("/v1/backends reports workers, queue, done and recent percentiles per 
   test::ServerProcess server({"--workers", "2", "--tbb-threads", "2"});
   httplib::Client client("127.0.0.1", server.port());
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
-  for (int i = 0; i < 5; ++i) REQUIRE(client.Post("/v1/process?backend=process", photo, "image/jpeg"));
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(client.Post("/v1/process?backend=process", photo, "image/jpeg"));
   auto res = client.Get("/v1/backends");
   REQUIRE(res);
   CHECK(res->status == 200);

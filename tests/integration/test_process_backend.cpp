@@ -141,8 +141,8 @@ TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed, ot
   std::optional<httplib::Result> slow;
   const auto start = std::chrono::steady_clock::now();
   std::thread runaway([&] {
-    slow = client_for(server).Post("/v1/process?backend=process&ops=sleep:30000", photo,
-                                   "image/jpeg");
+    slow =
+        client_for(server).Post("/v1/process?backend=process&ops=sleep:30000", photo, "image/jpeg");
   });
   // Meanwhile the other worker keeps serving.
   auto normal = client_for(server).Post("/v1/process?backend=process", photo, "image/jpeg");
@@ -156,8 +156,8 @@ TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed, ot
   CHECK(error_code((*slow)->body) == "timeout");
   CHECK(took < 15s);  // cut off, not run for 30 s
 
-  auto crash = client_for(server).Post("/v1/process?backend=process&ops=crash", photo,
-                                       "image/jpeg");
+  auto crash =
+      client_for(server).Post("/v1/process?backend=process&ops=crash", photo, "image/jpeg");
   REQUIRE(crash);
   CHECK(crash->status == 500);
   CHECK(error_code(crash->body) == "worker_crashed");
@@ -209,8 +209,8 @@ TEST_CASE("SIGTERM drains in-flight process jobs, exits 0 and takes the workers 
 
   std::optional<int> status;
   std::thread request([&] {
-    auto res = client_for(server).Post("/v1/process?backend=process&ops=sleep:1500,contour",
-                                       photo, "image/jpeg");
+    auto res = client_for(server).Post("/v1/process?backend=process&ops=sleep:1500,contour", photo,
+                                       "image/jpeg");
     if (res) status = res->status;
   });
   bool busy = false;

@@ -56,7 +56,8 @@ TEST_CASE("README curl commands work as written") {
     CHECK(out.size() == cv::Size(320, 240));
   }
   SUBCASE("the process backend returns the same bytes") {
-    REQUIRE(run("curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg").exit_code == 0);
+    REQUIRE(run("curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg").exit_code ==
+            0);
     REQUIRE(run("curl --data-binary @photo.jpg 'localhost:8080/v1/process?backend=process' -o "
                 "out-process.jpg")
                 .exit_code == 0);
@@ -80,7 +81,8 @@ TEST_CASE("README curl commands work as written") {
     CHECK(test::read_file(dir + "/out.webp").substr(8, 4) == "WEBP");
   }
   SUBCASE("headers show backend and stage timings") {
-    const auto r = run("curl -s -D - -o /dev/null --data-binary @photo.jpg localhost:8080/v1/process");
+    const auto r =
+        run("curl -s -D - -o /dev/null --data-binary @photo.jpg localhost:8080/v1/process");
     REQUIRE(r.exit_code == 0);
     CHECK(r.output.find("X-Pixpool-Backend: tbb") != std::string::npos);
     CHECK(r.output.find("Server-Timing: queue;dur=") != std::string::npos);

@@ -11,7 +11,9 @@ namespace {
 std::shared_ptr<pixpool::Zygote> g_zygote;
 }
 
-std::shared_ptr<pixpool::Zygote> pixpool::test::zygote() { return g_zygote; }
+std::shared_ptr<pixpool::Zygote> pixpool::test::zygote() {
+  return g_zygote;
+}
 
 int main(int argc, char** argv) {
   auto zygote = pixpool::Zygote::start();

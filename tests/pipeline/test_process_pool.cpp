@@ -118,8 +118,8 @@ TEST_CASE("a job over the worker memory cap fails alone") {
   auto pool = make_pool(1, 60s, 512);
   auto hog = pool->submit(photo_job("hog:2048", true)).get();
   REQUIRE_FALSE(hog.ok());
-  const bool contained = hog.error().code == ErrorCode::out_of_memory ||
-                         hog.error().code == ErrorCode::worker_crashed;
+  const bool contained =
+      hog.error().code == ErrorCode::out_of_memory || hog.error().code == ErrorCode::worker_crashed;
   CHECK(contained);
   REQUIRE(back_to_size(*pool, 1));
   CHECK(pool->submit(photo_job()).get().ok());

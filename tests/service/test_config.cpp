@@ -31,9 +31,9 @@ TEST_CASE("defaults") {
 }
 
 TEST_CASE("flags in both spellings, environment, and flag-over-environment precedence") {
-  auto cli = parse({"--port", "9000", "--tbb-threads=3", "--max-body-bytes", "2MiB"},
-                   {{"PIXPOOL_PORT", "7000"}, {"PIXPOOL_MAX_PIXELS", "1234"},
-                    {"PIXPOOL_ACCESS_LOG", "off"}});
+  auto cli = parse(
+      {"--port", "9000", "--tbb-threads=3", "--max-body-bytes", "2MiB"},
+      {{"PIXPOOL_PORT", "7000"}, {"PIXPOOL_MAX_PIXELS", "1234"}, {"PIXPOOL_ACCESS_LOG", "off"}});
   REQUIRE(cli.ok());
   CHECK(cli->config.port == 9000);
   CHECK(cli->config.tbb_threads == 3);
@@ -72,9 +72,9 @@ TEST_CASE("parse_byte_size") {
 
 TEST_CASE("help lists every flag with its environment variable") {
   const std::string help = help_text();
-  for (const char* flag : {"--host", "--port", "--http-threads", "--tbb-threads", "--max-queue",
-                           "--max-body-bytes", "--max-pixels", "--default-backend",
-                           "--read-timeout", "--access-log"}) {
+  for (const char* flag :
+       {"--host", "--port", "--http-threads", "--tbb-threads", "--max-queue", "--max-body-bytes",
+        "--max-pixels", "--default-backend", "--read-timeout", "--access-log"}) {
     CAPTURE(flag);
     CHECK(help.find(flag) != std::string::npos);
   }

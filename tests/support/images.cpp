@@ -85,7 +85,8 @@ double psnr(const cv::Mat& a, const cv::Mat& b, int border) {
   a(inner).convertTo(fa, CV_64F);
   b(inner).convertTo(fb, CV_64F);
   cv::Mat diff = fa - fb;
-  const double mse = cv::sum(diff.mul(diff))[0] / static_cast<double>(diff.total() * diff.channels());
+  const double mse =
+      cv::sum(diff.mul(diff))[0] / static_cast<double>(diff.total() * diff.channels());
   if (mse == 0) return std::numeric_limits<double>::infinity();
   return 10.0 * std::log10(255.0 * 255.0 / mse);
 }

@@ -20,7 +20,9 @@
 
 namespace pixpool::test {
 
-std::string pixpool_binary() { return PIXPOOL_BINARY; }
+std::string pixpool_binary() {
+  return PIXPOOL_BINARY;
+}
 
 ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
   log_path_ = make_temp_dir("server") + "/pixpool.log";
@@ -86,8 +88,7 @@ bool ServerProcess::running() {
 int ServerProcess::stop(int signal_number, double timeout_s) {
   if (!running()) return exit_status_;
   kill(pid_, signal_number);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) return exit_status_;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

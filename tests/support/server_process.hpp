@@ -2,8 +2,9 @@
 // Starts the real `pixpool` binary on a free loopback port for integration
 // tests, and runs shell commands (curl) against it.
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 namespace pixpool::test {
