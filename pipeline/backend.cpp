@@ -2,6 +2,12 @@
 
 namespace pixpool {
 
+std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) {
+  std::promise<Result<JobOutput>> promise;
+  promise.set_value(Error{code, std::move(message)});
+  return promise.get_future();
+}
+
 void BackendSet::add(std::unique_ptr<Backend> backend) {
   backends_.push_back(std::move(backend));
 }

@@ -50,6 +50,10 @@ class Backend {
   virtual void shutdown() = 0;
 };
 
+// A future that is already ready with an error: how backends refuse a job
+// (queue_full, shutting_down) without queueing it.
+std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message);
+
 // The backends a server offers, looked up by name.
 class BackendSet {
  public:

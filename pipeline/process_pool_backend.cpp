@@ -39,12 +39,6 @@ struct Slot {
   bool alive = false;
 };
 
-std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) {
-  std::promise<Result<JobOutput>> promise;
-  promise.set_value(Error{code, std::move(message)});
-  return promise.get_future();
-}
-
 // True when the worker's end is closed (it died while idle) or it sent
 // something unasked.
 bool peer_gone(int socket) {

@@ -42,15 +42,7 @@ struct TbbBackend::State {
   std::atomic<std::uint64_t> failed{0};
 };
 
-namespace {
-
-std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) {
-  std::promise<Result<JobOutput>> promise;
-  promise.set_value(Error{code, std::move(message)});
-  return promise.get_future();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TbbBackend::TbbBackend(TbbBackendOptions options) : state_(std::make_unique<State>(options)) {}
 

@@ -8,10 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
 
 using namespace pixpool;
+using pixpool::test::client_for;
 using namespace std::chrono_literals;
 
 namespace {
@@ -51,13 +53,6 @@ class Origin {
   int port_ = 0;
   std::thread thread_;
 };
-
-httplib::Client client_for(const test::ServerProcess& server) {
-  httplib::Client client("127.0.0.1", server.port());
-  client.set_read_timeout(120, 0);
-  client.set_connection_timeout(5, 0);
-  return client;
-}
 
 // A folder with `good` copies of a photo and `bad` non-images.
 std::string make_upload_dir(int good, int bad) {

@@ -14,20 +14,14 @@
 
 #include "filters/op_chain.hpp"
 #include "pipeline/job.hpp"
+#include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
 
 using namespace pixpool;
+using pixpool::test::client_for;
 
 namespace {
-
-httplib::Client client_for(const test::ServerProcess& server) {
-  httplib::Client client("127.0.0.1", server.port());
-  client.set_read_timeout(60, 0);
-  client.set_write_timeout(60, 0);
-  client.set_connection_timeout(5, 0);
-  return client;
-}
 
 // Asserts a JSON error body with the given status and code; returns the message.
 std::string expect_error(const httplib::Result& res, int status, const std::string& code) {

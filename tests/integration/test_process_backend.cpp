@@ -12,22 +12,16 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/process_info.hpp"
 #include "tests/support/server_process.hpp"
 
 using namespace pixpool;
+using pixpool::test::client_for;
 using namespace std::chrono_literals;
 
 namespace {
-
-httplib::Client client_for(const test::ServerProcess& server) {
-  httplib::Client client("127.0.0.1", server.port());
-  client.set_read_timeout(60, 0);
-  client.set_write_timeout(60, 0);
-  client.set_connection_timeout(5, 0);
-  return client;
-}
 
 nlohmann::json readiness(const test::ServerProcess& server, int* status = nullptr) {
   auto res = client_for(server).Get("/readyz");
