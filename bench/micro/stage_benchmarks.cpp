@@ -1,0 +1,141 @@
+// Google Benchmark microbenchmarks of each pipeline stage and of the whole
+// pipeline, at VGA, 1080p and 12 MP, next to the codec floor (TurboJPEG
+// decode + encode of the same image). Single-threaded: OpenCV is pinned to
+// one thread so stage costs add up to what one core does per image.
+//
+//   build/release/bench/pixpool_microbench --benchmark_counters_tabular=true
+//
+// Figures and their reading live in docs/performance.md.
+
+#include <benchmark/benchmark.h>
+#include <turbojpeg.h>
+
+#include <map>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <string>
+#include <vector>
+
+#include "bench/corpus.hpp"
+#include "filters/blur.hpp"
+#include "filters/codec.hpp"
+#include "filters/contour.hpp"
+#include "filters/op_chain.hpp"
+#include "pipeline/job.hpp"
+
+namespace {
+
+struct Size {
+  const char* label;
+  int width;
+  int height;
+};
+constexpr Size kSizes[] = {{"vga", 640, 480}, {"1080p", 1920, 1080}, {"12mp", 4032, 3024}};
+
+// One JPEG (quality 90) and its decoded pixels per size, made once.
+struct Sample {
+  std::string jpeg;
+  cv::Mat pixels;
+};
+
+const Sample& sample(int index) {
+  static std::map<int, Sample> cache;
+  auto it = cache.find(index);
+  if (it != cache.end()) return it->second;
+  const Size& s = kSizes[index];
+  const cv::Mat photo = pixpool::bench::synthetic_photo(s.width, s.height, 7);
+  std::vector<uchar> buffer;
+  cv::imencode(".jpg", photo, buffer, {cv::IMWRITE_JPEG_QUALITY, 90});
+  Sample out{std::string(buffer.begin(), buffer.end()), {}};
+  out.pixels = pixpool::decode_image(out.jpeg, pixpool::kDefaultMaxPixels)->pixels;
+  return cache.emplace(index, std::move(out)).first->second;
+}
+
+void label(benchmark::State& state) {
+  const Size& s = kSizes[state.range(0)];
+  state.SetLabel(s.label);
+  state.counters["Mpix/s"] = benchmark::Counter(static_cast<double>(s.width) * s.height / 1e6,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_CodecFloor(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  tjhandle d = tjInitDecompress(), e = tjInitCompress();
+  std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
+  auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(s.jpeg.data()));
+  for (auto _ : state) {
+    tjDecompress2(d, data, s.jpeg.size(), pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR,
+                  0);
+    unsigned char* out = nullptr;
+    unsigned long size = 0;
+    tjCompress2(e, pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR, &out, &size,
+                TJSAMP_420, 90, 0);
+    tjFree(out);
+  }
+  tjDestroy(d);
+  tjDestroy(e);
+  label(state);
+}
+
+void BM_Decode(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels));
+  }
+  label(state);
+}
+
+void BM_Blur(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  cv::Mat out;
+  for (auto _ : state) benchmark::DoNotOptimize(pixpool::blur(s.pixels, out, 5.0));
+  label(state);
+}
+
+void BM_Contour(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  cv::Mat out;
+  for (auto _ : state) benchmark::DoNotOptimize(pixpool::contour(s.pixels, out));
+  label(state);
+}
+
+void BM_Encode(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  cv::Mat filtered;
+  (void)pixpool::apply_ops(s.pixels, filtered, *pixpool::parse_ops(pixpool::kDefaultOps));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pixpool::encode_image(filtered, pixpool::ImageFormat::jpeg, 90));
+  }
+  label(state);
+}
+
+void BM_Pipeline(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  pixpool::JobParams params;
+  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  for (auto _ : state) benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
+  label(state);
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (int i = 0; i < 3; ++i) b->Arg(i);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_CodecFloor)->Apply(sizes);
+BENCHMARK(BM_Decode)->Apply(sizes);
+BENCHMARK(BM_Blur)->Apply(sizes);
+BENCHMARK(BM_Contour)->Apply(sizes);
+BENCHMARK(BM_Encode)->Apply(sizes);
+BENCHMARK(BM_Pipeline)->Apply(sizes);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cv::setNumThreads(1);  // per-core costs; the backends parallelise across images
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
