@@ -14,18 +14,11 @@ pixpool=$(realpath "$1")
 [[ -x "$pixpool" ]] || { echo "test_bench_cli: no pixpool binary at $pixpool" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_bench_cli.XXXXXX")
-server_pid=""
+source "$(dirname "${BASH_SOURCE[0]}")/pixpool_server.sh"
 bench_pid=""
 cleanup() {
   [[ -n "$bench_pid" ]] && { kill -KILL "$bench_pid" 2>/dev/null || true; }
-  if [[ -n "$server_pid" ]] && kill -TERM "$server_pid" 2>/dev/null; then
-    for _ in $(seq 1 30); do  # up to 3 s to drain, then SIGKILL
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_pixpool
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -54,16 +47,7 @@ expect_status 2 usage --duration 1s --requests 1
 grep -q "either --duration or --requests" "$tmp/usage.err" || fail "usage error not explained"
 
 # 2. The server on a free loopback port.
-"$pixpool" --host 127.0.0.1 --port 0 --workers 1 --access-log off >"$tmp/server.log" 2>&1 &
-server_pid=$!
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log")
-  [[ -n "$port" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "the server exited"
-  sleep 0.1
-done
-[[ -n "$port" ]] || fail "the server did not start"
+start_pixpool "$pixpool" "$tmp/server.log" --workers 1 --access-log off
 url="http://127.0.0.1:$port"
 
 # 3. A tiny run: every response verified, the table and the report.

@@ -19,17 +19,9 @@ fi
 [[ -f "$batch" ]] || { echo "test_pixpool_batch: no $batch" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_pixpool_batch.XXXXXX")
-server_pid=""
+source "$(dirname "${BASH_SOURCE[0]}")/pixpool_server.sh"
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do  # up to 3 s, then no more patience
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_pixpool
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -49,18 +41,7 @@ fail() {
 }
 
 # --- server on a free port (test ops on for the Ctrl-C check) ---------------
-"$pixpool" --host 127.0.0.1 --port 0 --workers 2 --enable-test-ops on \
-  --shutdown-timeout 1 2>"$tmp/server.log" &
-server_pid=$!
-port=""
-for _ in $(seq 1 100); do  # up to 10 s
-  port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' \
-    "$tmp/server.log" | head -n 1)
-  [[ -n "$port" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "pixpool exited at startup"
-  sleep 0.1
-done
-[[ -n "$port" ]] || fail "pixpool did not report its port"
+start_pixpool "$pixpool" "$tmp/server.log" --workers 2 --enable-test-ops on --shutdown-timeout 1
 url="http://127.0.0.1:$port"
 
 # run_batch NAME ARGS...: runs pixpool-batch (bounded), output in $tmp/NAME.log,
