@@ -105,12 +105,12 @@ Result<Op> parse_one(std::string_view item, bool allow_test_ops) {
   return ops_error("unknown op " + quoted(name) + " (valid ops: blur, contour)");
 }
 
-Result<void> run_op(const Op& op, const cv::Mat& src, cv::Mat& dst) {
+Result<void> run_op(const Op& op, const cv::Mat& src, cv::Mat& dst, const StripRunner& strips) {
   switch (op.kind) {
     case OpKind::blur:
-      return blur(src, dst, op.param);
+      return blur(src, dst, op.param, strips);
     case OpKind::contour:
-      return contour(src, dst);
+      return contour(src, dst, strips);
     case OpKind::sleep:
       test_sleep(op.param);
       break;
@@ -173,7 +173,8 @@ std::string format_ops(const OpChain& chain) {
   return out;
 }
 
-Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain) {
+Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain,
+                       const StripRunner& strips) {
   if (src.depth() != CV_8U || (src.channels() != 1 && src.channels() != 3 && src.channels() != 4)) {
     return {ErrorCode::invalid_parameter, "filters expect an 8-bit grey, BGR or BGRA image"};
   }
@@ -188,8 +189,15 @@ Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain) {
   } else {
     colour = src;
   }
-  for (const Op& op : chain) {
-    if (auto r = run_op(op, colour, colour); !r) return r;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const Op& op = chain[i];
+    if (op.kind == OpKind::blur && i + 1 < chain.size() && chain[i + 1].kind == OpKind::contour) {
+      // The default chain: one fused pass, identical output (see blur.hpp).
+      if (auto r = blur_contour(colour, colour, op.param, strips); !r) return r;
+      ++i;
+      continue;
+    }
+    if (auto r = run_op(op, colour, colour, strips); !r) return r;
   }
   if (alpha.empty()) {
     dst = colour.data == src.data ? colour.clone() : colour;

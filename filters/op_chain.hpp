@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "filters/status.hpp"
+#include "filters/strips.hpp"
 
 namespace pixpool {
 
@@ -36,8 +37,11 @@ std::string format_ops(const OpChain& chain);
 
 // Runs the chain left to right on `src` (CV_8U with 1, 3 or 4 channels) into
 // `dst` (same size and type). An alpha channel is carried through unchanged:
-// filters see only the colour channels. Errors: invalid_parameter for other
-// image types or an op argument out of range.
-Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain);
+// filters see only the colour channels. A blur directly followed by contour
+// runs as one fused pass (same output). Filters split rows into strips
+// through `strips` (empty: this thread only). Errors: invalid_parameter for
+// other image types or an op argument out of range.
+Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain,
+                       const StripRunner& strips = {});
 
 }  // namespace pixpool

@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 #include <turbojpeg.h>
 
+#include <cstdlib>
 #include <map>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -18,6 +19,7 @@
 
 #include "bench/corpus.hpp"
 #include "filters/blur.hpp"
+#include "filters/buffer_pool.hpp"
 #include "filters/codec.hpp"
 #include "filters/contour.hpp"
 #include "filters/op_chain.hpp"
@@ -99,6 +101,14 @@ void BM_Contour(benchmark::State& state) {
   label(state);
 }
 
+// The default chain as apply_ops runs it: blur and contour fused.
+void BM_BlurContour(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  cv::Mat out;
+  for (auto _ : state) benchmark::DoNotOptimize(pixpool::blur_contour(s.pixels, out, 5.0));
+  label(state);
+}
+
 void BM_Encode(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
   cv::Mat filtered;
@@ -126,6 +136,7 @@ BENCHMARK(BM_CodecFloor)->Apply(sizes);
 BENCHMARK(BM_Decode)->Apply(sizes);
 BENCHMARK(BM_Blur)->Apply(sizes);
 BENCHMARK(BM_Contour)->Apply(sizes);
+BENCHMARK(BM_BlurContour)->Apply(sizes);
 BENCHMARK(BM_Encode)->Apply(sizes);
 BENCHMARK(BM_Pipeline)->Apply(sizes);
 
@@ -133,6 +144,8 @@ BENCHMARK(BM_Pipeline)->Apply(sizes);
 
 int main(int argc, char** argv) {
   cv::setNumThreads(1);  // per-core costs; the backends parallelise across images
+  // As in the server: large pixel buffers are reused, not mapped afresh.
+  if (std::getenv("PIXPOOL_NO_BUFFER_POOL") == nullptr) pixpool::install_buffer_pool(256 << 20);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

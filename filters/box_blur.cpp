@@ -1,0 +1,282 @@
+#include "filters/box_blur.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "filters/simd.hpp"
+
+namespace pixpool::box_blur {
+namespace {
+
+// (a * b) >> 16: with b = ceil(65536 / w) this divides a sum of w values by w.
+// Compilers turn it into one vector multiply-high.
+inline std::uint16_t mulhi(std::uint16_t a, std::uint16_t b) {
+  return static_cast<std::uint16_t>((static_cast<std::uint32_t>(a) * b) >> 16);
+}
+
+// out[i] = (sum of in[i + j*stride], j = 0..Width-1) / Width, for i < count.
+// Width is a compile-time constant so the sum stays in vector registers: one
+// load per tap and a single store per output vector.
+// 8-bit input is scaled to fixed point on the way: (sum << shift) / Width.
+template <int Width, typename In>
+[[gnu::always_inline]] inline void box_fixed(const In* __restrict in, std::uint16_t* __restrict out,
+                                             int count, int stride, std::uint16_t reciprocal,
+                                             int shift) {
+  for (int i = 0; i < count; ++i) {
+    std::uint16_t sum = 0;
+    for (int j = 0; j < Width; ++j) sum = static_cast<std::uint16_t>(sum + in[i + j * stride]);
+    out[i] = mulhi(static_cast<std::uint16_t>(sum << shift), reciprocal);
+  }
+}
+
+// The same for any width (wide boxes, sigma above ~14): partial sums double
+// in length each step, so a box of width w costs about log2(w) + popcount(w)
+// passes over the row. `run_a` and `run_b` are scratch rows as long as `in`.
+[[gnu::always_inline]] inline void box_any(const std::uint16_t* in, std::uint16_t* out, int count,
+                                           int width, int stride, std::uint16_t reciprocal,
+                                           std::uint16_t* run_a, std::uint16_t* run_b) {
+  const std::uint16_t* run = in;  // run[i]: sum of `span` samples from i
+  int span = 1;
+  int run_len = count + (width - 1) * stride;
+  int taken = 0;  // samples of the box already in out
+  std::uint16_t* scratch[2] = {run_a, run_b};
+  int flip = 0;
+  while (true) {
+    if (width & span) {
+      const std::uint16_t* part = run + taken * stride;
+      if (taken == 0) {
+        for (int i = 0; i < count; ++i) out[i] = part[i];
+      } else {
+        for (int i = 0; i < count; ++i) out[i] = static_cast<std::uint16_t>(out[i] + part[i]);
+      }
+      taken += span;
+    }
+    if (taken == width) break;
+    std::uint16_t* next = scratch[flip];
+    flip ^= 1;
+    const int shift = span * stride;
+    run_len -= shift;
+    for (int i = 0; i < run_len; ++i) next[i] = static_cast<std::uint16_t>(run[i] + run[i + shift]);
+    run = next;
+    span *= 2;
+  }
+  for (int i = 0; i < count; ++i) out[i] = mulhi(out[i], reciprocal);
+}
+
+// Radii 0..15 are unrolled (sigma up to about 14); returns false for wider.
+template <typename In, int... Radii>
+[[gnu::always_inline]] inline bool box_unrolled(std::integer_sequence<int, Radii...>, const In* in,
+                                                std::uint16_t* out, int count, int width,
+                                                int stride, std::uint16_t reciprocal, int shift) {
+  return ((width == 2 * Radii + 1 &&
+           (box_fixed<2 * Radii + 1>(in, out, count, stride, reciprocal, shift), true)) ||
+          ...);
+}
+constexpr auto kUnrolledRadii = std::make_integer_sequence<int, 16>{};
+
+// The first horizontal box over a padded 8-bit row, which it also scales to
+// fixed point (<< fraction_bits). `in` holds count + (width-1) * stride
+// samples; `out` gets count. `run_a` and `run_b` are scratch rows as long as
+// `in`.
+PIXPOOL_SIMD_CLONES
+void box_pass_8bit(const std::uint8_t* in, std::uint16_t* out, int count, int width, int stride,
+                   std::uint16_t reciprocal, int fraction_bits, std::uint16_t* run_a,
+                   std::uint16_t* run_b) {
+  if (box_unrolled(kUnrolledRadii, in, out, count, width, stride, reciprocal, fraction_bits)) {
+    return;
+  }
+  // Wide box: widen in place into `out` (as long as `in`), then the generic sum.
+  const int len = count + (width - 1) * stride;
+  for (int i = 0; i < len; ++i) out[i] = static_cast<std::uint16_t>(in[i] << fraction_bits);
+  box_any(out, out, count, width, stride, reciprocal, run_a, run_b);
+}
+
+// The later horizontal boxes, on fixed-point rows; as above otherwise.
+PIXPOOL_SIMD_CLONES
+void box_pass(const std::uint16_t* in, std::uint16_t* out, int count, int width, int stride,
+              std::uint16_t reciprocal, std::uint16_t* run_a, std::uint16_t* run_b) {
+  if (!box_unrolled(kUnrolledRadii, in, out, count, width, stride, reciprocal, 0)) {
+    box_any(in, out, count, width, stride, reciprocal, run_a, run_b);
+  }
+}
+
+// sum[i] += row[i].
+PIXPOOL_SIMD_CLONES
+void add_row(std::uint16_t* sum, const std::uint16_t* row, int count) {
+  for (int i = 0; i < count; ++i) sum[i] = static_cast<std::uint16_t>(sum[i] + row[i]);
+}
+
+PIXPOOL_SIMD_CLONES
+void slide_rows(std::uint16_t* sum, const std::uint16_t* add, const std::uint16_t* sub,
+                std::uint16_t* out, int count, std::uint16_t reciprocal) {
+  for (int i = 0; i < count; ++i) {
+    const auto s = static_cast<std::uint16_t>(sum[i] + add[i] - sub[i]);
+    sum[i] = s;
+    out[i] = mulhi(s, reciprocal);
+  }
+}
+
+// Same, for the last stage: the result is rounded back to 8 bits.
+PIXPOOL_SIMD_CLONES
+void slide_rows_to_8bit(std::uint16_t* sum, const std::uint16_t* add, const std::uint16_t* sub,
+                        std::uint8_t* out, int count, std::uint16_t reciprocal, int fraction_bits) {
+  const int half = fraction_bits > 0 ? 1 << (fraction_bits - 1) : 0;
+  for (int i = 0; i < count; ++i) {
+    const auto s = static_cast<std::uint16_t>(sum[i] + add[i] - sub[i]);
+    sum[i] = s;
+    out[i] = static_cast<std::uint8_t>((mulhi(s, reciprocal) + half) >> fraction_bits);
+  }
+}
+
+}  // namespace
+
+Plan make_plan(double sigma) {
+  // Kovesi, "Fast almost-Gaussian filtering" (2010): n boxes of widths wl or
+  // wl + 2 whose variances sum to the nearest achievable value to sigma^2.
+  constexpr int n = 3;
+  const double ideal = std::sqrt(12.0 * sigma * sigma / n + 1.0);
+  int lower = static_cast<int>(std::floor(ideal));
+  if (lower % 2 == 0) --lower;
+  lower = std::max(lower, 1);
+  const double m_ideal =
+      (12.0 * sigma * sigma - n * lower * lower - 4.0 * n * lower - 3.0 * n) / (-4.0 * lower - 4.0);
+  const int m = std::clamp(static_cast<int>(std::lround(m_ideal)), 0, n);
+  Plan plan;
+  int widest = 1;
+  for (int k = 0; k < n; ++k) {
+    const int width = k < m ? lower : lower + 2;
+    plan.radius[k] = (width - 1) / 2;
+    plan.reciprocal[k] =
+        static_cast<std::uint16_t>(std::min<std::uint32_t>((65536u + width - 1) / width, 65535u));
+    widest = std::max(widest, width);
+  }
+  // The widest box sums `widest` values of up to 255 << bits in 16 bits.
+  while (plan.fraction_bits < 7 && 255 * widest * (2 << plan.fraction_bits) <= 65535) {
+    ++plan.fraction_bits;
+  }
+  return plan;
+}
+
+RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first)
+    : src_(src), plan_(plan), row_len_(src.cols * src.channels()), channels_(src.channels()) {
+  const auto row = static_cast<std::size_t>(row_len_);
+  const int total = plan_.total_radius();
+  const std::size_t padded = static_cast<std::size_t>(src.cols + 2 * total) * channels_;
+  padded_.resize(padded);
+  scratch_a_.resize(padded);
+  scratch_b_.resize(padded);
+  scratch_c_.resize(padded);
+  scratch_d_.resize(padded);
+  zeros_.assign(row, 0);
+  source_ring_rows_ = plan_.width(0) + 1;
+  source_ring_.resize(row * source_ring_rows_);
+  // Stage k makes rows from first - reach, where `reach` is how far the
+  // stages after it look up.
+  int reach = total;
+  source_next_ = first - reach;
+  for (int k = 0; k < 3; ++k) {
+    Stage& s = stages_[k];
+    reach -= plan_.radius[k];
+    s.radius = plan_.radius[k];
+    s.reciprocal = plan_.reciprocal[k];
+    s.next_row = first - reach;
+    s.sum.resize(row);
+    if (k < 2) {
+      s.ring_rows = plan_.width(k + 1) + 1;
+      s.ring.resize(row * s.ring_rows);
+    }
+  }
+}
+
+std::uint16_t* RowStream::ring_slot(std::vector<std::uint16_t>& ring, int ring_rows, int y) {
+  const int slot = ((y % ring_rows) + ring_rows) % ring_rows;
+  return ring.data() + static_cast<std::size_t>(slot) * row_len_;
+}
+
+const std::uint16_t* RowStream::source_row(int y) {
+  while (source_next_ <= y) {
+    const int row = source_next_++;
+    std::uint16_t* dst = ring_slot(source_ring_, source_ring_rows_, row);
+    const int clamped = std::clamp(row, 0, src_.rows - 1);
+    if (clamped == last_clamped_) {
+      // Above or below the image: the row just made, again.
+      std::memcpy(dst, ring_slot(source_ring_, source_ring_rows_, row - 1),
+                  static_cast<std::size_t>(row_len_) * sizeof *dst);
+      continue;
+    }
+    last_clamped_ = clamped;
+    blur_row(src_.ptr<std::uint8_t>(clamped), dst);
+  }
+  return ring_slot(source_ring_, source_ring_rows_, y);
+}
+
+void RowStream::blur_row(const std::uint8_t* pixels, std::uint16_t* dst) {
+  // Pad by total_radius pixels of replicated edge on each side.
+  const int total = plan_.total_radius();
+  const int c = channels_;
+  std::uint8_t* padded = padded_.data();
+  const std::uint8_t* last_pixel = pixels + row_len_ - c;
+  for (int x = 0; x < total; ++x) {
+    for (int ch = 0; ch < c; ++ch) {
+      padded[x * c + ch] = pixels[ch];
+      padded[(total + src_.cols + x) * c + ch] = last_pixel[ch];
+    }
+  }
+  std::memcpy(padded + total * c, pixels, static_cast<std::size_t>(row_len_));
+  // Three horizontal boxes, each shrinking the row by its own two radii:
+  // padded -> a -> b -> dst; wide boxes use two more scratch rows.
+  int count = (src_.cols + 2 * (total - plan_.radius[0])) * c;
+  box_pass_8bit(padded, scratch_a_.data(), count, plan_.width(0), c, plan_.reciprocal[0],
+                plan_.fraction_bits, scratch_b_.data(), scratch_c_.data());
+  count -= 2 * plan_.radius[1] * c;
+  box_pass(scratch_a_.data(), scratch_b_.data(), count, plan_.width(1), c, plan_.reciprocal[1],
+           scratch_c_.data(), scratch_d_.data());
+  count -= 2 * plan_.radius[2] * c;
+  box_pass(scratch_b_.data(), dst, count, plan_.width(2), c, plan_.reciprocal[2], scratch_a_.data(),
+           scratch_c_.data());
+}
+
+const std::uint16_t* RowStream::input_row(int k, int y) {
+  return k == 0 ? source_row(y) : stage_row(k - 1, y);
+}
+
+const std::uint16_t* RowStream::stage_row(int k, int y) {
+  Stage& s = stages_[k];
+  while (s.next_row <= y) produce(k, nullptr);
+  return ring_slot(s.ring, s.ring_rows, y);
+}
+
+// Makes stage k's next row (the last stage writes 8-bit pixels to `out`). The
+// first row sums the whole window; later rows slide it down by one: add the
+// row entering, subtract the row leaving.
+void RowStream::produce(int k, std::uint8_t* out) {
+  Stage& s = stages_[k];
+  const int y = s.next_row++;
+  bool first = false;
+  if (!s.started) {
+    // Sliding onto the last row of the window while "leaving" a zero row
+    // completes the first window.
+    std::fill(s.sum.begin(), s.sum.end(), std::uint16_t{0});
+    for (int j = -s.radius; j < s.radius; ++j) add_row(s.sum.data(), input_row(k, y + j), row_len_);
+    s.started = true;
+    first = true;
+  }
+  // The previous stage keeps width + 1 rows: entering and leaving both fit.
+  const std::uint16_t* entering = input_row(k, y + s.radius);
+  const std::uint16_t* leaving = first ? zeros_.data() : input_row(k, y - s.radius - 1);
+  if (k == 2) {
+    slide_rows_to_8bit(s.sum.data(), entering, leaving, out, row_len_, s.reciprocal,
+                       plan_.fraction_bits);
+  } else {
+    slide_rows(s.sum.data(), entering, leaving, ring_slot(s.ring, s.ring_rows, y), row_len_,
+               s.reciprocal);
+  }
+}
+
+void RowStream::next(std::uint8_t* out) {
+  produce(2, out);
+}
+
+}  // namespace pixpool::box_blur
