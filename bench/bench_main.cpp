@@ -111,6 +111,11 @@ class Origin {
   }
   ~Origin() {
     if (thread_.joinable()) {
+      // httplib's stop() does nothing until the listen loop has started, and
+      // then the loop would never end: wait for it (bounded) first.
+      for (int i = 0; i < 2000 && !server_.is_running(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
       server_.stop();
       thread_.join();
     }

@@ -14,7 +14,8 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job) {
+Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job,
+                                    const StripRunner& strips) {
   auto start = Clock::now();
   auto header = read_header(input);
   if (!header) return header.error();
@@ -29,7 +30,7 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
 
   start = Clock::now();
   cv::Mat filtered;
-  if (auto ok = apply_ops(decoded->pixels, filtered, job.ops); !ok) return ok.error();
+  if (auto ok = apply_ops(decoded->pixels, filtered, job.ops, strips); !ok) return ok.error();
   decoded->pixels.release();  // free the input pixels before encoding allocates
   out.times.filter_ms = ms_since(start);
 
@@ -47,9 +48,10 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
 
 }  // namespace
 
-Result<JobOutput> run_job(std::string_view input, const JobParams& params) {
+Result<JobOutput> run_job(std::string_view input, const JobParams& params,
+                          const StripRunner& strips) {
   try {
-    return run_job_unguarded(input, params);
+    return run_job_unguarded(input, params, strips);
   } catch (const std::bad_alloc&) {
     return Error{ErrorCode::out_of_memory, "out of memory while processing the image"};
   } catch (const cv::Exception& e) {

@@ -10,6 +10,7 @@
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
 #include "filters/status.hpp"
+#include "filters/strips.hpp"
 
 namespace pixpool {
 
@@ -42,14 +43,17 @@ struct JobOutput {
   StageTimes times;
 };
 
-// decode -> filters -> encode on the calling thread. Both backends run exactly
-// this function, so they produce byte-identical output for the same job.
+// decode -> filters -> encode on the calling thread; the filters may split
+// the image's rows across threads through `strips` (pipeline/strip_runner.hpp;
+// empty: this thread only). Both backends run exactly this function, and
+// strips never change pixels, so outputs are byte-identical.
 // Errors: those of read_header, decode_image, check_encodable, apply_ops and
 // encode_image; allocation failures become out_of_memory and other C++
 // exceptions from libraries `internal`.
-Result<JobOutput> run_job(std::string_view input, const JobParams& params);
-inline Result<JobOutput> run_job(const JobSpec& job) {
-  return run_job(job.input, job.params);
+Result<JobOutput> run_job(std::string_view input, const JobParams& params,
+                          const StripRunner& strips = {});
+inline Result<JobOutput> run_job(const JobSpec& job, const StripRunner& strips = {}) {
+  return run_job(job.input, job.params, strips);
 }
 
 }  // namespace pixpool

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -128,8 +129,10 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   const std::string& input = task.job.input;
   if (auto ok = slot.buffer.grow_to(input.size()); !ok) return ok.error();
   std::memcpy(slot.buffer.data(), input.data(), input.size());
-  const wire::Request request =
-      wire::make_request(task.job.params, input.size(), slot.buffer.size());
+  wire::Request request = wire::make_request(task.job.params, input.size(), slot.buffer.size());
+  // Cores whose workers sit idle may help with this image's filter strips.
+  const auto idle = static_cast<int>(alive.load()) - static_cast<int>(busy.load());
+  request.strips = 1 + std::max(0, idle);
   if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(sizeof request)) {
     retire_worker(index, true);

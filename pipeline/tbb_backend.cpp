@@ -4,10 +4,13 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+
+#include "pipeline/strip_runner.hpp"
 
 namespace pixpool {
 
@@ -79,8 +82,10 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
     const double queue_ms = std::chrono::duration<double, std::milli>(
                                 std::chrono::steady_clock::now() - task->submitted)
                                 .count();
-    ++state->busy;
-    Result<JobOutput> result = run_job(task->job);
+    // Idle arena threads help with this image's filter strips.
+    const int busy_now = static_cast<int>(++state->busy);
+    Result<JobOutput> result =
+        run_job(task->job, tbb_strip_runner(1 + std::max(0, state->threads - busy_now)));
     task->job = JobSpec{};  // drop the input bytes before waking the waiter
     --state->busy;
     if (result) {

@@ -13,6 +13,7 @@
 
 #include "pipeline/job.hpp"
 #include "pipeline/shared_buffer.hpp"
+#include "pipeline/strip_runner.hpp"
 #include "pipeline/worker_protocol.hpp"
 #include "pipeline/zygote.hpp"
 
@@ -31,8 +32,8 @@ wire::Reply run_request(const wire::Request& request, SharedBuffer& buffer) {
     return wire::error_reply({ErrorCode::internal, "input larger than the shared buffer"},
                              buffer.size());
   }
-  auto result =
-      run_job(std::string_view(buffer.data(), request.input_size), wire::params_of(request));
+  auto result = run_job(std::string_view(buffer.data(), request.input_size),
+                        wire::params_of(request), tbb_strip_runner(request.strips));
   if (!result) return wire::error_reply(result.error(), buffer.size());
 
   const std::size_t offset =

@@ -18,6 +18,7 @@ struct Request {
   std::int32_t format;        // ImageFormat, or -1 for "the input's"
   std::int32_t quality;
   std::uint64_t max_pixels;
+  std::int32_t strips;  // threads the worker may use for this image's filters (>= 1)
   std::uint32_t op_count;
   struct {
     std::int32_t kind;

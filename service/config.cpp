@@ -136,6 +136,17 @@ const std::vector<Option>& options() {
                   &Config::max_body_bytes, 1024, std::uint64_t{1} << 34, true),
       size_option("max-pixels", "largest image (width*height, from its header); larger gets 422",
                   &Config::max_pixels, 1, std::uint64_t{1} << 32, false),
+      size_option("max-inflight-pixels",
+                  "memory budget: decoded pixels of all images being processed at once; "
+                  "more wait, then get 429 (an image over it runs alone)",
+                  &Config::max_inflight_pixels, 1, std::uint64_t{1} << 40, false),
+      duration_option("admission-wait",
+                      "how long a job may wait for room in the memory budget before 429",
+                      &Config::admission_wait_ms, 0, 3'600'000),
+      size_option("buffer-pool-bytes",
+                  "idle pixel buffers kept for reuse (saves page faults), split evenly "
+                  "between the server and its worker processes; 0 = none",
+                  &Config::buffer_pool_bytes, 0, std::uint64_t{1} << 40, true),
       Option{"default-backend", "NAME", "backend used when a request names none: tbb or process",
              [](const Config& c) { return c.default_backend; },
              [](Config& c, std::string_view t) -> std::string {

@@ -22,12 +22,17 @@ struct Config {
   std::size_t max_queue = 256;             // pending jobs per backend before 429
   std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
   std::uint64_t max_pixels = 50'000'000;   // larger images (by header) get 422
-  std::string default_backend = "tbb";     // tbb or process
-  int workers = 0;                         // process-pool size; 0 = number of cores
-  int job_timeout_ms = 30000;              // process backend: per-job deadline
-  std::size_t worker_memory_mb = 0;        // process backend: address-space cap; 0 = none
-  int shutdown_timeout_s = 30;             // SIGTERM: how long in-flight work may take
-  int read_timeout_s = 30;                 // per socket read while receiving a request
+  // Memory admission (pipeline/pixel_budget.hpp): decoded pixels in flight
+  // across both backends; more waits up to admission_wait_ms, then 429.
+  std::uint64_t max_inflight_pixels = 100'000'000;
+  int admission_wait_ms = 10000;
+  std::size_t buffer_pool_bytes = 256u << 20;  // idle pixel buffers kept for reuse
+  std::string default_backend = "tbb";         // tbb or process
+  int workers = 0;                             // process-pool size; 0 = number of cores
+  int job_timeout_ms = 30000;                  // process backend: per-job deadline
+  std::size_t worker_memory_mb = 0;            // process backend: address-space cap; 0 = none
+  int shutdown_timeout_s = 30;                 // SIGTERM: how long in-flight work may take
+  int read_timeout_s = 30;                     // per socket read while receiving a request
   bool access_log = true;
   bool enable_test_ops = false;  // sleep/crash/hog ops, for tests only
   // Downloads (url= and batch URL items).

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -18,10 +19,12 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "filters/buffer_pool.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
 #include "pipeline/metrics.hpp"
+#include "pipeline/pixel_budget.hpp"
 #include "pipeline/process_pool_backend.hpp"
 #include "pipeline/result_store.hpp"
 #include "pipeline/tbb_backend.hpp"
@@ -56,6 +59,14 @@ int main(int argc, char** argv) {
   }
   const Config& config = cli->config;
 
+  // Installed before the zygote forks, so worker processes reuse buffers too.
+  // The idle-buffer allowance is split evenly between this process and the
+  // workers: idle memory stays within buffer_pool_bytes however many there are.
+  const int worker_count =
+      config.workers > 0 ? config.workers
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const std::size_t pool_share = config.buffer_pool_bytes / (worker_count + 1);
+  if (pool_share > 0) install_buffer_pool(pool_share);
   auto zygote = Zygote::start();
   if (!zygote) {
     std::fprintf(stderr, "pixpool: cannot start the worker zygote: %s\n",
@@ -71,9 +82,13 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGUSR1);  // internal wake-up, see below
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // One memory budget for both backends: they share the machine's RAM.
+  auto budget = std::make_shared<PixelBudget>(config.max_inflight_pixels);
+  const auto admission_wait = std::chrono::milliseconds(config.admission_wait_ms);
   BackendSet backends;
-  backends.add(
-      std::make_unique<TbbBackend>(TbbBackendOptions{config.tbb_threads, config.max_queue}));
+  backends.add(std::make_unique<BudgetedBackend>(
+      std::make_unique<TbbBackend>(TbbBackendOptions{config.tbb_threads, config.max_queue}), budget,
+      admission_wait));
   auto pool = ProcessPoolBackend::create(
       ProcessPoolOptions{config.workers, config.max_queue,
                          std::chrono::milliseconds(config.job_timeout_ms), config.worker_memory_mb},
@@ -84,7 +99,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int workers = pool.value()->stats().workers;
-  backends.add(std::move(pool.value()));
+  backends.add(std::make_unique<BudgetedBackend>(std::move(pool.value()), budget, admission_wait));
 
   Downloader downloader(DownloadOptions{
       config.io_threads, std::chrono::milliseconds(config.download_timeout_ms),

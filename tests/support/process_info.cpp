@@ -39,3 +39,48 @@ int open_fd_count() {
 }
 
 }  // namespace pixpool::test
+
+namespace pixpool::test {
+
+long long peak_rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmHWM:") {
+      long long kib = 0;
+      in >> kib;
+      return kib * 1024;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+}  // namespace pixpool::test
+
+namespace pixpool::test {
+namespace {
+
+long long status_kib(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == field) {
+      long long kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+}  // namespace
+
+long long tree_rss_bytes(pid_t pid) {
+  long long total = status_kib(pid, "VmRSS:") * 1024;
+  for (pid_t child : children_of(pid)) total += tree_rss_bytes(child);
+  return total;
+}
+
+}  // namespace pixpool::test

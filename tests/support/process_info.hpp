@@ -17,3 +17,17 @@ bool process_alive(pid_t pid);
 int open_fd_count();
 
 }  // namespace pixpool::test
+
+namespace pixpool::test {
+
+// Peak resident set size (VmHWM) of `pid` in bytes; 0 when unreadable.
+long long peak_rss_bytes(pid_t pid);
+
+}  // namespace pixpool::test
+
+namespace pixpool::test {
+
+// Resident set size now (VmRSS) of `pid` plus all its descendants, in bytes.
+long long tree_rss_bytes(pid_t pid);
+
+}  // namespace pixpool::test
