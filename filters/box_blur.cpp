@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "filters/box_blur_band.hpp"
 #include "filters/simd.hpp"
 
 namespace pixpool::box_blur {
@@ -159,19 +160,50 @@ Plan make_plan(double sigma) {
   return plan;
 }
 
-RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first)
-    : src_(src), plan_(plan), row_len_(src.cols * src.channels()), channels_(src.channels()) {
+// Each thread keeps one workspace and reuses its buffers image after image:
+// about 1 MB per 1080p stream, which would otherwise be mapped (and page
+// faulted) afresh for every strip. A second stream alive on the same thread
+// gets its own.
+RowStream::Workspace& RowStream::lease_workspace() {
+  thread_local Workspace shared;
+  if (!shared.in_use) {
+    shared.in_use = true;
+    return shared;
+  }
+  own_workspace_ = std::make_unique<Workspace>();
+  return *own_workspace_;
+}
+
+RowStream::~RowStream() {
+  if (own_workspace_) return;
+  // Keep what a typical image needs; a huge sigma on a huge image (rings of
+  // hundreds of rows) gives its memory back rather than pin it to the thread.
+  std::size_t bytes = ws_.source_ring.capacity() + ws_.band.a.capacity() + ws_.band.b.capacity();
+  for (const auto& ring : ws_.rings) bytes += ring.capacity();
+  if (bytes * sizeof(std::uint16_t) > (std::size_t{16} << 20)) ws_ = Workspace{};
+  ws_.in_use = false;
+}
+
+RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first, bool use_bands)
+    : ws_(lease_workspace()),
+      src_(src),
+      plan_(plan),
+      row_len_(src.cols * src.channels()),
+      channels_(src.channels()),
+      use_bands_(use_bands && band_blur_available()) {
   const auto row = static_cast<std::size_t>(row_len_);
   const int total = plan_.total_radius();
   const std::size_t padded = static_cast<std::size_t>(src.cols + 2 * total) * channels_;
-  padded_.resize(padded);
-  scratch_a_.resize(padded);
-  scratch_b_.resize(padded);
-  scratch_c_.resize(padded);
-  scratch_d_.resize(padded);
-  zeros_.assign(row, 0);
-  source_ring_rows_ = plan_.width(0) + 1;
-  source_ring_.resize(row * source_ring_rows_);
+  ws_.padded.resize(padded);
+  ws_.scratch_a.resize(padded);
+  ws_.scratch_b.resize(padded);
+  ws_.scratch_c.resize(padded);
+  ws_.scratch_d.resize(padded);
+  ws_.zeros.assign(row, 0);  // (assign: reused buffers hold old rows)
+  // Stage 0 needs width(0) + 1 rows at once; a band made ahead of it may
+  // reach kBandRows - 1 rows further.
+  source_ring_rows_ = plan_.width(0) + 1 + (use_bands_ ? kBandRows - 1 : 0);
+  ws_.source_ring.resize(row * source_ring_rows_);
   // Stage k makes rows from first - reach, where `reach` is how far the
   // stages after it look up.
   int reach = total;
@@ -182,41 +214,57 @@ RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first)
     s.radius = plan_.radius[k];
     s.reciprocal = plan_.reciprocal[k];
     s.next_row = first - reach;
-    s.sum.resize(row);
+    ws_.sums[k].resize(row);
+    s.sum = ws_.sums[k].data();
     if (k < 2) {
       s.ring_rows = plan_.width(k + 1) + 1;
-      s.ring.resize(row * s.ring_rows);
+      ws_.rings[k].resize(row * s.ring_rows);
+      s.ring = ws_.rings[k].data();
     }
   }
 }
 
-std::uint16_t* RowStream::ring_slot(std::vector<std::uint16_t>& ring, int ring_rows, int y) {
+std::uint16_t* RowStream::ring_slot(std::uint16_t* ring, int ring_rows, int y) {
   const int slot = ((y % ring_rows) + ring_rows) % ring_rows;
-  return ring.data() + static_cast<std::size_t>(slot) * row_len_;
+  return ring + static_cast<std::size_t>(slot) * row_len_;
 }
 
 const std::uint16_t* RowStream::source_row(int y) {
   while (source_next_ <= y) {
+    if (use_bands_) {
+      // kBandRows rows at once (filters/box_blur_band.hpp); rows past the
+      // image edges repeat the edge row, as the padding demands.
+      const std::uint8_t* rows[kBandRows];
+      std::uint16_t* out[kBandRows];
+      for (int k = 0; k < kBandRows; ++k) {
+        const int row = source_next_ + k;
+        rows[k] = src_.ptr<std::uint8_t>(std::clamp(row, 0, src_.rows - 1));
+        out[k] = ring_slot(ws_.source_ring.data(), source_ring_rows_, row);
+      }
+      blur_band(rows, out, src_.cols, channels_, plan_, ws_.band);
+      source_next_ += kBandRows;
+      continue;
+    }
     const int row = source_next_++;
-    std::uint16_t* dst = ring_slot(source_ring_, source_ring_rows_, row);
+    std::uint16_t* dst = ring_slot(ws_.source_ring.data(), source_ring_rows_, row);
     const int clamped = std::clamp(row, 0, src_.rows - 1);
     if (clamped == last_clamped_) {
       // Above or below the image: the row just made, again.
-      std::memcpy(dst, ring_slot(source_ring_, source_ring_rows_, row - 1),
+      std::memcpy(dst, ring_slot(ws_.source_ring.data(), source_ring_rows_, row - 1),
                   static_cast<std::size_t>(row_len_) * sizeof *dst);
       continue;
     }
     last_clamped_ = clamped;
     blur_row(src_.ptr<std::uint8_t>(clamped), dst);
   }
-  return ring_slot(source_ring_, source_ring_rows_, y);
+  return ring_slot(ws_.source_ring.data(), source_ring_rows_, y);
 }
 
 void RowStream::blur_row(const std::uint8_t* pixels, std::uint16_t* dst) {
   // Pad by total_radius pixels of replicated edge on each side.
   const int total = plan_.total_radius();
   const int c = channels_;
-  std::uint8_t* padded = padded_.data();
+  std::uint8_t* padded = ws_.padded.data();
   const std::uint8_t* last_pixel = pixels + row_len_ - c;
   for (int x = 0; x < total; ++x) {
     for (int ch = 0; ch < c; ++ch) {
@@ -228,14 +276,14 @@ void RowStream::blur_row(const std::uint8_t* pixels, std::uint16_t* dst) {
   // Three horizontal boxes, each shrinking the row by its own two radii:
   // padded -> a -> b -> dst; wide boxes use two more scratch rows.
   int count = (src_.cols + 2 * (total - plan_.radius[0])) * c;
-  box_pass_8bit(padded, scratch_a_.data(), count, plan_.width(0), c, plan_.reciprocal[0],
-                plan_.fraction_bits, scratch_b_.data(), scratch_c_.data());
+  box_pass_8bit(padded, ws_.scratch_a.data(), count, plan_.width(0), c, plan_.reciprocal[0],
+                plan_.fraction_bits, ws_.scratch_b.data(), ws_.scratch_c.data());
   count -= 2 * plan_.radius[1] * c;
-  box_pass(scratch_a_.data(), scratch_b_.data(), count, plan_.width(1), c, plan_.reciprocal[1],
-           scratch_c_.data(), scratch_d_.data());
+  box_pass(ws_.scratch_a.data(), ws_.scratch_b.data(), count, plan_.width(1), c,
+           plan_.reciprocal[1], ws_.scratch_c.data(), ws_.scratch_d.data());
   count -= 2 * plan_.radius[2] * c;
-  box_pass(scratch_b_.data(), dst, count, plan_.width(2), c, plan_.reciprocal[2], scratch_a_.data(),
-           scratch_c_.data());
+  box_pass(ws_.scratch_b.data(), dst, count, plan_.width(2), c, plan_.reciprocal[2],
+           ws_.scratch_a.data(), ws_.scratch_c.data());
 }
 
 const std::uint16_t* RowStream::input_row(int k, int y) {
@@ -258,20 +306,18 @@ void RowStream::produce(int k, std::uint8_t* out) {
   if (!s.started) {
     // Sliding onto the last row of the window while "leaving" a zero row
     // completes the first window.
-    std::fill(s.sum.begin(), s.sum.end(), std::uint16_t{0});
-    for (int j = -s.radius; j < s.radius; ++j) add_row(s.sum.data(), input_row(k, y + j), row_len_);
+    std::fill(s.sum, s.sum + row_len_, std::uint16_t{0});
+    for (int j = -s.radius; j < s.radius; ++j) add_row(s.sum, input_row(k, y + j), row_len_);
     s.started = true;
     first = true;
   }
   // The previous stage keeps width + 1 rows: entering and leaving both fit.
   const std::uint16_t* entering = input_row(k, y + s.radius);
-  const std::uint16_t* leaving = first ? zeros_.data() : input_row(k, y - s.radius - 1);
+  const std::uint16_t* leaving = first ? ws_.zeros.data() : input_row(k, y - s.radius - 1);
   if (k == 2) {
-    slide_rows_to_8bit(s.sum.data(), entering, leaving, out, row_len_, s.reciprocal,
-                       plan_.fraction_bits);
+    slide_rows_to_8bit(s.sum, entering, leaving, out, row_len_, s.reciprocal, plan_.fraction_bits);
   } else {
-    slide_rows(s.sum.data(), entering, leaving, ring_slot(s.ring, s.ring_rows, y), row_len_,
-               s.reciprocal);
+    slide_rows(s.sum, entering, leaving, ring_slot(s.ring, s.ring_rows, y), row_len_, s.reciprocal);
   }
 }
 

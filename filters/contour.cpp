@@ -34,9 +34,12 @@ void contour_row(const std::uint8_t* up, const std::uint8_t* mid, const std::uin
     const int j = n - c + i;
     out[j] = contour_value(mid[j], column[j - c] + 2 * column[j]);
   }
+  // Every intermediate fits in 16 bits (-2040..2550), and saying so lets the
+  // compiler use 16-bit lanes: twice the pixels per instruction of int math.
   for (int i = c; i < n - c; ++i) {
-    const int sum = column[i - c] + column[i] + column[i + c];
-    const int value = 9 * mid[i] - sum + 255;
+    const auto sum = static_cast<std::uint16_t>(column[i - c] + column[i] + column[i + c]);
+    const auto value = static_cast<std::int16_t>(
+        static_cast<std::uint16_t>(static_cast<std::uint16_t>(9 * mid[i] + 255) - sum));
     out[i] = static_cast<std::uint8_t>(value < 0 ? 0 : value > 255 ? 255 : value);
   }
 }

@@ -10,11 +10,14 @@
 #include <benchmark/benchmark.h>
 #include <turbojpeg.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/corpus.hpp"
@@ -79,6 +82,52 @@ void BM_CodecFloor(benchmark::State& state) {
   label(state);
 }
 
+// One TurboJPEG decode + encode of the photo (what BM_CodecFloor repeats).
+void codec_floor_once(const Sample& s, tjhandle d, tjhandle e, std::vector<unsigned char>& pixels) {
+  auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(s.jpeg.data()));
+  tjDecompress2(d, data, s.jpeg.size(), pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR,
+                0);
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  tjCompress2(e, pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR, &out, &size, TJSAMP_420,
+              90, 0);
+  tjFree(out);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The headline figure: pipeline time over codec floor time, with the
+// two alternating image by image, so that a noisy machine (shared cores,
+// frequency changes) slows both alike. Counters: medians in ms and their
+// ratio.
+void BM_PipelineOverFloor(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  tjhandle d = tjInitDecompress(), e = tjInitCompress();
+  std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
+  pixpool::JobParams params;
+  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  std::vector<double> floor_ms, pipeline_ms;
+  using Clock = std::chrono::steady_clock;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    codec_floor_once(s, d, e, pixels);
+    const auto t1 = Clock::now();
+    benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
+    const auto t2 = Clock::now();
+    floor_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    pipeline_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+  }
+  tjDestroy(d);
+  tjDestroy(e);
+  state.SetLabel(kSizes[state.range(0)].label);
+  state.counters["floor_ms"] = median(floor_ms);
+  state.counters["pipeline_ms"] = median(pipeline_ms);
+  state.counters["ratio"] = median(pipeline_ms) / median(floor_ms);
+}
+
 void BM_Decode(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
   for (auto _ : state) {
@@ -127,6 +176,17 @@ void BM_Pipeline(benchmark::State& state) {
   label(state);
 }
 
+// The same on every core at once, one image per thread: the in-process
+// all-cores rate that the HTTP benchmark is compared against (items/s).
+void BM_PipelineAllCores(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  pixpool::JobParams params;
+  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  for (auto _ : state) benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(kSizes[state.range(0)].label);
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   for (int i = 0; i < 3; ++i) b->Arg(i);
   b->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -139,6 +199,10 @@ BENCHMARK(BM_Contour)->Apply(sizes);
 BENCHMARK(BM_BlurContour)->Apply(sizes);
 BENCHMARK(BM_Encode)->Apply(sizes);
 BENCHMARK(BM_Pipeline)->Apply(sizes);
+BENCHMARK(BM_PipelineOverFloor)->Apply(sizes);
+BENCHMARK(BM_PipelineAllCores)
+    ->Apply(sizes)
+    ->Threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
 }  // namespace
 
