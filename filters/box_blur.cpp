@@ -131,6 +131,34 @@ void slide_rows_to_8bit(std::uint16_t* sum, const std::uint16_t* add, const std:
   }
 }
 
+// The three vertical boxes in one pass over a row, for the steady state in
+// which each box takes exactly the row the one before just made: its sum
+// and output never leave registers between the boxes (separate passes
+// measured 1.5 ms of a 1080p blur, mostly L2 traffic).
+PIXPOOL_SIMD_CLONES
+void slide_three_rows(std::uint16_t* __restrict sum0, std::uint16_t* __restrict sum1,
+                      std::uint16_t* __restrict sum2, const std::uint16_t* __restrict entering,
+                      const std::uint16_t* __restrict leaving0, std::uint16_t* __restrict out0,
+                      const std::uint16_t* __restrict leaving1, std::uint16_t* __restrict out1,
+                      const std::uint16_t* __restrict leaving2, std::uint8_t* __restrict out,
+                      int count, std::uint16_t m0, std::uint16_t m1, std::uint16_t m2,
+                      int fraction_bits) {
+  const int half = fraction_bits > 0 ? 1 << (fraction_bits - 1) : 0;
+  for (int i = 0; i < count; ++i) {
+    const auto s0 = static_cast<std::uint16_t>(sum0[i] + entering[i] - leaving0[i]);
+    sum0[i] = s0;
+    const std::uint16_t o0 = mulhi(s0, m0);
+    out0[i] = o0;
+    const auto s1 = static_cast<std::uint16_t>(sum1[i] + o0 - leaving1[i]);
+    sum1[i] = s1;
+    const std::uint16_t o1 = mulhi(s1, m1);
+    out1[i] = o1;
+    const auto s2 = static_cast<std::uint16_t>(sum2[i] + o1 - leaving2[i]);
+    sum2[i] = s2;
+    out[i] = static_cast<std::uint8_t>((mulhi(s2, m2) + half) >> fraction_bits);
+  }
+}
+
 }  // namespace
 
 Plan make_plan(double sigma) {
@@ -322,6 +350,28 @@ void RowStream::produce(int k, std::uint8_t* out) {
 }
 
 void RowStream::next(std::uint8_t* out) {
+  Stage& s0 = stages_[0];
+  Stage& s1 = stages_[1];
+  Stage& s2 = stages_[2];
+  const int y = s2.next_row;
+  // Steady state: box 2's row y takes box 1's next row, which takes box 0's
+  // next row; all three slide in one pass.
+  if (s0.started && s1.started && s2.started && s1.next_row == y + s2.radius &&
+      s0.next_row == s1.next_row + s1.radius) {
+    const int y1 = s1.next_row;
+    const int y0 = s0.next_row;
+    const std::uint16_t* entering = source_row(y0 + s0.radius);
+    const std::uint16_t* leaving0 = source_row(y0 - s0.radius - 1);
+    slide_three_rows(
+        s0.sum, s1.sum, s2.sum, entering, leaving0, ring_slot(s0.ring, s0.ring_rows, y0),
+        ring_slot(s0.ring, s0.ring_rows, y1 - s1.radius - 1), ring_slot(s1.ring, s1.ring_rows, y1),
+        ring_slot(s1.ring, s1.ring_rows, y - s2.radius - 1), out, row_len_, s0.reciprocal,
+        s1.reciprocal, s2.reciprocal, plan_.fraction_bits);
+    ++s0.next_row;
+    ++s1.next_row;
+    ++s2.next_row;
+    return;
+  }
   produce(2, out);
 }
 

@@ -12,6 +12,9 @@ struct Avx2 {
   static V load(const std::uint16_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   }
+  static V load(const std::uint8_t* p) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
   static void store(std::uint16_t* p, V v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
@@ -21,9 +24,6 @@ struct Avx2 {
   static V sub(V a, V b) { return _mm256_sub_epi16(a, b); }
   static V mulhi(V a, V m) { return _mm256_mulhi_epu16(a, m); }
   static V shl(V a, int bits) { return _mm256_sll_epi16(a, _mm_cvtsi32_si128(bits)); }
-  static void widen_store(std::uint16_t* p, __m128i bytes) {
-    store(p, _mm256_cvtepu8_epi16(bytes));
-  }
 };
 
 }  // namespace

@@ -14,6 +14,11 @@ struct Sse2 {
     return {_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8))};
   }
+  static V load(const std::uint8_t* p) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i zero = _mm_setzero_si128();
+    return {_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)};
+  }
   static void store(std::uint16_t* p, V v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v.lo);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 8), v.hi);
@@ -29,10 +34,6 @@ struct Sse2 {
   static V shl(V a, int bits) {
     const __m128i count = _mm_cvtsi32_si128(bits);
     return {_mm_sll_epi16(a.lo, count), _mm_sll_epi16(a.hi, count)};
-  }
-  static void widen_store(std::uint16_t* p, __m128i bytes) {
-    const __m128i zero = _mm_setzero_si128();
-    store(p, {_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)});
   }
 };
 
