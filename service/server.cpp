@@ -1,6 +1,7 @@
 #include "service/server.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -623,10 +624,25 @@ Server::~Server() = default;
 
 Result<int> Server::bind() {
   const Config& c = impl_->config;
+  // Debian's cpp-httplib 0.11 library listens with a compiled-in backlog of
+  // 5: a burst of new connections beyond that (64 clients at once in the
+  // memory test) had some of them reset mid-upload. listen() again on a
+  // listening socket only changes its backlog, so raise it after binding.
+  int listen_fd = -1;
+  impl_->http.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
+  auto deepen_backlog = [&] {
+    if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
+    impl_->http.set_socket_options(httplib::default_socket_options);
+  };
   if (c.port == 0) {
     const int port = impl_->http.bind_to_any_port(c.host);
+    deepen_backlog();
     if (port > 0) return port;
   } else if (impl_->http.bind_to_port(c.host, c.port)) {
+    deepen_backlog();
     return c.port;
   }
   return Error{ErrorCode::internal, "cannot listen on " + c.host + ":" + std::to_string(c.port) +

@@ -93,8 +93,7 @@ TEST_CASE("pixel budget: a waiter that gives up does not block the line behind i
   CHECK(patient.get());
 }
 
-TEST_CASE(
-    "budgeted backend: jobs over the budget wait, then run; past the wait they get queue_full") {
+TEST_CASE("budgeted backend: jobs over the budget wait and run or past the wait get queue_full") {
   const std::string png = test::encode_with_opencv(test::synthetic_image(100, 100, 3), ".png");
   JobParams slow;
   slow.ops = *parse_ops("sleep:300", true);
