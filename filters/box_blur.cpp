@@ -219,36 +219,46 @@ RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first, bool use_b
       row_len_(src.cols * src.channels()),
       channels_(src.channels()),
       use_bands_(use_bands && band_blur_available()) {
-  const auto row = static_cast<std::size_t>(row_len_);
-  const int total = plan_.total_radius();
-  const std::size_t padded = static_cast<std::size_t>(src.cols + 2 * total) * channels_;
-  ws_.padded.resize(padded);
-  ws_.scratch_a.resize(padded);
-  ws_.scratch_b.resize(padded);
-  ws_.scratch_c.resize(padded);
-  ws_.scratch_d.resize(padded);
-  ws_.zeros.assign(row, 0);  // (assign: reused buffers hold old rows)
-  // Stage 0 needs width(0) + 1 rows at once; a band made ahead of it may
-  // reach kBandRows - 1 rows further.
-  source_ring_rows_ = plan_.width(0) + 1 + (use_bands_ ? kBandRows - 1 : 0);
-  ws_.source_ring.resize(row * source_ring_rows_);
-  // Stage k makes rows from first - reach, where `reach` is how far the
-  // stages after it look up.
-  int reach = total;
-  source_next_ = first - reach;
-  for (int k = 0; k < 3; ++k) {
-    Stage& s = stages_[k];
-    reach -= plan_.radius[k];
-    s.radius = plan_.radius[k];
-    s.reciprocal = plan_.reciprocal[k];
-    s.next_row = first - reach;
-    ws_.sums[k].resize(row);
-    s.sum = ws_.sums[k].data();
-    if (k < 2) {
-      s.ring_rows = plan_.width(k + 1) + 1;
-      ws_.rings[k].resize(row * s.ring_rows);
-      s.ring = ws_.rings[k].data();
+  // The destructor does not run if a resize throws (bad_alloc): hand the
+  // thread's workspace back here, emptied, so it is neither leaked nor left
+  // marked as in use.
+  try {
+    const auto row = static_cast<std::size_t>(row_len_);
+    const int total = plan_.total_radius();
+    const std::size_t padded = static_cast<std::size_t>(src.cols + 2 * total) * channels_;
+    if (!use_bands_) {  // the per-row horizontal path's scratch rows
+      ws_.padded.resize(padded);
+      ws_.scratch_a.resize(padded);
+      ws_.scratch_b.resize(padded);
+      ws_.scratch_c.resize(padded);
+      ws_.scratch_d.resize(padded);
     }
+    ws_.zeros.assign(row, 0);  // (assign: reused buffers hold old rows)
+    // Stage 0 needs width(0) + 1 rows at once; a band made ahead of it may
+    // reach kBandRows - 1 rows further.
+    source_ring_rows_ = plan_.width(0) + 1 + (use_bands_ ? kBandRows - 1 : 0);
+    ws_.source_ring.resize(row * source_ring_rows_);
+    // Stage k makes rows from first - reach, where `reach` is how far the
+    // stages after it look up.
+    int reach = total;
+    source_next_ = first - reach;
+    for (int k = 0; k < 3; ++k) {
+      Stage& s = stages_[k];
+      reach -= plan_.radius[k];
+      s.radius = plan_.radius[k];
+      s.reciprocal = plan_.reciprocal[k];
+      s.next_row = first - reach;
+      ws_.sums[k].resize(row);
+      s.sum = ws_.sums[k].data();
+      if (k < 2) {
+        s.ring_rows = plan_.width(k + 1) + 1;
+        ws_.rings[k].resize(row * s.ring_rows);
+        s.ring = ws_.rings[k].data();
+      }
+    }
+  } catch (...) {
+    if (!own_workspace_) ws_ = Workspace{};
+    throw;
   }
 }
 

@@ -17,7 +17,9 @@ void blur_band(const std::uint8_t* const* rows, std::uint16_t* const* out, int c
   static const bool avx2 = __builtin_cpu_supports("avx2");
   const auto size =
       static_cast<std::size_t>(kBandRows) * (cols + 2 * plan.total_radius()) * channels;
-  if (scratch.a.size() < size) {
+  // Both checked: a bad_alloc between the two resizes must not leave a
+  // short `b` behind for the next image on this thread.
+  if (scratch.a.size() < size || scratch.b.size() < size) {
     scratch.a.resize(size);
     scratch.b.resize(size);
   }

@@ -35,14 +35,12 @@ class PoolAllocator final : public cv::MatAllocator {
       }
       total *= static_cast<std::size_t>(sizes[i]);
     }
+    // The buffer first: if it cannot be had, nothing else is allocated.
+    auto* data = static_cast<uchar*>(data0 != nullptr ? data0 : take(total));
     auto* u = new cv::UMatData(this);
     u->size = total;
-    if (data0 != nullptr) {
-      u->data = u->origdata = static_cast<uchar*>(data0);
-      u->flags |= cv::UMatData::USER_ALLOCATED;
-    } else {
-      u->data = u->origdata = static_cast<uchar*>(take(total));
-    }
+    u->data = u->origdata = data;
+    if (data0 != nullptr) u->flags |= cv::UMatData::USER_ALLOCATED;
     return u;
   }
 

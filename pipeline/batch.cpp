@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -283,11 +284,16 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
   if (bytes.empty()) return fail({ErrorCode::empty_body, "no image data"});
 
   // The backend may be momentarily full (single requests compete for it):
-  // wait and retry instead of failing the item.
+  // wait and retry instead of failing the item, for up to 30 s in all (a
+  // refusal by the memory budget has itself waited --admission-wait).
   Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
-  for (int attempt = 0;; ++attempt) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (true) {
     output = backend.submit(JobSpec{bytes, params}).get();
-    if (output || output.error().code != ErrorCode::queue_full || attempt >= 600) break;
+    if (output || output.error().code != ErrorCode::queue_full ||
+        std::chrono::steady_clock::now() >= give_up) {
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   metrics.record_image(backend.name(), output, result.input_bytes, result.download_ms,

@@ -131,8 +131,10 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   std::memcpy(slot.buffer.data(), input.data(), input.size());
   wire::Request request = wire::make_request(task.job.params, input.size(), slot.buffer.size());
   // Cores whose workers sit idle may help with this image's filter strips.
+  // Not under --worker-memory-mb: helper threads' stacks and malloc arenas
+  // would count against the cap and fail jobs that fit single-threaded.
   const auto idle = static_cast<int>(alive.load()) - static_cast<int>(busy.load());
-  request.strips = 1 + std::max(0, idle);
+  request.strips = options.worker_memory_mb > 0 ? 1 : 1 + std::max(0, idle);
   if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(sizeof request)) {
     retire_worker(index, true);

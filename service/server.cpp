@@ -633,16 +633,18 @@ Result<int> Server::bind() {
     httplib::default_socket_options(sock);
     listen_fd = sock;
   });
-  auto deepen_backlog = [&] {
-    if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
-    impl_->http.set_socket_options(httplib::default_socket_options);
-  };
+  struct RestoreOptions {
+    httplib::Server& http;
+    ~RestoreOptions() { http.set_socket_options(httplib::default_socket_options); }
+  } restore{impl_->http};
   if (c.port == 0) {
     const int port = impl_->http.bind_to_any_port(c.host);
-    deepen_backlog();
-    if (port > 0) return port;
+    if (port > 0) {
+      ::listen(listen_fd, SOMAXCONN);
+      return port;
+    }
   } else if (impl_->http.bind_to_port(c.host, c.port)) {
-    deepen_backlog();
+    ::listen(listen_fd, SOMAXCONN);
     return c.port;
   }
   return Error{ErrorCode::internal, "cannot listen on " + c.host + ":" + std::to_string(c.port) +
