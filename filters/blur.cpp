@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <opencv2/imgproc.hpp>
 #include <string>
 #include <utility>
@@ -35,6 +37,49 @@ cv::Mat exact_blur(const cv::Mat& src, double sigma) {
   return out;
 }
 
+// A blur stream holds about (sum of box widths + 60) rows of 16-bit samples
+// (filters/box_blur.hpp). For a very wide image and a large sigma that is
+// gigabytes (a 1,000,000 x 50 image at sigma 100: 3.9 GB) that no pixel
+// budget accounts for, so such images are blurred in column stripes whose
+// streams stay under this bound. Each stripe reads total_radius + 1 columns
+// of its neighbours (the +1 for the contour), and keeps only its centre.
+constexpr std::size_t kStreamLimitBytes = std::size_t{64} << 20;
+std::atomic<std::size_t> stream_limit_bytes{kStreamLimitBytes};
+
+struct Stripe {
+  cv::Mat input;        // the stripe with its halo columns (a view of src)
+  int centre_from = 0;  // first output column, in input's columns
+  int centre_cols = 0;
+  int out_col = 0;     // where the centre goes in the image
+  bool whole = false;  // the stripe is the whole image: write straight to the output
+
+  void copy_centre(const std::uint8_t* row, std::uint8_t* out_row, int channels) const {
+    std::memcpy(out_row + static_cast<std::size_t>(out_col) * channels,
+                row + static_cast<std::size_t>(centre_from) * channels,
+                static_cast<std::size_t>(centre_cols) * channels);
+  }
+};
+
+std::vector<Stripe> column_stripes(const cv::Mat& src, const box_blur::Plan& plan) {
+  const int halo = plan.total_radius() + 1;
+  const std::size_t rows_held =
+      static_cast<std::size_t>(plan.width(0) + plan.width(1) + plan.width(2)) + 60;
+  const std::size_t bytes_per_col = rows_held * src.channels() * sizeof(std::uint16_t);
+  const std::size_t max_cols = std::max<std::size_t>(1, stream_limit_bytes.load() / bytes_per_col);
+  if (static_cast<std::size_t>(src.cols) <= max_cols) return {Stripe{src, 0, src.cols, 0, true}};
+  // Centres as wide as the bound allows after the halos, but never so thin
+  // that the halos dominate.
+  const int centre = std::max(static_cast<int>(max_cols) - 2 * halo, std::max(64, 2 * halo));
+  std::vector<Stripe> stripes;
+  for (int x = 0; x < src.cols; x += centre) {
+    const int x1 = std::min(src.cols, x + centre);
+    const int from = std::max(0, x - halo);
+    const int to = std::min(src.cols, x1 + halo);
+    stripes.push_back(Stripe{src.colRange(from, to), x - from, x1 - x, x, false});
+  }
+  return stripes;
+}
+
 // A strip pays for warming up its vertical boxes (about 2 * total_radius
 // rows of extra work), so strips are kept several times longer than that.
 int min_strip_rows(const box_blur::Plan& plan) {
@@ -54,10 +99,22 @@ Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRun
     return {};
   }
   const box_blur::Plan plan = box_blur::make_plan(sigma);
+  const auto stripes = column_stripes(src, plan);
+  const int channels = src.channels();
   cv::Mat out(src.size(), src.type());  // fresh buffer, so dst may alias src
   run_strips(strips, src.rows, min_strip_rows(plan), [&](int begin, int end) {
-    box_blur::RowStream stream(src, plan, begin);
-    for (int y = begin; y < end; ++y) stream.next(out.ptr<std::uint8_t>(y));
+    for (const Stripe& stripe : stripes) {
+      box_blur::RowStream stream(stripe.input, plan, begin);
+      if (stripe.whole) {
+        for (int y = begin; y < end; ++y) stream.next(out.ptr<std::uint8_t>(y));
+        continue;
+      }
+      std::vector<std::uint8_t> row(static_cast<std::size_t>(stripe.input.cols) * channels);
+      for (int y = begin; y < end; ++y) {
+        stream.next(row.data());
+        stripe.copy_centre(row.data(), out.ptr<std::uint8_t>(y), channels);
+      }
+    }
   });
   dst = std::move(out);
   return {};
@@ -72,31 +129,42 @@ Result<void> blur_contour(const cv::Mat& src, cv::Mat& dst, double sigma,
     return contour(blurred, dst, strips);
   }
   const box_blur::Plan plan = box_blur::make_plan(sigma);
+  const auto stripes = column_stripes(src, plan);
   const int rows = src.rows;
-  const auto row_bytes = static_cast<std::size_t>(src.cols) * src.channels();
+  const int channels = src.channels();
   cv::Mat out(src.size(), src.type());
   run_strips(strips, rows, min_strip_rows(plan), [&](int begin, int end) {
-    // The contour of row y needs blurred rows y-1..y+1 (clamped to the
-    // image): keep the last three in a ring indexed by row % 3.
-    std::array<std::vector<std::uint8_t>, 3> ring;
-    for (auto& row : ring) row.resize(row_bytes);
-    std::vector<std::uint16_t> scratch(row_bytes);
-    const int top = std::max(begin - 1, 0);
-    box_blur::RowStream stream(src, plan, top);
-    int next = top;  // next blurred row the stream will make
-    auto blurred = [&](int y) {
-      y = std::clamp(y, 0, rows - 1);
-      for (; next <= y; ++next) stream.next(ring[next % 3].data());
-      return ring[y % 3].data();
-    };
-    for (int y = begin; y < end; ++y) {
-      const std::uint8_t* down = blurred(y + 1);  // first: it may advance the ring
-      contour_row(blurred(y - 1), blurred(y), down, out.ptr<std::uint8_t>(y), src.cols,
-                  src.channels(), scratch.data());
+    for (const Stripe& stripe : stripes) {
+      const int cols = stripe.input.cols;
+      const auto row_bytes = static_cast<std::size_t>(cols) * channels;
+      // The contour of row y needs blurred rows y-1..y+1 (clamped to the
+      // image): keep the last three in a ring indexed by row % 3.
+      std::array<std::vector<std::uint8_t>, 3> ring;
+      for (auto& row : ring) row.resize(row_bytes);
+      std::vector<std::uint16_t> scratch(row_bytes);
+      std::vector<std::uint8_t> contoured(stripe.whole ? 0 : row_bytes);
+      const int top = std::max(begin - 1, 0);
+      box_blur::RowStream stream(stripe.input, plan, top);
+      int next = top;  // next blurred row the stream will make
+      auto blurred = [&](int y) {
+        y = std::clamp(y, 0, rows - 1);
+        for (; next <= y; ++next) stream.next(ring[next % 3].data());
+        return ring[y % 3].data();
+      };
+      for (int y = begin; y < end; ++y) {
+        const std::uint8_t* down = blurred(y + 1);  // first: it may advance the ring
+        std::uint8_t* target = stripe.whole ? out.ptr<std::uint8_t>(y) : contoured.data();
+        contour_row(blurred(y - 1), blurred(y), down, target, cols, channels, scratch.data());
+        if (!stripe.whole) stripe.copy_centre(contoured.data(), out.ptr<std::uint8_t>(y), channels);
+      }
     }
   });
   dst = std::move(out);
   return {};
+}
+
+void set_blur_stream_limit_for_tests(std::size_t bytes) {
+  stream_limit_bytes.store(bytes == 0 ? kStreamLimitBytes : bytes);
 }
 
 }  // namespace pixpool

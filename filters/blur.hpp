@@ -1,6 +1,7 @@
 #pragma once
 // Gaussian blur: the `blur` op.
 
+#include <cstddef>
 #include <opencv2/core.hpp>
 
 #include "filters/status.hpp"
@@ -28,5 +29,10 @@ Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRun
 // then contour(). Same arguments and errors as blur().
 Result<void> blur_contour(const cv::Mat& src, cv::Mat& dst, double sigma,
                           const StripRunner& strips = {});
+
+// Very wide images are blurred in column stripes so that a stream's buffers
+// stay under a bound (64 MiB; see blur.cpp). Tests lower the bound to make
+// ordinary images take that path; 0 restores the default.
+void set_blur_stream_limit_for_tests(std::size_t bytes);
 
 }  // namespace pixpool

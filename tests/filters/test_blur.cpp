@@ -187,3 +187,22 @@ TEST_CASE("blur refuses sigma outside 0.1..100 and unsupported image types") {
   const cv::Mat wide(4, 4, CV_16UC3, cv::Scalar::all(1));
   CHECK_FALSE(blur(wide, dst, 1.0).ok());
 }
+
+TEST_CASE("column stripes for very wide images give the same output as one stream") {
+  const cv::Mat src = test::synthetic_image(333, 47, 3, 8);
+  for (double sigma : {2.0, 5.0, 30.0}) {
+    CAPTURE(sigma);
+    cv::Mat whole_blur, whole_fused;
+    REQUIRE(blur(src, whole_blur, sigma).ok());
+    REQUIRE(blur_contour(src, whole_fused, sigma).ok());
+    // A bound small enough for many stripes at these widths.
+    set_blur_stream_limit_for_tests(40'000);
+    cv::Mat striped_blur, striped_fused;
+    const bool ok = blur(src, striped_blur, sigma).ok() &&
+                    blur_contour(src, striped_fused, sigma, tiny_strips(9)).ok();
+    set_blur_stream_limit_for_tests(0);
+    REQUIRE(ok);
+    CHECK(cv::norm(striped_blur, whole_blur, cv::NORM_INF) == 0);
+    CHECK(cv::norm(striped_fused, whole_fused, cv::NORM_INF) == 0);
+  }
+}
