@@ -63,26 +63,14 @@ void label(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_CodecFloor(benchmark::State& state) {
-  const Sample& s = sample(static_cast<int>(state.range(0)));
-  tjhandle d = tjInitDecompress(), e = tjInitCompress();
-  std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
-  auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(s.jpeg.data()));
-  for (auto _ : state) {
-    tjDecompress2(d, data, s.jpeg.size(), pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR,
-                  0);
-    unsigned char* out = nullptr;
-    unsigned long size = 0;
-    tjCompress2(e, pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR, &out, &size,
-                TJSAMP_420, 90, 0);
-    tjFree(out);
-  }
-  tjDestroy(d);
-  tjDestroy(e);
-  label(state);
+// JPEG in, the default chain (blur:5,contour), JPEG out at quality 90.
+pixpool::JobParams default_chain() {
+  pixpool::JobParams params;
+  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  return params;
 }
 
-// One TurboJPEG decode + encode of the photo (what BM_CodecFloor repeats).
+// One TurboJPEG decode + encode of the photo (the floor).
 void codec_floor_once(const Sample& s, tjhandle d, tjhandle e, std::vector<unsigned char>& pixels) {
   auto* data = reinterpret_cast<unsigned char*>(const_cast<char*>(s.jpeg.data()));
   tjDecompress2(d, data, s.jpeg.size(), pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR,
@@ -92,6 +80,16 @@ void codec_floor_once(const Sample& s, tjhandle d, tjhandle e, std::vector<unsig
   tjCompress2(e, pixels.data(), s.pixels.cols, 0, s.pixels.rows, TJPF_BGR, &out, &size, TJSAMP_420,
               90, 0);
   tjFree(out);
+}
+
+void BM_CodecFloor(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  tjhandle d = tjInitDecompress(), e = tjInitCompress();
+  std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
+  for (auto _ : state) codec_floor_once(s, d, e, pixels);
+  tjDestroy(d);
+  tjDestroy(e);
+  label(state);
 }
 
 double median(std::vector<double> v) {
@@ -107,8 +105,7 @@ void BM_PipelineOverFloor(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
   tjhandle d = tjInitDecompress(), e = tjInitCompress();
   std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
-  pixpool::JobParams params;
-  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  const pixpool::JobParams params = default_chain();
   std::vector<double> floor_ms, pipeline_ms;
   using Clock = std::chrono::steady_clock;
   for (auto _ : state) {
@@ -170,8 +167,7 @@ void BM_Encode(benchmark::State& state) {
 
 void BM_Pipeline(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
-  pixpool::JobParams params;
-  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  const pixpool::JobParams params = default_chain();
   for (auto _ : state) benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
   label(state);
 }
@@ -180,8 +176,7 @@ void BM_Pipeline(benchmark::State& state) {
 // all-cores rate that the HTTP benchmark is compared against (items/s).
 void BM_PipelineAllCores(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
-  pixpool::JobParams params;
-  params.ops = *pixpool::parse_ops(pixpool::kDefaultOps);
+  const pixpool::JobParams params = default_chain();
   for (auto _ : state) benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(kSizes[state.range(0)].label);
