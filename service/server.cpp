@@ -21,6 +21,17 @@
 namespace pixpool {
 namespace {
 
+// Reads and drops a request body the handler will not use, up to `limit`
+// bytes (beyond that the read is abandoned and the connection ends).
+void discard_body(const httplib::ContentReader* reader, std::size_t limit) {
+  if (reader == nullptr) return;
+  std::size_t seen = 0;
+  (*reader)([&](const char*, std::size_t n) {
+    seen += n;
+    return seen <= limit;
+  });
+}
+
 using Clock = std::chrono::steady_clock;
 using Handler = httplib::Server::Handler;
 
@@ -374,9 +385,12 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
 
 void Server::Impl::handle_process(const httplib::Request& req, httplib::Response& res,
                                   const httplib::ContentReader* reader) {
-  // Parameters first: a bad request is refused before its body is read, and
-  // its connection closed so the unread body is not taken for a request.
+  // Parameters first: a bad request is refused before its body is stored.
+  // The body is still read and dropped: cpp-httplib 0.11 ignores a
+  // handler's "Connection: close" and would parse the unread bytes as
+  // further requests (each a bogus 400 in the log and the metrics).
   auto refuse_unread = [&](const Error& error) {
+    discard_body(reader, config.max_body_bytes);
     res.set_header("Connection", "close");
     send_error(res, error);
   };
@@ -390,6 +404,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   res.set_header("X-Pixpool-Backend", params->backend);
   const auto url = query->find("url");
   if (!admit(res)) {
+    discard_body(reader, config.max_body_bytes);
     res.set_header("Connection", "close");
     return;
   }

@@ -383,3 +383,32 @@ TEST_CASE("--help, --version and bad flags") {
   CHECK(bad_env.exit_code == 2);
   CHECK(contains(bad_env.output, "PIXPOOL_MAX_PIXELS"));
 }
+
+TEST_CASE("a request refused before its body is read leaves the connection clean") {
+  // The unread body of an early 400 must not be parsed as more requests:
+  // each would be a bogus "malformed request" 400 in the log and metrics.
+  test::ServerProcess server({"--access-log", "on"});
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+  auto client = client_for(server);
+  client.set_keep_alive(true);
+  for (int i = 0; i < 3; ++i) {
+    auto bad = client.Post("/v1/process?ops=blur:0", photo, "image/jpeg");
+    REQUIRE(bad);
+    CHECK(bad->status == 400);
+    auto good = client.Post("/v1/process", photo, "image/jpeg");
+    REQUIRE(good);
+    CHECK(good->status == 200);
+  }
+  auto metrics = client_for(server).Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("pixpool_http_requests_total{route=\"other\",status=\"400\"}") ==
+        std::string::npos);
+  const std::string log = server.log();
+  std::size_t refused = 0;
+  for (std::size_t at = log.find("POST /v1/process 400"); at != std::string::npos;
+       at = log.find("POST /v1/process 400", at + 1)) {
+    ++refused;
+  }
+  CHECK(refused == 3);
+  CHECK(log.find("Z   400") == std::string::npos);  // no request line at all
+}
