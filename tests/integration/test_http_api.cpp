@@ -331,8 +331,12 @@ TEST_CASE("health, readiness and the access log") {
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
   REQUIRE(client.Post("/v1/process", photo, "image/jpeg"));
   REQUIRE(client.Get("/nope"));
-  // The logger runs right after the response is written; give it a moment.
-  for (int i = 0; i < 100 && !contains(server.log(), "GET /nope"); ++i) {
+  // The logger runs right after each response is written, on that
+  // connection's thread, so the two lines may land in either order and a
+  // little late: wait (bounded) for both.
+  for (int i = 0; i < 250 && !(contains(server.log(), "GET /nope") &&
+                               contains(server.log(), "POST /v1/process 200"));
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const std::string log = server.log();
