@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "filters/image_format.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool::bench {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "bench/corpus.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool::bench {
 

@@ -11,7 +11,7 @@
 #include "bench/corpus.hpp"
 #include "bench/options.hpp"
 #include "bench/runner.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool::bench {
 

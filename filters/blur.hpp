@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <opencv2/core.hpp>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "filters/image_format.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string_view>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

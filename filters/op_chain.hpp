@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {

@@ -6,7 +6,7 @@
 //   crash     raises SIGSEGV, like a decoder bug
 //   hog:MB    allocates and touches MB megabytes (1..65536), like a bomb
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

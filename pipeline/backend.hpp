@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/job.hpp"
 
 namespace pixpool {

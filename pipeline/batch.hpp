@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/downloader.hpp"
 #include "pipeline/job.hpp"

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

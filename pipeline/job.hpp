@@ -9,7 +9,7 @@
 #include "filters/codec.hpp"
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/job.hpp"
 

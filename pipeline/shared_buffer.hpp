@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/unique_fd.hpp"
 
 namespace pixpool {

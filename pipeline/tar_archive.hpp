@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "filters/op_chain.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/job.hpp"
 
 namespace pixpool::wire {

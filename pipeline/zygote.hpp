@@ -15,7 +15,7 @@
 #include <memory>
 #include <mutex>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/unique_fd.hpp"
 
 namespace pixpool {

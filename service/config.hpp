@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

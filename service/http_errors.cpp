@@ -53,10 +53,7 @@ std::string error_body(const Error& error) {
 
 void send_error(httplib::Response& res, const Error& error) {
   res.status = http_status(error.code);
-  if (error.code == ErrorCode::queue_full || error.code == ErrorCode::shutting_down ||
-      error.code == ErrorCode::unavailable) {
-    res.set_header("Retry-After", "1");
-  }
+  if (is_retryable(error.code)) res.set_header("Retry-After", "1");
   res.set_content(error_body(error), "application/json");
 }
 

@@ -4,7 +4,7 @@
 
 #include <httplib.h>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 
@@ -15,7 +15,7 @@ int http_status(ErrorCode code);
 // The JSON error body.
 std::string error_body(const Error& error);
 
-// Sets status, JSON body and (for 429/503) Retry-After on `res`.
+// Sets status, JSON body and (for retryable codes) Retry-After on `res`.
 void send_error(httplib::Response& res, const Error& error);
 
 // Fills in a JSON body for an error status that has none yet (httplib's own

@@ -12,7 +12,7 @@
 
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
-#include "filters/status.hpp"
+#include "core/result.hpp"
 
 namespace pixpool {
 

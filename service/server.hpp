@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "filters/status.hpp"
+#include "core/result.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
