@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "filters/image_format.hpp"
 #include "core/result.hpp"
+#include "filters/image_format.hpp"
 
 namespace pixpool {
 

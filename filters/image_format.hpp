@@ -12,6 +12,14 @@
 namespace pixpool {
 
 enum class ImageFormat { jpeg, png, webp, bmp, tiff };
+inline constexpr int kImageFormatCount = 5;
+
+// The format with this number (as sent over the worker socket), or nullopt
+// when out of range.
+inline std::optional<ImageFormat> image_format_from_int(std::int64_t number) {
+  if (number < 0 || number >= kImageFormatCount) return std::nullopt;
+  return static_cast<ImageFormat>(number);
+}
 
 std::string_view format_name(ImageFormat format);  // "jpeg", "png", ...
 std::string_view mime_type(ImageFormat format);    // "image/jpeg", ...

@@ -2,13 +2,8 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <opencv2/core.hpp>
 #include <utility>
-
-#include "filters/blur.hpp"
-#include "filters/contour.hpp"
-#include "filters/test_ops.hpp"
 
 namespace pixpool {
 namespace {
@@ -37,96 +32,106 @@ std::string format_number(double v) {
   return ec == std::errc{} ? std::string(buf, end) : std::to_string(v);
 }
 
-Result<double> parse_number(std::string_view op, std::string_view arg, std::string_view text,
-                            double min, double max) {
+std::string arg_names(const OpDef& def) {
+  std::string out;
+  for (const OpArg& arg : def.args) {
+    if (!out.empty()) out += ", ";
+    out += arg.name;
+  }
+  return out;
+}
+
+Result<double> parse_value(const OpDef& def, const OpArg& arg, std::string_view text) {
   double value = 0.0;
   const char* first = text.data();
   const char* last = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(first, last, value);
-  if (text.empty() || ec != std::errc{} || ptr != last || !std::isfinite(value) || value < min ||
-      value > max) {
-    return ops_error("op " + quoted(op) + ": argument " + quoted(arg) +
-                     " must be a number between " + format_number(min) + " and " +
-                     format_number(max) + ", got " + quoted(text));
+  const bool whole = arg.type != ArgType::integer || std::floor(value) == value;
+  if (text.empty() || ec != std::errc{} || ptr != last || !std::isfinite(value) || !whole ||
+      value < arg.min || value > arg.max) {
+    return ops_error("op " + quoted(def.name) + ": argument " + quoted(arg.name) + " must be " +
+                     (arg.type == ArgType::integer ? "a whole number" : "a number") + " between " +
+                     format_number(arg.min) + " and " + format_number(arg.max) + ", got " +
+                     quoted(text));
   }
   return value;
 }
 
-Result<Op> parse_blur(std::string_view args) {
-  Op op{OpKind::blur, kBlurDefaultSigma};
-  if (args.empty()) return op;
-  std::string_view value = args;
-  if (auto eq = args.find('='); eq != std::string_view::npos) {
-    std::string_view key = trim(args.substr(0, eq));
-    if (key != "sigma") {
-      return ops_error("op 'blur': unknown argument " + quoted(key) + " (valid: sigma)");
+// `args_text`: what follows "name:", already known non-empty when present.
+Result<Op> parse_args(const OpDef& def, std::string_view args_text) {
+  Op op{&def, std::vector<double>(def.args.size(), 0.0)};
+  std::vector<bool> given(def.args.size(), false);
+  std::size_t next_positional = 0;
+  while (!args_text.empty()) {
+    const auto colon = args_text.find(':');
+    const std::string_view item = trim(args_text.substr(0, colon));
+    args_text = colon == std::string_view::npos ? std::string_view() : args_text.substr(colon + 1);
+    if (def.args.empty()) {
+      return ops_error("op " + quoted(def.name) + " takes no arguments, got " + quoted(item));
     }
-    value = trim(args.substr(eq + 1));
+    std::size_t index = next_positional;
+    std::string_view value = item;
+    if (auto eq = item.find('='); eq != std::string_view::npos) {
+      const std::string_view key = trim(item.substr(0, eq));
+      value = trim(item.substr(eq + 1));
+      index = def.args.size();
+      for (std::size_t i = 0; i < def.args.size(); ++i) {
+        if (def.args[i].name == key) index = i;
+      }
+      if (index == def.args.size()) {
+        return ops_error("op " + quoted(def.name) + ": unknown argument " + quoted(key) +
+                         " (valid: " + arg_names(def) + ")");
+      }
+    } else {
+      if (index >= def.args.size()) {
+        return ops_error("op " + quoted(def.name) + " takes at most " +
+                         std::to_string(def.args.size()) + " argument(s) (" + arg_names(def) +
+                         "), got " + quoted(item));
+      }
+      next_positional = index + 1;
+    }
+    if (given[index]) {
+      return ops_error("op " + quoted(def.name) + ": argument " + quoted(def.args[index].name) +
+                       " is given twice");
+    }
+    auto parsed = parse_value(def, def.args[index], value);
+    if (!parsed) return parsed.error();
+    op.args[index] = *parsed;
+    given[index] = true;
   }
-  auto sigma = parse_number("blur", "sigma", value, kBlurMinSigma, kBlurMaxSigma);
-  if (!sigma) return sigma.error();
-  op.param = *sigma;
+  for (std::size_t i = 0; i < def.args.size(); ++i) {
+    if (given[i]) continue;
+    if (!def.args[i].default_value) {
+      return ops_error("op " + quoted(def.name) + ": argument " + quoted(def.args[i].name) +
+                       " is required (e.g. " + std::string(def.name) + ":" +
+                       format_number(def.args[i].min) + ")");
+    }
+    op.args[i] = *def.args[i].default_value;
+  }
   return op;
 }
 
-Result<Op> parse_contour(std::string_view args) {
-  if (!args.empty()) {
-    return ops_error("op 'contour' takes no arguments, got " + quoted(args));
-  }
-  return Op{OpKind::contour, 0.0};
-}
-
-// Test ops: `sleep:MS`, `crash`, `hog:MB`.
-Result<Op> parse_test_op(std::string_view name, std::string_view args) {
-  if (name == "crash") {
-    if (!args.empty()) return ops_error("op 'crash' takes no arguments");
-    return Op{OpKind::crash, 0.0};
-  }
-  const bool sleep = name == "sleep";
-  auto value =
-      parse_number(name, sleep ? "ms" : "mb", args, sleep ? 0 : 1, sleep ? kSleepMaxMs : kHogMaxMb);
-  if (!value) return value.error();
-  return Op{sleep ? OpKind::sleep : OpKind::hog, *value};
-}
-
-Result<Op> parse_one(std::string_view item, bool allow_test_ops) {
+Result<Op> parse_one(std::string_view item, const OpRegistry& registry) {
   std::string_view name = item;
   std::string_view args;
-  if (auto colon = item.find(':'); colon != std::string_view::npos) {
+  const auto colon = item.find(':');
+  if (colon != std::string_view::npos) {
     name = trim(item.substr(0, colon));
     args = trim(item.substr(colon + 1));
-    if (args.empty()) return ops_error("op " + quoted(name) + ": empty argument after ':'");
   }
-  if (name == "blur") return parse_blur(args);
-  if (name == "contour") return parse_contour(args);
-  if (allow_test_ops && (name == "sleep" || name == "crash" || name == "hog")) {
-    return parse_test_op(name, args);
+  const OpDef* def = registry.find(name);
+  if (def == nullptr) {
+    return ops_error("unknown op " + quoted(name) + " (valid ops: " + registry.names() + ")");
   }
-  return ops_error("unknown op " + quoted(name) + " (valid ops: blur, contour)");
-}
-
-Result<void> run_op(const Op& op, const cv::Mat& src, cv::Mat& dst, const StripRunner& strips) {
-  switch (op.kind) {
-    case OpKind::blur:
-      return blur(src, dst, op.param, strips);
-    case OpKind::contour:
-      return contour(src, dst, strips);
-    case OpKind::sleep:
-      test_sleep(op.param);
-      break;
-    case OpKind::crash:
-      test_crash();
-    case OpKind::hog:
-      test_hog(op.param);
-      break;
+  if (colon != std::string_view::npos && args.empty()) {
+    return ops_error("op " + quoted(name) + ": empty argument after ':'");
   }
-  if (dst.data != src.data) dst = src;  // test ops leave pixels alone
-  return {};
+  return parse_args(*def, args);
 }
 
 }  // namespace
 
-Result<OpChain> parse_ops(std::string_view text, bool allow_test_ops) {
+Result<OpChain> parse_ops(std::string_view text, const OpRegistry& registry) {
   text = trim(text);
   if (text.empty()) return ops_error("ops is empty (example: ops=blur:5,contour)");
   OpChain chain;
@@ -138,9 +143,9 @@ Result<OpChain> parse_ops(std::string_view text, bool allow_test_ops) {
     if (chain.size() == kMaxOps) {
       return ops_error("too many ops (at most " + std::to_string(kMaxOps) + ")");
     }
-    auto op = parse_one(item, allow_test_ops);
+    auto op = parse_one(item, registry);
     if (!op) return op.error();
-    chain.push_back(*op);
+    chain.push_back(std::move(op.value()));
     if (comma == std::string_view::npos) break;
     text = text.substr(comma + 1);
     ++position;
@@ -152,23 +157,8 @@ std::string format_ops(const OpChain& chain) {
   std::string out;
   for (const Op& op : chain) {
     if (!out.empty()) out += ',';
-    switch (op.kind) {
-      case OpKind::blur:
-        out += "blur:" + format_number(op.param);
-        break;
-      case OpKind::contour:
-        out += "contour";
-        break;
-      case OpKind::sleep:
-        out += "sleep:" + format_number(op.param);
-        break;
-      case OpKind::crash:
-        out += "crash";
-        break;
-      case OpKind::hog:
-        out += "hog:" + format_number(op.param);
-        break;
-    }
+    out += op.name();
+    for (double value : op.args) out += ":" + format_number(value);
   }
   return out;
 }
@@ -191,13 +181,14 @@ Result<void> apply_ops(const cv::Mat& src, cv::Mat& dst, const OpChain& chain,
   }
   for (std::size_t i = 0; i < chain.size(); ++i) {
     const Op& op = chain[i];
-    if (op.kind == OpKind::blur && i + 1 < chain.size() && chain[i + 1].kind == OpKind::contour) {
-      // The default chain: one fused pass, identical output (see blur.hpp).
-      if (auto r = blur_contour(colour, colour, op.param, strips); !r) return r;
+    if (op.def == nullptr) return {ErrorCode::internal, "op chain holds an undeclared op"};
+    const Op* next = i + 1 < chain.size() ? &chain[i + 1] : nullptr;
+    if (next != nullptr && op.def->run_fused != nullptr && next->name() == op.def->fuses_with) {
+      if (auto r = op.def->run_fused(op.args, next->args, colour, colour, strips); !r) return r;
       ++i;
       continue;
     }
-    if (auto r = run_op(op, colour, colour, strips); !r) return r;
+    if (auto r = op.def->run(op.args, colour, colour, strips); !r) return r;
   }
   if (alpha.empty()) {
     dst = colour.data == src.data ? colour.clone() : colour;

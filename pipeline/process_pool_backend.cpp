@@ -129,12 +129,14 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   const std::string& input = task.job.input;
   if (auto ok = slot.buffer.grow_to(input.size()); !ok) return ok.error();
   std::memcpy(slot.buffer.data(), input.data(), input.size());
-  wire::Request request = wire::make_request(task.job.params, input.size(), slot.buffer.size());
   // Cores whose workers sit idle may help with this image's filter strips.
   // Not under --worker-memory-mb: helper threads' stacks and malloc arenas
   // would count against the cap and fail jobs that fit single-threaded.
   const auto idle = static_cast<int>(alive.load()) - static_cast<int>(busy.load());
-  request.strips = options.worker_memory_mb > 0 ? 1 : 1 + std::max(0, idle);
+  const int strips = options.worker_memory_mb > 0 ? 1 : 1 + std::max(0, idle);
+  auto made = wire::make_request(task.job.params, input.size(), slot.buffer.size(), strips);
+  if (!made) return made.error();
+  const wire::Request& request = *made;
   if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(sizeof request)) {
     retire_worker(index, true);
@@ -169,28 +171,26 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
     return Error{ErrorCode::worker_crashed,
                  "worker " + std::to_string(pid) + " died while processing the job"};
   }
-  if (!reply.ok) {
-    reply.message[sizeof reply.message - 1] = '\0';
-    return Error{static_cast<ErrorCode>(reply.error_code), reply.message};
+  // The worker decodes hostile input: its reply is untrusted input too.
+  if (reply.ok == 1) {
+    if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) {
+      retire_worker(index, true);
+      return ok.error();
+    }
   }
-  // The worker decodes hostile input: check its reply like untrusted input.
-  if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) {
+  auto answer = wire::decode_reply(reply, slot.buffer.size());
+  if (!answer) {
     retire_worker(index, true);
-    return ok.error();
+    return answer.error();
   }
-  if (reply.output_offset > slot.buffer.size() ||
-      reply.output_size > slot.buffer.size() - reply.output_offset) {
-    retire_worker(index, true);
-    return Error{ErrorCode::internal, "worker reply points outside its buffer"};
-  }
+  if (!answer->ok()) return answer->error();
+  const wire::ReplyOutput& output = answer->value();
   JobOutput out;
-  out.bytes.assign(slot.buffer.data() + reply.output_offset, reply.output_size);
-  out.format = static_cast<ImageFormat>(reply.format);
-  out.width = reply.width;
-  out.height = reply.height;
-  out.times.decode_ms = reply.decode_ms;
-  out.times.filter_ms = reply.filter_ms;
-  out.times.encode_ms = reply.encode_ms;
+  out.bytes.assign(slot.buffer.data() + output.offset, output.size);
+  out.format = output.format;
+  out.width = output.width;
+  out.height = output.height;
+  out.times = output.times;
   slot.buffer.release_above(kResidentBufferBytes);
   return out;
 }

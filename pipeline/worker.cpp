@@ -28,12 +28,10 @@ wire::Reply run_request(const wire::Request& request, SharedBuffer& buffer) {
         {ErrorCode::out_of_memory, "worker cannot map its buffer: " + ok.error().message},
         buffer.size());
   }
-  if (request.input_size > buffer.size()) {
-    return wire::error_reply({ErrorCode::internal, "input larger than the shared buffer"},
-                             buffer.size());
-  }
-  auto result = run_job(std::string_view(buffer.data(), request.input_size),
-                        wire::params_of(request), tbb_strip_runner(request.strips));
+  auto params = wire::decode_request(request, buffer.size());
+  if (!params) return wire::error_reply(params.error(), buffer.size());
+  auto result = run_job(std::string_view(buffer.data(), request.input_size), *params,
+                        tbb_strip_runner(request.strips));
   if (!result) return wire::error_reply(result.error(), buffer.size());
 
   const std::size_t offset =
@@ -45,19 +43,7 @@ wire::Reply run_request(const wire::Request& request, SharedBuffer& buffer) {
         buffer.size());
   }
   std::memcpy(buffer.data() + offset, bytes.data(), bytes.size());
-
-  wire::Reply reply{};
-  reply.buffer_size = buffer.size();
-  reply.ok = 1;
-  reply.output_offset = offset;
-  reply.output_size = bytes.size();
-  reply.format = static_cast<std::int32_t>(result->format);
-  reply.width = result->width;
-  reply.height = result->height;
-  reply.decode_ms = result->times.decode_ms;
-  reply.filter_ms = result->times.filter_ms;
-  reply.encode_ms = result->times.encode_ms;
-  return reply;
+  return wire::output_reply(*result, offset, buffer.size());
 }
 
 }  // namespace

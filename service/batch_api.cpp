@@ -141,7 +141,7 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
     return bad("too many items: " + std::to_string(out.inputs.size()) + " (at most " +
                std::to_string(config.max_batch_items) + ", see --max-batch-items)");
   }
-  auto params = parse_process_params(*query, config.default_backend, config.enable_test_ops);
+  auto params = parse_process_params(*query, config.default_backend);
   if (!params) return params.error();
   out.params = std::move(params.value());
   return out;

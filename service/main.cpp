@@ -20,6 +20,8 @@
 
 #include "bench/bench.hpp"
 #include "filters/buffer_pool.hpp"
+#include "filters/op_registry.hpp"
+#include "filters/test_ops/test_ops.hpp"
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
@@ -58,6 +60,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   const Config& config = cli->config;
+
+  // The test-only ops exist only under --enable-test-ops. Registered before
+  // the zygote forks, so worker processes know them too.
+  if (config.enable_test_ops) {
+    if (auto ok = register_test_ops(default_registry()); !ok) {
+      std::fprintf(stderr, "pixpool: %s\n", ok.error().message.c_str());
+      return 1;
+    }
+  }
 
   // Installed before the zygote forks, so worker processes reuse buffers too.
   // The idle-buffer allowance is split evenly between this process and the

@@ -62,7 +62,7 @@ Result<QueryParams> parse_query(std::string_view target) {
 }
 
 Result<ProcessParams> parse_process_params(const QueryParams& query,
-                                           std::string_view default_backend, bool allow_test_ops,
+                                           std::string_view default_backend,
                                            std::initializer_list<std::string_view> extra_keys) {
   for (const auto& [key, value] : query) {
     bool known = false;
@@ -85,7 +85,7 @@ Result<ProcessParams> parse_process_params(const QueryParams& query,
   };
 
   ProcessParams out;
-  auto ops = parse_ops(get("ops").value_or(std::string(kDefaultOps)), allow_test_ops);
+  auto ops = parse_ops(get("ops").value_or(std::string(kDefaultOps)));
   if (!ops) return ops.error();
   out.ops = std::move(ops.value());
 

@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/result.hpp"
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
-#include "core/result.hpp"
 
 namespace pixpool {
 
@@ -29,14 +29,14 @@ struct ProcessParams {
   std::string backend;  // validated later against the BackendSet
 };
 
-// ops (default blur:5,contour), format, quality (1..100), backend.
-// `allow_test_ops` lets the test-only ops parse (--enable-test-ops).
+// ops (default blur:5,contour; parsed against default_registry(), which
+// holds the test-only ops only under --enable-test-ops), format, quality
+// (1..100), backend.
 // Errors: invalid_ops naming the op and argument; invalid_parameter for an
 // unknown parameter, a repeated one, a bad format or quality.
 // `extra_keys` are further parameters the route accepts (e.g. "url").
 Result<ProcessParams> parse_process_params(const QueryParams& query,
                                            std::string_view default_backend,
-                                           bool allow_test_ops = false,
                                            std::initializer_list<std::string_view> extra_keys = {});
 
 }  // namespace pixpool

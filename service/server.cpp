@@ -396,8 +396,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   };
   auto query = parse_query(req.target);
   if (!query) return refuse_unread(query.error());
-  auto params =
-      parse_process_params(*query, config.default_backend, config.enable_test_ops, {"url"});
+  auto params = parse_process_params(*query, config.default_backend, {"url"});
   if (!params) return refuse_unread(params.error());
   auto backend = backends.find(params->backend);
   if (!backend) return refuse_unread(backend.error());

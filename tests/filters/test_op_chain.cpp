@@ -8,6 +8,8 @@
 #include "filters/blur.hpp"
 #include "filters/contour.hpp"
 #include "filters/op_chain.hpp"
+#include "filters/ops/builtin_ops.hpp"
+#include "filters/test_ops/test_ops.hpp"
 #include "tests/support/images.hpp"
 
 using namespace pixpool;
@@ -30,19 +32,21 @@ bool contains(const std::string& haystack, const std::string& needle) {
 TEST_CASE("parse_ops accepts the documented forms") {
   auto a = parse_ops("blur:5,contour");
   REQUIRE(a.ok());
-  CHECK(*a == OpChain{{OpKind::blur, 5.0}, {OpKind::contour, 0.0}});
+  const Op blur5{&blur_op(), {5.0}};
+  const Op contour_plain{&contour_op(), {}};
+  CHECK(*a == OpChain{blur5, contour_plain});
 
   auto b = parse_ops("blur:sigma=2.5");
   REQUIRE(b.ok());
-  CHECK(*b == OpChain{{OpKind::blur, 2.5}});
+  CHECK(*b == OpChain{{&blur_op(), {2.5}}});
 
   auto c = parse_ops("contour,blur:1");
   REQUIRE(c.ok());
-  CHECK(*c == OpChain{{OpKind::contour, 0.0}, {OpKind::blur, 1.0}});
+  CHECK(*c == OpChain{contour_plain, {&blur_op(), {1.0}}});
 
   auto d = parse_ops(" blur , contour ");  // spaces are forgiven; blur defaults to sigma 5
   REQUIRE(d.ok());
-  CHECK(*d == OpChain{{OpKind::blur, 5.0}, {OpKind::contour, 0.0}});
+  CHECK(*d == OpChain{blur5, contour_plain});
 
   auto e = parse_ops(kDefaultOps);
   REQUIRE(e.ok());
@@ -129,4 +133,84 @@ TEST_CASE("apply_ops keeps grey images grey") {
   REQUIRE(apply_ops(grey, out, *parse_ops("blur:2,contour")).ok());
   CHECK(out.type() == CV_8UC1);
   CHECK(out.size() == grey.size());
+}
+
+TEST_CASE("the registry declares each op once, with ranges its parser enforces") {
+  const OpRegistry registry = builtin_registry();
+  CHECK(registry.names() == "blur, contour");
+  CHECK(registry.find("blur") == &blur_op());
+  CHECK(registry.find("sharpen") == nullptr);
+  OpRegistry twice = builtin_registry();
+  CHECK_FALSE(twice.add(blur_op()).ok());  // a name is registered once
+
+  // Every declared argument: its bounds parse, just outside them does not,
+  // and the canonical form round-trips.
+  for (const OpDef* def : registry.ops()) {
+    for (const OpArg& arg : def->args) {
+      const std::string name(def->name);
+      const std::string key(arg.name);
+      CHECK(parse_ops(name + ":" + key + "=" + std::to_string(arg.max), registry).ok());
+      auto low = parse_ops(name + ":" + key + "=" + std::to_string(arg.min), registry);
+      REQUIRE(low.ok());
+      CHECK(*parse_ops(format_ops(*low), registry) == *low);
+      const std::string over = name + ":" + std::to_string(arg.max * 2 + 1);
+      auto refused = parse_ops(over, registry);
+      REQUIRE_FALSE(refused.ok());
+      CHECK(contains(refused.error().message, "'" + key + "'"));
+    }
+  }
+  CHECK(contains(registry.help_text(), "sigma"));
+  CHECK(contains(registry.markdown(), "| `blur` |"));
+}
+
+TEST_CASE("test ops parse only in a registry they were registered in") {
+  // The default registry of filters_tests is the production one.
+  CHECK(contains(parse_error("sleep:5"), "unknown op 'sleep'"));
+  CHECK(contains(parse_error("crash"), "unknown op 'crash'"));
+  OpRegistry with_test_ops = builtin_registry();
+  REQUIRE(register_test_ops(with_test_ops).ok());
+  auto chain = parse_ops("sleep:5,blur:2,crash,hog:1", with_test_ops);
+  REQUIRE(chain.ok());
+  CHECK(format_ops(*chain) == "sleep:5,blur:2,crash,hog:1");
+  auto fraction = parse_ops("sleep:1.5", with_test_ops);  // integer argument
+  REQUIRE_FALSE(fraction.ok());
+  CHECK(contains(fraction.error().message, "whole number"));
+  auto missing = parse_ops("hog", with_test_ops);  // required argument
+  REQUIRE_FALSE(missing.ok());
+  CHECK(contains(missing.error().message, "'mb' is required"));
+}
+
+TEST_CASE("ops with several arguments: positional, named, defaults, repeats") {
+  // A registry-only op, to pin down the multi-argument grammar.
+  static const OpDef pair{
+      .name = "pair",
+      .help = "two arguments",
+      .args = {OpArg{.name = "a",
+                     .type = ArgType::number,
+                     .min = 0,
+                     .max = 10,
+                     .default_value = 1.0,
+                     .help = "first"},
+               OpArg{.name = "b",
+                     .type = ArgType::number,
+                     .min = 0,
+                     .max = 10,
+                     .default_value = 2.0,
+                     .help = "second"}},
+      .run = [](std::span<const double>, const cv::Mat&, cv::Mat&,
+                const StripRunner&) { return Result<void>(); },
+      .fuses_with = {},
+      .run_fused = nullptr,
+  };
+  OpRegistry registry;
+  REQUIRE(registry.add(pair).ok());
+  CHECK(parse_ops("pair", registry)->front().args == std::vector<double>{1.0, 2.0});
+  CHECK(parse_ops("pair:3", registry)->front().args == std::vector<double>{3.0, 2.0});
+  CHECK(parse_ops("pair:3:4", registry)->front().args == std::vector<double>{3.0, 4.0});
+  CHECK(parse_ops("pair:b=4", registry)->front().args == std::vector<double>{1.0, 4.0});
+  CHECK(parse_ops("pair:b=4:a=0", registry)->front().args == std::vector<double>{0.0, 4.0});
+  CHECK(format_ops(*parse_ops("pair:b=4", registry)) == "pair:1:4");
+  CHECK(contains(parse_ops("pair:1:2:3", registry).error().message, "at most 2"));
+  CHECK(contains(parse_ops("pair:a=1:a=2", registry).error().message, "twice"));
+  CHECK(contains(parse_ops("pair:c=1", registry).error().message, "(valid: a, b)"));
 }

@@ -1,10 +1,12 @@
-// pipeline_tests' runner: forks the worker zygote first, while the process
-// still has a single thread, exactly as the server's main() does.
+// pipeline_tests' runner: registers the test ops, then forks the worker
+// zygote while the process still has a single thread, exactly as the
+// server's main() does under --enable-test-ops.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cstdio>
 
+#include "filters/test_ops/test_ops.hpp"
 #include "tests/support/test_zygote.hpp"
 
 namespace {
@@ -16,6 +18,9 @@ std::shared_ptr<pixpool::Zygote> pixpool::test::zygote() {
 }
 
 int main(int argc, char** argv) {
+  // The fault tests need sleep/crash/hog, in this process and (through the
+  // fork) in the workers, as under the server's --enable-test-ops.
+  if (auto ok = pixpool::register_test_ops(pixpool::default_registry()); !ok) return 1;
   auto zygote = pixpool::Zygote::start();
   if (!zygote) {
     std::fprintf(stderr, "cannot start the zygote: %s\n", zygote.error().message.c_str());

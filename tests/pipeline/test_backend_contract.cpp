@@ -38,7 +38,7 @@ std::vector<JobSpec> sample_jobs() {
 JobSpec sleeping_job(int ms) {
   JobSpec job;
   job.input = test::read_test_data("fruits_320x240.jpg");
-  job.params.ops = *parse_ops("sleep:" + std::to_string(ms), true);
+  job.params.ops = *parse_ops("sleep:" + std::to_string(ms));
   return job;
 }
 

@@ -96,7 +96,7 @@ TEST_CASE("pixel budget: a waiter that gives up does not block the line behind i
 TEST_CASE("budgeted backend: jobs over the budget wait and run or past the wait get queue_full") {
   const std::string png = test::encode_with_opencv(test::synthetic_image(100, 100, 3), ".png");
   JobParams slow;
-  slow.ops = *parse_ops("sleep:300", true);
+  slow.ops = *parse_ops("sleep:300");
   auto budget = std::make_shared<PixelBudget>(15'000);  // one 100x100 image at a time
 
   SUBCASE("a second job waits for the first and succeeds") {

@@ -27,10 +27,10 @@ std::unique_ptr<ProcessPoolBackend> make_pool(int workers, std::chrono::millisec
   return std::move(pool.value());
 }
 
-JobSpec photo_job(const std::string& ops = "blur:5,contour", bool test_ops = false) {
+JobSpec photo_job(const std::string& ops = "blur:5,contour") {
   JobSpec job;
   job.input = test::read_test_data("baboon_320x240.jpg");
-  job.params.ops = *parse_ops(ops, test_ops);
+  job.params.ops = *parse_ops(ops);
   return job;
 }
 
@@ -88,7 +88,7 @@ TEST_CASE("a crashing job fails alone with worker_crashed and the pool recovers"
   auto pool = make_pool(2);
   std::vector<std::future<Result<JobOutput>>> good;
   for (int i = 0; i < 6; ++i) good.push_back(pool->submit(photo_job()));
-  auto crashed = pool->submit(photo_job("crash", true)).get();
+  auto crashed = pool->submit(photo_job("crash")).get();
   REQUIRE_FALSE(crashed.ok());
   CHECK(crashed.error().code == ErrorCode::worker_crashed);
   for (auto& f : good) CHECK(f.get().ok());
@@ -99,7 +99,7 @@ TEST_CASE("a crashing job fails alone with worker_crashed and the pool recovers"
 TEST_CASE("a job over the deadline is killed with its worker: timeout, then recovery") {
   auto pool = make_pool(1, 300ms);
   const auto start = std::chrono::steady_clock::now();
-  auto slow = pool->submit(photo_job("sleep:20000", true)).get();
+  auto slow = pool->submit(photo_job("sleep:20000")).get();
   const auto took = std::chrono::steady_clock::now() - start;
   REQUIRE_FALSE(slow.ok());
   CHECK(slow.error().code == ErrorCode::timeout);
@@ -116,7 +116,7 @@ TEST_CASE("a job over the worker memory cap fails alone") {
   return;
 #endif
   auto pool = make_pool(1, 60s, 512);
-  auto hog = pool->submit(photo_job("hog:2048", true)).get();
+  auto hog = pool->submit(photo_job("hog:2048")).get();
   REQUIRE_FALSE(hog.ok());
   const bool contained =
       hog.error().code == ErrorCode::out_of_memory || hog.error().code == ErrorCode::worker_crashed;
