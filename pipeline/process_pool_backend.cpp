@@ -7,12 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <thread>
 
+#include "pipeline/admission_queue.hpp"
 #include "pipeline/shared_buffer.hpp"
 #include "pipeline/worker_protocol.hpp"
 
@@ -26,12 +25,6 @@ constexpr std::chrono::milliseconds kHealthCheckInterval{200};
 
 // Above this, a finished job's pages are handed back to the kernel.
 constexpr std::size_t kResidentBufferBytes = std::size_t{16} << 20;
-
-struct Task {
-  JobSpec job;
-  std::promise<Result<JobOutput>> promise;
-  Clock::time_point submitted = Clock::now();
-};
 
 // One worker process and the dispatcher thread's view of it.
 struct Slot {
@@ -50,28 +43,24 @@ bool peer_gone(int socket) {
 }  // namespace
 
 struct ProcessPoolBackend::State {
+  explicit State(const ProcessPoolOptions& o) : options(o), queue("process", o.max_pending) {}
+
   ProcessPoolOptions options;
+  AdmissionQueue queue;
   std::shared_ptr<Zygote> zygote;
   std::vector<Slot> slots;
   std::vector<std::thread> dispatchers;
 
-  mutable std::mutex mutex;  // guards queue, pending, stopping, pids
-  std::condition_variable work_ready;
-  std::deque<std::shared_ptr<Task>> queue;
-  std::size_t pending = 0;
-  bool stopping = false;
+  mutable std::mutex mutex;  // guards pids
   std::vector<long> pids;
 
   std::atomic<int> alive{0};
-  std::atomic<std::size_t> busy{0};
-  std::atomic<std::uint64_t> completed{0};
-  std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> restarts{0};
 
   Result<void> start_worker(std::size_t index);
   void retire_worker(std::size_t index, bool kill_it);
-  Result<JobOutput> execute(std::size_t index, const Task& task);
-  Result<JobOutput> execute_once(std::size_t index, const Task& task, bool& delivered);
+  Result<JobOutput> execute(std::size_t index, const JobSpec& job);
+  Result<JobOutput> execute_once(std::size_t index, const JobSpec& job, bool& delivered);
   void dispatch_loop(std::size_t index);
   void check_idle_worker(std::size_t index);
 };
@@ -118,7 +107,7 @@ void ProcessPoolBackend::State::retire_worker(std::size_t index, bool kill_it) {
   pids[index] = -1;
 }
 
-Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, const Task& task,
+Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, const JobSpec& job,
                                                           bool& delivered) {
   Slot& slot = slots[index];
   delivered = false;
@@ -126,15 +115,15 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
     retire_worker(index, true);
     return Error{ErrorCode::worker_crashed, "worker died while idle"};
   }
-  const std::string& input = task.job.input;
+  const std::string& input = job.input;
   if (auto ok = slot.buffer.grow_to(input.size()); !ok) return ok.error();
   std::memcpy(slot.buffer.data(), input.data(), input.size());
   // Cores whose workers sit idle may help with this image's filter strips.
   // Not under --worker-memory-mb: helper threads' stacks and malloc arenas
   // would count against the cap and fail jobs that fit single-threaded.
-  const auto idle = static_cast<int>(alive.load()) - static_cast<int>(busy.load());
+  const auto idle = static_cast<int>(alive.load()) - static_cast<int>(queue.stats().busy);
   const int strips = options.worker_memory_mb > 0 ? 1 : 1 + std::max(0, idle);
-  auto made = wire::make_request(task.job.params, input.size(), slot.buffer.size(), strips);
+  auto made = wire::make_request(job.params, input.size(), slot.buffer.size(), strips);
   if (!made) return made.error();
   const wire::Request& request = *made;
   if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
@@ -195,7 +184,7 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   return out;
 }
 
-Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const Task& task) {
+Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const JobSpec& job) {
   // A job that never reached a worker (it had died while idle) is not that
   // job's fault: give it one more try on a fresh worker.
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -204,7 +193,7 @@ Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const Ta
       ++restarts;
     }
     bool delivered = false;
-    auto result = execute_once(index, task, delivered);
+    auto result = execute_once(index, job, delivered);
     const bool died = !slots[index].alive;
     if (died && start_worker(index)) ++restarts;  // full strength before the next job
     if (delivered || !died || attempt == 1) return result;
@@ -214,39 +203,16 @@ Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const Ta
 
 void ProcessPoolBackend::State::dispatch_loop(std::size_t index) {
   for (;;) {
-    std::shared_ptr<Task> task;
-    {
-      std::unique_lock lock(mutex);
-      const bool has_work = work_ready.wait_for(lock, kHealthCheckInterval,
-                                                [&] { return stopping || !queue.empty(); });
-      if (!has_work) {
-        // Idle: notice a worker killed by hand or by the OOM killer now, not
-        // when the next job arrives, so readiness tells the truth.
-        lock.unlock();
-        check_idle_worker(index);
-        continue;
-      }
-      if (queue.empty()) return;  // stopping and drained
-      task = std::move(queue.front());
-      queue.pop_front();
+    auto queued = queue.take(kHealthCheckInterval);
+    if (!queued) {
+      if (queue.closed()) return;  // stopping and drained
+      // Idle: notice a worker killed by hand or by the OOM killer now, not
+      // when the next job arrives, so readiness tells the truth.
+      check_idle_worker(index);
+      continue;
     }
-    const double queue_ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - task->submitted).count();
-    ++busy;
-    Result<JobOutput> result = execute(index, *task);
-    task->job = JobSpec{};
-    --busy;
-    if (result) {
-      result->times.queue_ms = queue_ms;
-      ++completed;
-    } else {
-      ++failed;
-    }
-    {
-      std::lock_guard lock(mutex);
-      --pending;
-    }
-    task->promise.set_value(std::move(result));
+    Result<JobOutput> result = execute(index, queued->job);
+    queue.finish(*queued, std::move(result));
   }
 }
 
@@ -255,8 +221,7 @@ Result<std::unique_ptr<ProcessPoolBackend>> ProcessPoolBackend::create(
   if (options.workers <= 0) {
     options.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
-  auto state = std::make_unique<State>();
-  state->options = options;
+  auto state = std::make_unique<State>(options);
   state->zygote = std::move(zygote);
   state->slots.resize(static_cast<std::size_t>(options.workers));
   state->pids.assign(state->slots.size(), -1);
@@ -277,33 +242,21 @@ ProcessPoolBackend::~ProcessPoolBackend() {
 }
 
 std::future<Result<JobOutput>> ProcessPoolBackend::submit(JobSpec job) {
-  auto task = std::make_shared<Task>();
-  task->job = std::move(job);
-  auto future = task->promise.get_future();
-  {
-    std::lock_guard lock(state_->mutex);
-    if (state_->stopping) return ready_error(ErrorCode::shutting_down, "server is shutting down");
-    if (state_->pending >= state_->options.max_pending) {
-      return ready_error(
-          ErrorCode::queue_full,
-          "process backend has " + std::to_string(state_->pending) + " jobs pending; retry later");
-    }
-    ++state_->pending;
-    state_->queue.push_back(std::move(task));
-  }
-  state_->work_ready.notify_one();
-  return future;
+  auto admitted = state_->queue.push(std::move(job));
+  if (!admitted) return ready_error(admitted.error().code, admitted.error().message);
+  return std::move(admitted.value());
 }
 
 BackendStats ProcessPoolBackend::stats() const {
+  const AdmissionStats q = state_->queue.stats();
   BackendStats s;
   s.workers = state_->alive.load();
-  s.busy = state_->busy.load();
-  s.completed = state_->completed.load();
-  s.failed = state_->failed.load();
+  s.busy = q.busy;
+  s.queued = q.queued;
+  s.completed = q.completed;
+  s.failed = q.failed;
   s.restarts = state_->restarts.load();
   std::lock_guard lock(state_->mutex);
-  s.queued = state_->queue.size();
   for (long pid : state_->pids) {
     if (pid > 0) s.worker_pids.push_back(pid);
   }
@@ -311,8 +264,8 @@ BackendStats ProcessPoolBackend::stats() const {
 }
 
 bool ProcessPoolBackend::ready() const {
-  std::lock_guard lock(state_->mutex);
-  return !state_->stopping && state_->alive.load() == static_cast<int>(state_->slots.size());
+  return !state_->queue.stopping() &&
+         state_->alive.load() == static_cast<int>(state_->slots.size());
 }
 
 bool ProcessPoolBackend::healthy() const {
@@ -320,11 +273,7 @@ bool ProcessPoolBackend::healthy() const {
 }
 
 void ProcessPoolBackend::shutdown() {
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->stopping = true;
-  }
-  state_->work_ready.notify_all();
+  state_->queue.stop();
   for (auto& t : state_->dispatchers) {
     if (t.joinable()) t.join();
   }

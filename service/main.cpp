@@ -5,6 +5,7 @@
 //     inherits the mask and only the signal thread sees SIGTERM/SIGINT;
 //  3. then the backends' threads, then the HTTP server.
 
+#include <oneapi/tbb/global_control.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -96,6 +97,11 @@ int main(int argc, char** argv) {
   // One memory budget for both backends: they share the machine's RAM.
   auto budget = std::make_shared<PixelBudget>(config.max_inflight_pixels);
   const auto admission_wait = std::chrono::milliseconds(config.admission_wait_ms);
+  // TBB's thread limit is set once, here, for the whole process (oneTBB's
+  // advice to applications): the arena's threads plus one, see tbb_backend.hpp.
+  const tbb::global_control tbb_parallelism(
+      tbb::global_control::max_allowed_parallelism,
+      tbb_parallelism_for(TbbBackendOptions{config.tbb_threads, config.max_queue}));
   BackendSet backends;
   backends.add(std::make_unique<BudgetedBackend>(
       std::make_unique<TbbBackend>(TbbBackendOptions{config.tbb_threads, config.max_queue}), budget,

@@ -3,10 +3,12 @@
 // server's main() does under --enable-test-ops.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+#include <oneapi/tbb/global_control.h>
 
 #include <cstdio>
 
 #include "filters/test_ops/test_ops.hpp"
+#include "pipeline/tbb_backend.hpp"
 #include "tests/support/test_zygote.hpp"
 
 namespace {
@@ -27,6 +29,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_zygote = *zygote;
+  // As main() does: TBB's thread limit, once, for the test backends' arenas.
+  const tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism,
+                                        pixpool::tbb_parallelism_for({.threads = 2}));
   doctest::Context context(argc, argv);
   const int status = context.run();
   g_zygote.reset();

@@ -1,0 +1,100 @@
+// The admission queue both backends share: its limit, order, drain and
+// counters, without any backend around it.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "pipeline/admission_queue.hpp"
+
+using namespace pixpool;
+using namespace std::chrono_literals;
+
+namespace {
+
+JobSpec job_named(const std::string& bytes) {
+  JobSpec job;
+  job.input = bytes;
+  return job;
+}
+
+Result<JobOutput> output_of(const QueuedJob& queued) {
+  JobOutput out;
+  out.bytes = queued.job.input;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("admission queue: admits up to max_pending, first in first out") {
+  AdmissionQueue queue("test", 2);
+  auto first = queue.push(job_named("a"));
+  auto second = queue.push(job_named("b"));
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  auto third = queue.push(job_named("c"));
+  REQUIRE_FALSE(third.ok());
+  CHECK(third.error().code == ErrorCode::queue_full);
+  CHECK(third.error().message.find("test backend has 2 jobs pending") != std::string::npos);
+  CHECK(queue.stats().queued == 2);
+
+  auto taken = queue.take();
+  REQUIRE(taken != nullptr);
+  CHECK(taken->job.input == "a");
+  CHECK(queue.stats().busy == 1);
+  queue.finish(*taken, output_of(*taken));
+  CHECK(first->get()->bytes == "a");
+  // The slot is free by the time the answer is read.
+  CHECK(queue.push(job_named("d")).ok());
+
+  auto next = queue.take();
+  REQUIRE(next != nullptr);
+  CHECK(next->job.input == "b");
+  queue.finish(*next, Error{ErrorCode::timeout, "slow"});
+  CHECK(second->get().error().code == ErrorCode::timeout);
+  const AdmissionStats stats = queue.stats();
+  CHECK(stats.completed == 1);
+  CHECK(stats.failed == 1);
+  CHECK(stats.pending == 1);  // "d"
+}
+
+TEST_CASE("admission queue: queue time is measured from push to take") {
+  AdmissionQueue queue("test", 4);
+  auto future = queue.push(job_named("a"));
+  REQUIRE(future.ok());
+  const auto pushed = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - pushed < 20ms) std::this_thread::yield();
+  auto taken = queue.take();
+  REQUIRE(taken != nullptr);
+  CHECK(taken->queue_ms >= 20.0);
+  queue.finish(*taken, output_of(*taken));
+  CHECK(future->get()->times.queue_ms == doctest::Approx(taken->queue_ms));
+}
+
+TEST_CASE("admission queue: stop refuses new jobs, hands out the queued ones, then closes") {
+  AdmissionQueue queue("test", 4);
+  auto queued = queue.push(job_named("a"));
+  REQUIRE(queued.ok());
+  queue.stop();
+  CHECK(queue.stopping());
+  auto refused = queue.push(job_named("b"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::shutting_down);
+  CHECK_FALSE(queue.closed());  // "a" is still to be taken
+
+  std::thread worker([&] {
+    while (auto taken = queue.take(10s)) queue.finish(*taken, output_of(*taken));
+  });
+  queue.wait_drained();  // returns once "a" is finished
+  worker.join();         // take() returned nullptr: stopping and empty
+  CHECK(queue.closed());
+  CHECK(queued->get()->bytes == "a");
+}
+
+TEST_CASE("admission queue: take waits at most its timeout") {
+  AdmissionQueue queue("test", 1);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(queue.take(30ms) == nullptr);
+  CHECK(std::chrono::steady_clock::now() - start >= 30ms);
+  CHECK_FALSE(queue.closed());
+}
