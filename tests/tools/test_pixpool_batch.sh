@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of scripts/pixpool-batch against a real pixpool server.
+# End-to-end test of tools/pixpool-batch against a real pixpool server.
 # Usage: tests/tools/test_pixpool_batch.sh PIXPOOL_BINARY REPO_ROOT
 # Environment: PYTHON (default /usr/bin/python3, else python3 from PATH).
 # Prints "test_pixpool_batch: OK" and exits 0 when every check passes.
@@ -11,7 +11,7 @@ if [[ $# -ne 2 ]]; then
 fi
 pixpool=$(realpath "$1")
 root=$(realpath "$2")
-batch="$root/scripts/pixpool-batch"
+batch="$root/tools/pixpool-batch"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
