@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of scripts/pixpool-batch against a real pixpool server.
+# End-to-end test of tools/pixpool-batch against a real pixpool server.
 # Usage: tests/tools/test_pixpool_batch.sh PIXPOOL_BINARY REPO_ROOT
 # Environment: PYTHON (default /usr/bin/python3, else python3 from PATH).
 # Prints "test_pixpool_batch: OK" and exits 0 when every check passes.
@@ -11,7 +11,7 @@ if [[ $# -ne 2 ]]; then
 fi
 pixpool=$(realpath "$1")
 root=$(realpath "$2")
-batch="$root/scripts/pixpool-batch"
+batch="$root/tools/pixpool-batch"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
@@ -41,7 +41,9 @@ fail() {
 }
 
 # --- server on a free port (test ops on for the Ctrl-C check) ---------------
-start_pixpool "$pixpool" "$tmp/server.log" --workers 2 --enable-test-ops on --shutdown-timeout 1
+# (--max-batch-items 7: a larger job is refused with 400, checked below.)
+start_pixpool "$pixpool" "$tmp/server.log" --workers 2 --enable-test-ops on --shutdown-timeout 1 \
+  --max-batch-items 7
 url="http://127.0.0.1:$port"
 
 # run_batch NAME ARGS...: runs pixpool-batch (bounded), output in $tmp/NAME.log,
@@ -80,8 +82,12 @@ grep -q "examples:" "$last_log" || fail "--help shows no examples"
 # --- folder with one bad file: exit 1, good outputs saved, failure shown ------
 run_batch mixed --ops blur:3,contour --out "$tmp/out-mixed" "$tmp/mixed"
 [[ $rc -eq 1 ]] || fail "mixed folder: exit status $rc, expected 1"
-grep -q "$n_good/$((n_good + 1)) succeeded, 1 failed" "$last_log" ||
-  fail "mixed folder: summary does not say $n_good/$((n_good + 1)) succeeded, 1 failed"
+# The last line names the counts and the output folder.
+summary="$n_good of $((n_good + 1)) images succeeded, 1 failed in "
+tail -n 1 "$last_log" | grep -qF "pixpool-batch: $summary" ||
+  fail "mixed folder: last line does not say '$summary'"
+tail -n 1 "$last_log" | grep -qF -- "-> $tmp/out-mixed/" ||
+  fail "mixed folder: last line does not name the output folder"
 grep -q "zz-not-an-image.txt: unsupported_image" "$last_log" ||
   fail "mixed folder: the failed item is not reported with its error code"
 i=0
@@ -114,12 +120,64 @@ printf '# comment\n\nhttp://127.0.0.1:1/x.jpg\r\n' >"$tmp/urls.txt"
 run_batch urls --out "$tmp/out-urls" --url-list "$tmp/urls.txt"
 [[ $rc -eq 1 ]] || fail "url list: exit status $rc, expected 1"
 grep -q "source_forbidden" "$last_log" || fail "url list: no source_forbidden failure reported"
+tail -n 1 "$last_log" | grep -qF "0 of 1 image succeeded, 1 failed" ||
+  fail "url list: last line does not say 0 of 1 image succeeded, 1 failed"
+tail -n 1 "$last_log" | grep -qF "nothing saved" || fail "url list: last line does not say nothing saved"
+[[ ! -e "$tmp/out-urls" ]] || fail "url list: --out created although nothing succeeded"
 
 # --- bad --ops: exit 2 with the server's message -----------------------------
 run_batch badops --ops no-such-op --out "$tmp/out-badops" "$tmp/good"
 [[ $rc -eq 2 ]] || fail "bad ops: exit status $rc, expected 2"
 grep -q "invalid_ops" "$last_log" || fail "bad ops: the server's error code is not shown"
 grep -q "no-such-op" "$last_log" || fail "bad ops: the server's message is not shown"
+[[ ! -e "$tmp/out-badops" ]] || fail "bad ops: --out created for a job the server refused"
+
+# --- a job over --max-batch-items: refused (400), no --out folder left --------
+mkdir "$tmp/many"
+for i in 1 2 3 4 5 6 7 8; do cp "$tmp/good/${good_names[0]}" "$tmp/many/img$i.jpg"; done
+run_batch toomany --out "$tmp/out-many/nested" "$tmp/many"
+[[ $rc -eq 2 ]] || fail "too many items: exit status $rc, expected 2"
+grep -q "server answered 400 invalid_parameter: too many items" "$last_log" ||
+  fail "too many items: the server's refusal is not shown"
+[[ ! -e "$tmp/out-many" ]] || fail "too many items: --out (or its parent) created for a refused job"
+# An --out that existed before is left as it was (with what it held).
+mkdir "$tmp/out-existing"
+touch "$tmp/out-existing/keep.txt"
+run_batch toomany-existing --out "$tmp/out-existing" "$tmp/many"
+[[ $rc -eq 2 ]] || fail "too many items (existing --out): exit status $rc, expected 2"
+[[ -f "$tmp/out-existing/keep.txt" ]] || fail "too many items: the existing --out was changed"
+# An --out that cannot be created: a usage error before anything is sent.
+run_batch badout --out "$tmp/good/${good_names[0]}/sub" "$tmp/good"
+[[ $rc -eq 2 ]] || fail "bad --out: exit status $rc, expected 2"
+grep -q "cannot create output folder" "$last_log" || fail "bad --out: not reported"
+
+# --- progress bar (stderr on a terminal): its rate is the summary's -----------
+# script(1) gives the client a pseudo-terminal; the last bar stays on screen.
+mkdir "$tmp/three"
+for i in 1 2 3; do cp "$tmp/good/${good_names[0]}" "$tmp/three/img$i.jpg"; done
+last_log="$tmp/bar.log"
+rc=0
+COLUMNS=120 timeout 30 script -qefc "$(printf '%q ' "$PYTHON" "$batch" --url "$url" \
+  --ops sleep:150 --out "$tmp/out-bar" "$tmp/three")" /dev/null >"$last_log" 2>&1 || rc=$?
+[[ $rc -eq 0 ]] || fail "progress bar: exit status $rc, expected 0"
+"$PYTHON" - "$last_log" <<'PY' || fail "progress bar: its rate and the summary's disagree"
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+bars = re.findall(r"\] 3/3  ([0-9.]+) img/s", text)
+summary = re.search(r"3 of 3 images succeeded, 0 failed in ([0-9.]+) s \(([0-9.]+) img/s", text)
+if not bars or not summary:
+    sys.exit(f"no final bar or no summary in: {text!r}")
+elapsed, rate = float(summary.group(1)), float(summary.group(2))
+print(f"final bar {bars[-1]} img/s, summary {rate} img/s over {elapsed} s")
+if bars[-1] != summary.group(2):
+    sys.exit(f"bar says {bars[-1]} img/s, summary says {summary.group(2)} img/s")
+# Both are succeeded images per second of the job's wall time.
+# (elapsed is rounded to 0.01 s and the rate to 0.1 img/s.)
+if not 3 / (elapsed + 0.005) - 0.05 <= rate <= 3 / max(elapsed - 0.005, 0.001) + 0.05:
+    sys.exit(f"{rate} img/s is not 3 images / {elapsed} s")
+if elapsed < 0.15:
+    sys.exit(f"{elapsed} s is shorter than one item (sleep:150)")
+PY
 
 # --- usage and connection errors: exit 2 ------------------------------------
 run_batch usage --out "$tmp/out-usage"
@@ -130,6 +188,8 @@ timeout 30 "$PYTHON" "$batch" --url http://127.0.0.1:1 --out "$tmp/out-refused" 
   "$tmp/good" >"$last_log" 2>&1 || rc=$?
 [[ $rc -eq 2 ]] || fail "connection refused: exit status $rc, expected 2"
 grep -q "connection refused" "$last_log" || fail "connection refused: not reported"
+[[ ! -e "$tmp/out-refused" ]] || fail "connection refused: --out created"
+[[ ! -e "$tmp/out-usage" ]] || fail "no inputs: --out created"
 
 # --- Ctrl-C: cancels the job on the server and exits 130 --------------------
 mkdir "$tmp/slow"

@@ -8,6 +8,8 @@
 # Usage: tests/tools/test_stack.sh REPO_ROOT [PIXPOOL_BINARY]
 #   PIXPOOL_BINARY defaults to REPO_ROOT/build/release/pixpool (built by
 #   scripts/stack when missing or too old: pass the binary to keep it fast).
+# The stack's nginx must keep to its own folder: afterwards no nginx of it
+# runs, and the system nginx's logs and pid file were not written.
 # Exits 77 (skip) when nginx is not installed.
 set -euo pipefail
 
@@ -21,11 +23,18 @@ fail() { echo "test_stack: FAIL: $*" >&2; exit 1; }
 step() { echo "test_stack: $*"; }
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "test_stack: SKIP: nginx is not installed (apt-get install nginx)"
+  echo "test_stack: SKIP: nginx is not installed (scripts/setup test installs it)"
   exit 77
 fi
 python=/usr/bin/python3
 [ -x "$python" ] || python="$(command -v python3)"
+
+# The system nginx's files, to compare at the end (size and mtime); only when
+# no system nginx runs, which may write them itself.
+system_nginx_files() { stat -c '%n %s %Y' /var/log/nginx/* /run/nginx.pid 2>/dev/null || true; }
+system_before="$(system_nginx_files)"
+system_nginx_runs=0
+if [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then system_nginx_runs=1; fi
 
 work="$(mktemp -d /tmp/pixpool-test-stack.XXXXXX)"
 export PIXPOOL_STACK_DIR="$work/stack"
@@ -170,6 +179,11 @@ for f in "$PIXPOOL_STACK_DIR"/pids/*.pid; do
   pids+=("$pid")
 done
 [ ${#pids[@]} = 4 ] || fail "expected 4 pid files (nginx, origin, r1, r2), found ${#pids[@]}"
+# nginx's workers too (their command line does not name the stack's folder).
+read -r nginx_pid _ <"$PIXPOOL_STACK_DIR/pids/nginx.pid"
+mapfile -t workers < <(pgrep -P "$nginx_pid")
+[ ${#workers[@]} -ge 1 ] || fail "nginx (pid $nginx_pid) has no worker process"
+pids+=("${workers[@]}")
 timeout 60 "$stack" down >"$work/down.log" 2>&1 || { cat "$work/down.log"; fail "scripts/stack down failed"; }
 for pid in "${pids[@]}"; do
   state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null || true)"
@@ -177,5 +191,10 @@ for pid in "${pids[@]}"; do
 done
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$LB/readyz" || true)"
 [ "$code" = 000 ] || fail "the lb still answers after down ($code)"
+if pgrep -f "$PIXPOOL_STACK_DIR/nginx" >/dev/null; then
+  fail "an nginx of the stack still runs after down: $(pgrep -af "$PIXPOOL_STACK_DIR/nginx")"
+fi
+[ "$system_nginx_runs" = 1 ] || [ "$(system_nginx_files)" = "$system_before" ] \
+  || fail "the system nginx's files changed: before [$system_before] after [$(system_nginx_files)]"
 
 echo "test_stack: OK"
