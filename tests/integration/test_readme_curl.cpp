@@ -8,6 +8,7 @@
 #include <opencv2/core.hpp>
 #include <string>
 
+#include "filters/op_registry.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
 
@@ -49,6 +50,28 @@ TEST_CASE("README curl commands work as written") {
     return run_readme_command(command, dir, server.port());
   };
 
+  SUBCASE("the sample photo the README copies") {
+    const std::string sample_dir = dir + "/tests/data";
+    std::filesystem::create_directories(sample_dir);
+    test::write_file(sample_dir + "/fruits_320x240.jpg",
+                     test::read_test_data("fruits_320x240.jpg"));
+    std::filesystem::remove(dir + "/photo.jpg");
+    REQUIRE(run("cp tests/data/fruits_320x240.jpg photo.jpg").exit_code == 0);
+    CHECK(test::read_file(dir + "/photo.jpg") == test::read_test_data("fruits_320x240.jpg"));
+  }
+  SUBCASE("a light blur shows clearly darker lines than the default chain") {
+    REQUIRE(run("curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg").exit_code ==
+            0);
+    REQUIRE(run("curl --data-binary @photo.jpg "
+                "'localhost:8080/v1/process?ops=blur:1,contour' -o lines.jpg")
+                .exit_code == 0);
+    const double default_mean =
+        cv::mean(test::decode_with_opencv(test::read_file(dir + "/out.jpg")))[0];
+    const double lines_mean =
+        cv::mean(test::decode_with_opencv(test::read_file(dir + "/lines.jpg")))[0];
+    CHECK(default_mean > 250);  // the recipe's chain: almost white
+    CHECK(lines_mean < default_mean - 5);
+  }
   SUBCASE("process one photo") {
     const std::string cmd = "curl --data-binary @photo.jpg localhost:8080/v1/process -o out.jpg";
     REQUIRE(run(cmd).exit_code == 0);
@@ -104,4 +127,11 @@ TEST_CASE("README curl commands work as written") {
     CHECK(r.output.find("\"ok\"") != std::string::npos);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("README's table of ops is the registry's") {
+  const std::string readme = test::read_file(PIXPOOL_README);
+  const std::string table = builtin_registry().markdown();
+  INFO("README.md's Filters section must hold exactly:\n" << table);
+  CHECK(readme.find(table) != std::string::npos);
 }
