@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,11 +52,13 @@ enum class ErrorCode : std::int32_t {
 #undef PIXPOOL_ERROR_ENUM
 };
 
-inline constexpr std::size_t kErrorCodeCount = 0
-#define PIXPOOL_ERROR_COUNT(name, retryable) +1
-    PIXPOOL_ERROR_CODES(PIXPOOL_ERROR_COUNT)
-#undef PIXPOOL_ERROR_COUNT
-    ;
+// Every code, in table order.
+inline constexpr ErrorCode kAllErrorCodes[] = {
+#define PIXPOOL_ERROR_LIST(name, retryable) ErrorCode::name,
+    PIXPOOL_ERROR_CODES(PIXPOOL_ERROR_LIST)
+#undef PIXPOOL_ERROR_LIST
+};
+inline constexpr std::size_t kErrorCodeCount = std::size(kAllErrorCodes);
 
 // Stable snake_case name used in JSON error bodies, logs and metrics labels.
 std::string_view code_name(ErrorCode code);
