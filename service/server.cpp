@@ -16,6 +16,7 @@
 
 #include "service/batch_api.hpp"
 #include "service/http_errors.hpp"
+#include "service/http_metrics.hpp"
 #include "service/request_params.hpp"
 
 namespace pixpool {
@@ -108,6 +109,7 @@ struct Server::Impl {
   ResultStore& results;
   BatchRunner& batches;
   Metrics& metrics;
+  HttpMetrics http_metrics;
   const int processing_limit;
   std::atomic<int> processing{0};
   httplib::Server http;
@@ -228,7 +230,8 @@ void Server::Impl::install() {
        {{"GET",
          [this](const httplib::Request&, httplib::Response& res) {
            res.status = 200;
-           res.set_content(metrics.exposition(backends), "text/plain; version=0.0.4");
+           res.set_content(http_metrics.exposition() + metrics.exposition(backends),
+                           "text/plain; version=0.0.4");
          }}}},
       {"/v1/backends",
        {{"GET",
@@ -609,7 +612,7 @@ static std::string route_of(const std::string& path) {
 }
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
-  metrics.record_request(route_of(req.path), res.status);
+  http_metrics.record_request(route_of(req.path), res.status);
   if (!config.access_log) return;
   std::string duration = "-";
   if (request_started) {
