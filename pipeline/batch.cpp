@@ -8,6 +8,8 @@
 #include <map>
 #include <thread>
 
+#include "pipeline/image_run.hpp"
+
 namespace pixpool {
 namespace {
 
@@ -269,35 +271,13 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
     batch->finish_item(index, std::move(result));
   };
 
-  std::string bytes = std::move(input.bytes);
-  if (!input.url.empty()) {
-    auto download = downloader.fetch(input.url).get();
-    result.download_ms = ms_since(start);
-    if (!download) {
-      metrics.record_image(backend.name(), Result<JobOutput>(download.error()), 0,
-                           result.download_ms, ms_since(start));
-      return fail(download.error());
-    }
-    bytes = std::move(download->bytes);
-  }
-  result.input_bytes = bytes.size();
-  if (bytes.empty()) return fail({ErrorCode::empty_body, "no image data"});
-
-  // The backend may be momentarily full (single requests compete for it):
-  // wait and retry instead of failing the item, for up to 30 s in all (a
-  // refusal by the memory budget has itself waited --admission-wait).
-  Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (true) {
-    output = backend.submit(JobSpec{bytes, params}).get();
-    if (output || output.error().code != ErrorCode::queue_full ||
-        std::chrono::steady_clock::now() >= give_up) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  metrics.record_image(backend.name(), output, result.input_bytes, result.download_ms,
-                       ms_since(start));
+  // A momentarily full backend (single requests compete for it) is retried
+  // for up to 30 s rather than failing the item.
+  ImageRun run = run_image(ImageSource{std::move(input.bytes), input.url}, params, backend,
+                           downloader, metrics, ImageRunOptions{std::chrono::seconds(30)});
+  result.download_ms = run.download_ms;
+  result.input_bytes = run.input_bytes;
+  Result<JobOutput>& output = run.output;
   if (!output) return fail(output.error());
 
   result.output_bytes = output->bytes.size();

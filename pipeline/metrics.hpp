@@ -40,7 +40,8 @@ class Metrics {
  public:
   // One finished image on `backend`: `result` is its output or error;
   // `input_bytes` what it decoded; `download_ms` 0 unless it was downloaded;
-  // `total_ms` the end-to-end time of the image.
+  // `total_ms` the end-to-end time of the image. Called from one place only,
+  // run_image (pipeline/image_run.hpp), for every image the pipeline sees.
   void record_image(std::string_view backend, const Result<JobOutput>& result,
                     std::size_t input_bytes, double download_ms, double total_ms);
 

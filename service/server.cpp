@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "pipeline/image_run.hpp"
 #include "service/batch_api.hpp"
 #include "service/http_errors.hpp"
 #include "service/http_metrics.hpp"
@@ -416,41 +417,29 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
     ~Release() { --n; }
   } release{processing};
 
-  JobSpec job;
-  double download_ms = 0;
+  ImageSource source;
   if (url != query->end()) {
     if (reader != nullptr && req.get_header_value<std::uint64_t>("Content-Length") > 0) {
       return send_error(
           res, {ErrorCode::invalid_parameter, "send either an image body or url=, not both"});
     }
-    const auto download_started = Clock::now();
-    auto download = downloader.fetch(url->second).get();  // waits; the I/O pool works
-    download_ms = ms_between(download_started, Clock::now());
-    if (!download) {
-      metrics.record_image((*backend)->name(), Result<JobOutput>(download.error()), 0, download_ms,
-                           download_ms);
-      return send_error(res, download.error());
-    }
-    job.input = std::move(download->bytes);
+    source.url = url->second;
   } else if (reader == nullptr) {
     return send_error(res, {ErrorCode::invalid_parameter,
                             "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
   } else {
     auto body = read_image_body(req, res, *reader, config.max_body_bytes);
     if (!body) return send_error(res, body.error());
-    job.input = std::move(body.value());
+    source.bytes = std::move(body.value());
   }
 
-  const auto started = Clock::now();  // Server-Timing total excludes the upload
-  job.params.ops = std::move(params->ops);
-  job.params.format = params->format;
-  job.params.quality = params->quality;
-  job.params.max_pixels = config.max_pixels;
-
-  const std::size_t input_bytes = job.input.size();
-  Result<JobOutput> result = (*backend)->submit(std::move(job)).get();
-  metrics.record_image((*backend)->name(), result, input_bytes, download_ms,
-                       download_ms + ms_between(started, Clock::now()));
+  JobParams job;
+  job.ops = std::move(params->ops);
+  job.format = params->format;
+  job.quality = params->quality;
+  job.max_pixels = config.max_pixels;
+  ImageRun run = run_image(std::move(source), std::move(job), **backend, downloader, metrics);
+  Result<JobOutput>& result = run.output;
   if (!result) return send_error(res, result.error());
 
   JobOutput& out = result.value();
@@ -459,7 +448,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   res.set_header("X-Pixpool-Image-Size",
                  std::to_string(out.width) + "x" + std::to_string(out.height));
   res.set_header("Server-Timing",
-                 server_timing(out.times, download_ms, ms_between(started, Clock::now())));
+                 server_timing(out.times, run.download_ms, run.total_ms - run.download_ms));
   res.body = std::move(out.bytes);
 }
 
