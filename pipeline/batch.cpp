@@ -15,10 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
 bool finished(ItemState s) {
   return s == ItemState::succeeded || s == ItemState::failed || s == ItemState::cancelled;
 }
@@ -260,25 +256,25 @@ std::string output_name(const std::string& name, const std::string& url, std::si
 void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size_t index,
                                   BatchInput input, const JobParams& params, Backend& backend) {
   if (!batch->begin_item(index, input.name, input.url)) return;  // cancelled meanwhile
-  const auto start = Clock::now();
   ItemResult result;
   result.name = input.name;
   result.url = input.url;
-  auto fail = [&](Error error) {
-    result.state = ItemState::failed;
-    result.error = std::move(error);
-    result.total_ms = ms_since(start);
-    batch->finish_item(index, std::move(result));
-  };
-
   // A momentarily full backend (single requests compete for it) is retried
   // for up to 30 s rather than failing the item.
   ImageRun run = run_image(ImageSource{std::move(input.bytes), input.url}, params, backend,
                            downloader, metrics, ImageRunOptions{std::chrono::seconds(30)});
   result.download_ms = run.download_ms;
   result.input_bytes = run.input_bytes;
+  // timings_ms.total of an item means what Server-Timing's total of
+  // /v1/process means: run_image's total_ms, from the item's bytes or URL in
+  // hand to the encoded output, download included (storing it is not).
+  result.total_ms = run.total_ms;
   Result<JobOutput>& output = run.output;
-  if (!output) return fail(output.error());
+  if (!output) {
+    result.state = ItemState::failed;
+    result.error = output.error();
+    return batch->finish_item(index, std::move(result));
+  }
 
   result.output_bytes = output->bytes.size();
   result.width = output->width;
@@ -290,7 +286,6 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
       output_name(input.name, input.url, index, result.format), std::chrono::system_clock::now()});
   result.result_id = id.value_or("");
   result.state = ItemState::succeeded;
-  result.total_ms = ms_since(start);
   batch->finish_item(index, std::move(result));
 }
 

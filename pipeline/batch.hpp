@@ -49,7 +49,7 @@ struct ItemResult {
   ImageFormat format = ImageFormat::png;
   double download_ms = 0;
   StageTimes times;
-  double total_ms = 0;
+  double total_ms = 0;  // run_image's total_ms: bytes or URL in hand -> output, download included
 };
 
 enum class BatchState { running, done, cancelled };

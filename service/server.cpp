@@ -447,8 +447,10 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   res.set_header("Content-Type", std::string(mime_type(out.format)));
   res.set_header("X-Pixpool-Image-Size",
                  std::to_string(out.width) + "x" + std::to_string(out.height));
-  res.set_header("Server-Timing",
-                 server_timing(out.times, run.download_ms, run.total_ms - run.download_ms));
+  // total: run_image's total_ms, from the image's bytes or URL in hand to
+  // the encoded output, download included and upload excluded; the same
+  // number as a batch item's timings_ms.total.
+  res.set_header("Server-Timing", server_timing(out.times, run.download_ms, run.total_ms));
   res.body = std::move(out.bytes);
 }
 
