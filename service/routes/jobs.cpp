@@ -3,10 +3,13 @@
 // on the BatchRunner; these threads only wait.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "service/batch_api.hpp"
+#include "service/body_reader.hpp"
 #include "service/http_errors.hpp"
+#include "service/request_params.hpp"
 #include "service/routes/routes.hpp"
 
 namespace pixpool {
@@ -21,27 +24,31 @@ void send_tar(httplib::Response& res, const Batch& batch, std::string tar) {
 
 void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Response& res,
                  const httplib::ContentReader& reader, bool async) {
-  auto request = parse_batch_request(req, res, reader, ctx.config);
-  if (!request) {
-    res.set_header("Connection", "close");  // the body may be partly unread
-    return send_error(res, request.error());
+  // Refusals before the body is read drain it; every refusal closes.
+  UploadBody upload(req, res, &reader, ctx.config.max_body_bytes);
+  auto query = parse_query(req.target);
+  if (!query) return upload.refuse(query.error());
+  std::optional<ProcessingSlot> slot;
+  if (!async) {  // a synchronous batch holds its HTTP thread, upload included
+    auto admitted = ctx.processing.admit();
+    if (!admitted) return upload.refuse(admitted.error());
+    slot.emplace(std::move(admitted.value()));
   }
+  auto body = upload.read();
+  if (!body) return upload.refuse(body.error());
+  auto request =
+      parse_batch_request(req, std::move(query.value()), std::move(body.value()), ctx.config);
+  if (!request) return upload.refuse(request.error());
   auto backend = ctx.backends.find(request->params.backend);
-  if (!backend) return send_error(res, backend.error());
+  if (!backend) return upload.refuse(backend.error());
   res.set_header("X-Pixpool-Backend", request->params.backend);
   JobParams params;
   params.ops = std::move(request->params.ops);
   params.format = request->params.format;
   params.quality = request->params.quality;
   params.max_pixels = ctx.config.max_pixels;
-  std::optional<ProcessingSlot> slot;
-  if (!async) {  // a synchronous batch holds its HTTP thread
-    auto admitted = ctx.processing.admit();
-    if (!admitted) return send_error(res, admitted.error());
-    slot.emplace(std::move(admitted.value()));
-  }
   auto batch = ctx.batches.start(std::move(request->inputs), std::move(params), **backend);
-  if (!batch) return send_error(res, batch.error());
+  if (!batch) return upload.refuse(batch.error());  // queue_full, shutting_down
   const std::string self = "/v1/jobs/" + (*batch)->id();
 
   if (async) {

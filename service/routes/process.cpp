@@ -6,23 +6,13 @@
 #include <vector>
 
 #include "pipeline/image_run.hpp"
+#include "service/body_reader.hpp"
 #include "service/http_errors.hpp"
 #include "service/request_params.hpp"
 #include "service/routes/routes.hpp"
 
 namespace pixpool {
 namespace {
-
-// Reads and drops a request body the handler will not use, up to `limit`
-// bytes (beyond that the read is abandoned and the connection ends).
-void discard_body(const httplib::ContentReader* reader, std::size_t limit) {
-  if (reader == nullptr) return;
-  std::size_t seen = 0;
-  (*reader)([&](const char*, std::size_t n) {
-    seen += n;
-    return seen <= limit;
-  });
-}
 
 std::string server_timing(const StageTimes& t, double download_ms, double total_ms) {
   char buf[320];
@@ -33,61 +23,23 @@ std::string server_timing(const StageTimes& t, double download_ms, double total_
   return buf;
 }
 
-// Reads the image from a raw body or from the multipart field `image`,
-// within httplib's --max-body-bytes limit.
-// Errors: body_too_large, missing_image, empty_body, invalid_parameter.
-Result<std::string> read_image_body(const httplib::Request& req, httplib::Response& res,
-                                    const httplib::ContentReader& reader,
-                                    std::size_t max_body_bytes) {
+// The image of a body: the raw bytes, or the first multipart field `image`.
+// Errors: missing_image (multipart without `image`), empty_body.
+Result<std::string> image_of(RequestBody body) {
   std::string image;
-  bool ok = true;
-  // httplib enforces its payload limit only when Content-Length is given;
-  // chunked uploads are counted here.
-  std::size_t received = 0;
-  bool too_large = false;
-  auto count = [&](std::size_t n) {
-    received += n;
-    too_large = too_large || received > max_body_bytes;
-    return !too_large;
-  };
-  if (req.is_multipart_form_data()) {
-    std::vector<std::string> fields;
-    bool in_image = false;
-    bool have_image = false;
-    ok = reader(
-        [&](const httplib::MultipartFormData& part) {
-          fields.push_back(part.name);
-          in_image = part.name == "image" && !have_image;
-          have_image = have_image || in_image;
-          return true;
-        },
-        [&](const char* data, std::size_t size) {
-          if (!count(size)) return false;
-          if (in_image) image.append(data, size);
-          return true;
-        });
-    if (ok && !have_image) {
+  if (body.multipart) {
+    auto part = std::find_if(body.parts.begin(), body.parts.end(),
+                             [](const BodyPart& p) { return p.name == "image"; });
+    if (part == body.parts.end()) {
       std::string got;
-      for (const auto& f : fields) got += (got.empty() ? "'" : ", '") + f + "'";
+      for (const auto& p : body.parts) got += (got.empty() ? "'" : ", '") + p.name + "'";
       return Error{ErrorCode::missing_image, "multipart request has no 'image' field (got " +
                                                  (got.empty() ? std::string("no fields") : got) +
                                                  "); send it with curl -F image=@photo.jpg"};
     }
+    image = std::move(part->content);
   } else {
-    const auto length = req.get_header_value<std::uint64_t>("Content-Length");
-    image.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(length, max_body_bytes)));
-    ok = reader([&](const char* data, std::size_t size) {
-      if (!count(size)) return false;
-      image.append(data, size);
-      return true;
-    });
-  }
-  if (!ok) {
-    if (res.status == 413 || too_large) {
-      return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
-                                                  std::to_string(max_body_bytes) + " bytes"};
-    }
-    return Error{ErrorCode::invalid_parameter, "could not read the request body"};
+    image = std::move(body.raw);
   }
   if (image.empty()) {
     return Error{ErrorCode::empty_body,
@@ -100,41 +52,37 @@ Result<std::string> read_image_body(const httplib::Request& req, httplib::Respon
 void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& res,
              const httplib::ContentReader* reader) {
   const Config& config = ctx.config;
-  // Parameters first: a bad request is refused before its body is stored.
-  // The body is still read and dropped: cpp-httplib 0.11 ignores a
-  // handler's "Connection: close" and would parse the unread bytes as
-  // further requests (each a bogus 400 in the log and the metrics).
-  auto refuse_unread = [&](const Error& error) {
-    discard_body(reader, config.max_body_bytes);
-    res.set_header("Connection", "close");
-    send_error(res, error);
-  };
+  // Everything that can be refused is checked before the body is read, and
+  // every refusal goes through upload.refuse (drain, close, JSON error).
+  UploadBody upload(req, res, reader, config.max_body_bytes);
   auto query = parse_query(req.target);
-  if (!query) return refuse_unread(query.error());
+  if (!query) return upload.refuse(query.error());
   auto params =
       parse_process_params(*query, config.default_backend, config.enable_test_ops, {"url"});
-  if (!params) return refuse_unread(params.error());
+  if (!params) return upload.refuse(params.error());
   auto backend = ctx.backends.find(params->backend);
-  if (!backend) return refuse_unread(backend.error());
+  if (!backend) return upload.refuse(backend.error());
   res.set_header("X-Pixpool-Backend", params->backend);
-  const auto url = query->find("url");
   auto slot = ctx.processing.admit();  // held until the answer is ready
-  if (!slot) return refuse_unread(slot.error());
+  if (!slot) return upload.refuse(slot.error());
 
   ImageSource source;
-  if (url != query->end()) {
-    if (reader != nullptr && req.get_header_value<std::uint64_t>("Content-Length") > 0) {
-      return send_error(
-          res, {ErrorCode::invalid_parameter, "send either an image body or url=, not both"});
+  if (const auto url = query->find("url"); url != query->end()) {
+    if (reader != nullptr && (req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
+                              req.has_header("Transfer-Encoding"))) {
+      return upload.refuse(
+          {ErrorCode::invalid_parameter, "send either an image body or url=, not both"});
     }
     source.url = url->second;
   } else if (reader == nullptr) {
-    return send_error(res, {ErrorCode::invalid_parameter,
-                            "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
+    return upload.refuse({ErrorCode::invalid_parameter,
+                          "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
   } else {
-    auto body = read_image_body(req, res, *reader, config.max_body_bytes);
-    if (!body) return send_error(res, body.error());
-    source.bytes = std::move(body.value());
+    auto body = upload.read();
+    if (!body) return upload.refuse(body.error());
+    auto image = image_of(std::move(body.value()));
+    if (!image) return upload.refuse(image.error());
+    source.bytes = std::move(image.value());
   }
 
   JobParams job;
