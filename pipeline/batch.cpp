@@ -8,14 +8,12 @@
 #include <map>
 #include <thread>
 
+#include "pipeline/image_run.hpp"
+
 namespace pixpool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 bool finished(ItemState s) {
   return s == ItemState::succeeded || s == ItemState::failed || s == ItemState::cancelled;
@@ -258,47 +256,25 @@ std::string output_name(const std::string& name, const std::string& url, std::si
 void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size_t index,
                                   BatchInput input, const JobParams& params, Backend& backend) {
   if (!batch->begin_item(index, input.name, input.url)) return;  // cancelled meanwhile
-  const auto start = Clock::now();
   ItemResult result;
   result.name = input.name;
   result.url = input.url;
-  auto fail = [&](Error error) {
+  // A momentarily full backend (single requests compete for it) is retried
+  // for up to 30 s rather than failing the item.
+  ImageRun run = run_image(ImageSource{std::move(input.bytes), input.url}, params, backend,
+                           downloader, metrics, ImageRunOptions{std::chrono::seconds(30)});
+  result.download_ms = run.download_ms;
+  result.input_bytes = run.input_bytes;
+  // timings_ms.total of an item means what Server-Timing's total of
+  // /v1/process means: run_image's total_ms, from the item's bytes or URL in
+  // hand to the encoded output, download included (storing it is not).
+  result.total_ms = run.total_ms;
+  Result<JobOutput>& output = run.output;
+  if (!output) {
     result.state = ItemState::failed;
-    result.error = std::move(error);
-    result.total_ms = ms_since(start);
-    batch->finish_item(index, std::move(result));
-  };
-
-  std::string bytes = std::move(input.bytes);
-  if (!input.url.empty()) {
-    auto download = downloader.fetch(input.url).get();
-    result.download_ms = ms_since(start);
-    if (!download) {
-      metrics.record_image(backend.name(), Result<JobOutput>(download.error()), 0,
-                           result.download_ms, ms_since(start));
-      return fail(download.error());
-    }
-    bytes = std::move(download->bytes);
+    result.error = output.error();
+    return batch->finish_item(index, std::move(result));
   }
-  result.input_bytes = bytes.size();
-  if (bytes.empty()) return fail({ErrorCode::empty_body, "no image data"});
-
-  // The backend may be momentarily full (single requests compete for it):
-  // wait and retry instead of failing the item, for up to 30 s in all (a
-  // refusal by the memory budget has itself waited --admission-wait).
-  Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (true) {
-    output = backend.submit(JobSpec{bytes, params}).get();
-    if (output || output.error().code != ErrorCode::queue_full ||
-        std::chrono::steady_clock::now() >= give_up) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  metrics.record_image(backend.name(), output, result.input_bytes, result.download_ms,
-                       ms_since(start));
-  if (!output) return fail(output.error());
 
   result.output_bytes = output->bytes.size();
   result.width = output->width;
@@ -310,7 +286,6 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
       output_name(input.name, input.url, index, result.format), std::chrono::system_clock::now()});
   result.result_id = id.value_or("");
   result.state = ItemState::succeeded;
-  result.total_ms = ms_since(start);
   batch->finish_item(index, std::move(result));
 }
 

@@ -4,8 +4,9 @@
 // serves POST /v1/batch (wait, then answer) and POST /v1/jobs (answer 202,
 // follow progress through status, events and archive).
 //
-// Each item: download (URL items, on the Downloader's I/O pool) -> submit to
-// the backend -> store the output in the ResultStore. Item tasks run on a
+// Each item: run_image (download URL items on the Downloader's I/O pool,
+// submit to the backend, record metrics; pipeline/image_run.hpp) -> store the
+// output in the ResultStore. Item tasks run on a
 // small executor whose threads only wait on futures; pixel work stays on the
 // backend. One bad item fails alone.
 
@@ -48,7 +49,7 @@ struct ItemResult {
   ImageFormat format = ImageFormat::png;
   double download_ms = 0;
   StageTimes times;
-  double total_ms = 0;
+  double total_ms = 0;  // run_image's total_ms: bytes or URL in hand -> output, download included
 };
 
 enum class BatchState { running, done, cancelled };

@@ -67,11 +67,6 @@ void Metrics::record_image(std::string_view backend, const Result<JobOutput>& re
   }
 }
 
-void Metrics::record_request(std::string_view route, int status) {
-  std::lock_guard lock(mutex_);
-  ++requests_[{std::string(route), status}];
-}
-
 RecentStats Metrics::recent(std::string_view backend) const {
   RecentStats r;
   const auto now = std::chrono::steady_clock::now();
@@ -110,11 +105,6 @@ std::string Metrics::exposition(const BackendSet& backends) const {
   };
   std::lock_guard lock(mutex_);
 
-  family("pixpool_http_requests_total", "counter", "HTTP requests answered, by route and status.");
-  for (const auto& [key, n] : requests_) {
-    out << "pixpool_http_requests_total{route=\"" << key.first << "\",status=\"" << key.second
-        << "\"} " << n << '\n';
-  }
   family("pixpool_images_total", "counter", "Images processed, by backend and outcome.");
   for (const auto& [backend, b] : backends_) {
     for (const auto& [outcome, n] : b.images_by_outcome) {

@@ -1,6 +1,7 @@
 #pragma once
-// Process-wide measurements for /metrics (Prometheus text exposition) and
-// /v1/backends (recent throughput and latency percentiles per backend).
+// Process-wide per-image measurements for /metrics (Prometheus text
+// exposition) and /v1/backends (recent throughput and latency percentiles per
+// backend). HTTP request counts are the service's (service/http_metrics.hpp).
 // Thread-safe; recording is a short critical section per finished image.
 
 #include <chrono>
@@ -39,14 +40,12 @@ class Metrics {
  public:
   // One finished image on `backend`: `result` is its output or error;
   // `input_bytes` what it decoded; `download_ms` 0 unless it was downloaded;
-  // `total_ms` the end-to-end time of the image.
+  // `total_ms` the end-to-end time of the image. Called from one place only,
+  // run_image (pipeline/image_run.hpp), for every image the pipeline sees.
   void record_image(std::string_view backend, const Result<JobOutput>& result,
                     std::size_t input_bytes, double download_ms, double total_ms);
 
-  // One answered HTTP request; `route` is the route pattern ("other" for 404s).
-  void record_request(std::string_view route, int status);
-
-  // Prometheus text exposition (version 0.0.4) of everything recorded plus
+  // Prometheus text exposition (version 0.0.4) of every image recorded plus
   // the live state of `backends` (workers, busy, queued, restarts).
   std::string exposition(const BackendSet& backends) const;
 
@@ -68,7 +67,6 @@ class Metrics {
   };
   mutable std::mutex mutex_;
   std::map<std::string, PerBackend, std::less<>> backends_;
-  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -45,91 +45,50 @@ Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query)
 
 }  // namespace
 
-Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::Response& res,
-                                         const httplib::ContentReader& reader,
-                                         const Config& config) {
-  auto query = parse_query(req.target);
-  if (!query) return query.error();
-
-  // Read the body, multipart parts or raw, within the byte limit.
-  struct Part {
-    std::string field, filename, content;
-  };
-  std::vector<Part> parts;
-  std::string raw;
-  std::size_t received = 0;
-  bool too_large = false;
-  auto count = [&](std::size_t n) {
-    received += n;
-    too_large = too_large || received > config.max_body_bytes;
-    return !too_large;
-  };
-  bool read_ok = true;
-  if (req.is_multipart_form_data()) {
-    read_ok = reader(
-        [&](const httplib::MultipartFormData& part) {
-          parts.push_back(Part{part.name, part.filename, {}});
-          return true;
-        },
-        [&](const char* data, std::size_t n) {
-          if (!count(n)) return false;
-          parts.back().content.append(data, n);
-          return true;
-        });
-  } else {
-    read_ok = reader([&](const char* data, std::size_t n) {
-      if (!count(n)) return false;
-      raw.append(data, n);
-      return true;
-    });
-  }
-  if (too_large || res.status == 413) {
-    return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
-                                                std::to_string(config.max_body_bytes) + " bytes"};
-  }
-  if (!read_ok) return bad("could not read the request body");
+Result<BatchRequest> parse_batch_request(const httplib::Request& req, QueryParams query,
+                                         RequestBody body, const Config& config) {
   BatchRequest out;
-  auto archive = query->find("archive");
-  if (archive != query->end()) {
+  auto archive = query.find("archive");
+  if (archive != query.end()) {
     if (archive->second != "tar")
       return bad("archive must be 'tar', got '" + archive->second + "'");
     out.archive = true;
-    query->erase(archive);
+    query.erase(archive);
   }
   if (req.get_header_value("Accept").find("application/x-tar") != std::string::npos) {
     out.archive = true;
   }
 
   const std::string content_type = req.get_header_value("Content-Type");
-  if (req.is_multipart_form_data()) {
-    for (const Part& part : parts) {
-      if (part.field != "image" && part.field != "url") {
-        return bad("unknown multipart field '" + part.field +
+  if (body.multipart) {
+    for (const BodyPart& part : body.parts) {
+      if (part.name != "image" && part.name != "url") {
+        return bad("unknown multipart field '" + part.name +
                    "' (send 'image' files and/or 'url' fields; ops, backend, format and "
                    "quality go in the query string)");
       }
     }
     // Files first, then URLs, each in the order sent.
-    for (Part& part : parts) {
-      if (part.field == "image") {
+    for (BodyPart& part : body.parts) {
+      if (part.name == "image") {
         out.inputs.push_back(BatchInput{part.filename, "", std::move(part.content)});
       }
     }
-    for (Part& part : parts) {
-      if (part.field == "url") out.inputs.push_back(BatchInput{"", trim(part.content), ""});
+    for (BodyPart& part : body.parts) {
+      if (part.name == "url") out.inputs.push_back(BatchInput{"", trim(part.content), ""});
     }
   } else if (content_type.find("application/json") == 0) {
-    const auto body = nlohmann::json::parse(raw, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return bad("body is not a JSON object");
-    if (!body.contains("urls") || !body["urls"].is_array()) {
+    const auto json = nlohmann::json::parse(body.raw, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) return bad("body is not a JSON object");
+    if (!json.contains("urls") || !json["urls"].is_array()) {
       return bad("JSON body needs \"urls\": [\"https://...\", ...]");
     }
-    for (const auto& url : body["urls"]) {
+    for (const auto& url : json["urls"]) {
       if (!url.is_string()) return bad("every entry of \"urls\" must be a string");
       out.inputs.push_back(BatchInput{"", url.get<std::string>(), ""});
     }
-    if (auto ok = merge_json_settings(body, *query); !ok) return ok.error();
-  } else if (!raw.empty()) {
+    if (auto ok = merge_json_settings(json, query); !ok) return ok.error();
+  } else if (!body.raw.empty()) {
     return bad(
         "send multipart/form-data (curl -F image=@a.jpg -F url=https://...) or "
         "application/json {\"urls\":[...]}");
@@ -141,7 +100,7 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
     return bad("too many items: " + std::to_string(out.inputs.size()) + " (at most " +
                std::to_string(config.max_batch_items) + ", see --max-batch-items)");
   }
-  auto params = parse_process_params(*query, config.default_backend);
+  auto params = parse_process_params(query, config.default_backend);
   if (!params) return params.error();
   out.params = std::move(params.value());
   return out;

@@ -10,6 +10,7 @@
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/result_store.hpp"
+#include "service/body_reader.hpp"
 #include "service/config.hpp"
 #include "service/request_params.hpp"
 
@@ -21,16 +22,15 @@ struct BatchRequest {
   bool archive = false;  // answer with a tar instead of JSON
 };
 
-// Inputs from multipart (repeated `image` files and/or `url` fields; images
-// are numbered first, then URLs) or JSON {"urls":[...],"ops":..,"backend":..,
-// "format":..,"quality":..}; query parameters ops/backend/format/quality and
-// archive=tar apply to every item (Accept: application/x-tar also asks for
-// the tar). Errors: invalid_parameter / invalid_ops naming the problem.
-// The body is read here through httplib's content reader, counting bytes:
-// more than --max-body-bytes (chunked uploads included) is body_too_large.
-Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::Response& res,
-                                         const httplib::ContentReader& reader,
-                                         const Config& config);
+// The batch of a request whose body has been read (service/body_reader.hpp)
+// and whose query string has been parsed. Inputs from multipart (repeated
+// `image` files and/or `url` fields; images are numbered first, then URLs)
+// or JSON {"urls":[...],"ops":..,"backend":..,"format":..,"quality":..};
+// query parameters ops/backend/format/quality and archive=tar apply to every
+// item (Accept: application/x-tar also asks for the tar). Errors:
+// invalid_parameter / invalid_ops naming the problem.
+Result<BatchRequest> parse_batch_request(const httplib::Request& req, QueryParams query,
+                                         RequestBody body, const Config& config);
 
 // One item as JSON: name/url, state, HTTP-like status, error, output size,
 // dimensions, timings and the /v1/results link.

@@ -1,6 +1,9 @@
 #pragma once
-// The HTTP front end: routes, error mapping, access log. Handlers parse the
-// request, submit a job to a backend and wait; they do no pixel work.
+// The HTTP front end's wiring: httplib's hooks (pre-routing, error and
+// exception handlers, access log and request metrics), bind/run/stop, and
+// the routes of service/routes/routes.hpp installed from their one table.
+// Handlers parse the request, submit a job to a backend and wait; they do no
+// pixel work.
 
 #include <memory>
 

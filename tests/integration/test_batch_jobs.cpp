@@ -6,7 +6,9 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
@@ -297,4 +299,106 @@ TEST_CASE("batch requests with bad input get clear 400s") {
   REQUIRE(wrong_field);
   CHECK(wrong_field->status == 400);
   CHECK(wrong_field->body.find("'file'") != std::string::npos);
+}
+
+namespace {
+
+std::size_t occurrences(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+// The server's log once it has `n` lines containing `needle` (bounded wait:
+// the logger runs right after each response, on that connection's thread).
+std::string log_with(const test::ServerProcess& server, const std::string& needle, std::size_t n) {
+  for (int i = 0; i < 250 && occurrences(server.log(), needle) < n; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  return server.log();
+}
+
+}  // namespace
+
+TEST_CASE(
+    "multipart uploads refused early on /v1/batch, /v1/jobs and /v1/process leave the connection "
+    "clean") {
+  // As for raw /v1/process uploads (test_http_api.cpp): the unread body of
+  // an early refusal must not be parsed as more requests, each a bogus 400
+  // with no method or path in the access log and counted under "other".
+  test::ServerProcess server({"--access-log", "on"});
+  const std::string photo = test::read_test_data("baboon_320x240.jpg");
+  const httplib::MultipartFormDataItems items = {{"image", photo, "a.jpg", "image/jpeg"},
+                                                 {"image", photo, "b.jpg", "image/jpeg"}};
+  for (const std::string route : {"/v1/batch", "/v1/jobs", "/v1/process"}) {
+    CAPTURE(route);
+    auto client = client_for(server);
+    client.set_keep_alive(true);
+    for (int i = 0; i < 3; ++i) {
+      // A bad %-escape in the query: refused before the body is read.
+      auto bad = client.Post(route + "?ops=blur%zz", items);
+      REQUIRE(bad);
+      CHECK(bad->status == 400);
+      CHECK(bad->body.find("%-escape") != std::string::npos);
+      auto good = client.Post(route, items);
+      REQUIRE(good);
+      CHECK(good->status == (route == "/v1/jobs" ? 202 : 200));
+    }
+  }
+  const std::string log = log_with(server, "POST /v1/process 400", 3);
+  CHECK(occurrences(log, "POST /v1/batch 400") == 3);
+  CHECK(occurrences(log, "POST /v1/jobs 400") == 3);
+  CHECK(occurrences(log, "POST /v1/process 400") == 3);
+  CHECK(log.find("Z   400") == std::string::npos);  // no request line at all
+  auto metrics = client_for(server).Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("pixpool_http_requests_total{route=\"other\"") == std::string::npos);
+  CHECK(metrics->body.find("pixpool_http_requests_total{route=\"/v1/batch\",status=\"400\"} 3") !=
+        std::string::npos);
+  CHECK(metrics->body.find("pixpool_http_requests_total{route=\"/v1/jobs\",status=\"400\"} 3") !=
+        std::string::npos);
+}
+
+TEST_CASE("a /v1/batch upload refused as busy (429) leaves the connection clean") {
+  // 6 HTTP threads, 4 of them reserved: 2 processing requests at a time.
+  test::ServerProcess server({"--http-threads", "6", "--tbb-threads", "1", "--enable-test-ops",
+                              "on", "--access-log", "on"});
+  const std::string photo = test::read_test_data("baboon_320x240.jpg");
+  std::vector<std::thread> slow;
+  for (int i = 0; i < 2; ++i) {
+    slow.emplace_back(
+        [&] { client_for(server).Post("/v1/process?ops=sleep:1500", photo, "image/jpeg"); });
+  }
+  // Both hold their processing thread once the backend has them.
+  bool held = false;
+  for (int i = 0; i < 1000 && !held; ++i) {
+    auto ready = client_for(server).Get("/readyz");
+    if (ready) {
+      const auto tbb = nlohmann::json::parse(ready->body)["backends"]["tbb"];
+      held = tbb["busy"].get<int>() + tbb["queued"].get<int>() == 2;
+    }
+    if (!held) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(held);
+  const httplib::MultipartFormDataItems items = {{"image", photo, "a.jpg", "image/jpeg"},
+                                                 {"image", photo, "b.jpg", "image/jpeg"}};
+  auto client = client_for(server);
+  client.set_keep_alive(true);
+  auto busy = client.Post("/v1/batch", items);
+  REQUIRE(busy);
+  CHECK(busy->status == 429);
+  CHECK(busy->get_header_value("Retry-After") == "1");
+  CHECK(busy->get_header_value("Connection") == "close");
+  for (auto& t : slow) t.join();
+  auto after = client.Post("/v1/batch", items);
+  REQUIRE(after);
+  CHECK(after->status == 200);
+
+  const std::string log = log_with(server, "POST /v1/batch 200", 1);
+  CHECK(occurrences(log, "POST /v1/batch 429") == 1);
+  CHECK(log.find("Z   400") == std::string::npos);
+  auto metrics = client_for(server).Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("pixpool_http_requests_total{route=\"other\"") == std::string::npos);
 }

@@ -1,0 +1,60 @@
+#include "pipeline/image_run.hpp"
+
+#include <thread>
+#include <utility>
+
+namespace pixpool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+Result<JobOutput> submit(std::string bytes, JobParams params, Backend& backend,
+                         ImageRunOptions options) {
+  if (options.queue_full_retry.count() <= 0) {
+    return backend.submit(JobSpec{std::move(bytes), std::move(params)}).get();
+  }
+  // A refusal by the memory budget has itself waited --admission-wait.
+  const auto give_up = Clock::now() + options.queue_full_retry;
+  for (;;) {
+    Result<JobOutput> output = backend.submit(JobSpec{bytes, params}).get();
+    if (output || output.error().code != ErrorCode::queue_full || Clock::now() >= give_up) {
+      return output;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+ImageRun run_image(ImageSource source, JobParams params, Backend& backend, Downloader& downloader,
+                   Metrics& metrics, ImageRunOptions options) {
+  // The image's clock: total_ms starts here, with the bytes or URL in hand.
+  const auto start = Clock::now();
+  ImageRun run;
+  std::string bytes = std::move(source.bytes);
+  bool have_bytes = true;
+  if (!source.url.empty()) {
+    auto download = downloader.fetch(std::move(source.url)).get();  // the I/O pool works
+    run.download_ms = ms_since(start);
+    if (download) {
+      bytes = std::move(download->bytes);
+    } else {
+      run.output = download.error();
+      have_bytes = false;
+    }
+  }
+  if (have_bytes) {
+    run.input_bytes = bytes.size();
+    run.output = bytes.empty() ? Result<JobOutput>(ErrorCode::empty_body, "no image data")
+                               : submit(std::move(bytes), std::move(params), backend, options);
+  }
+  run.total_ms = ms_since(start);
+  metrics.record_image(backend.name(), run.output, run.input_bytes, run.download_ms, run.total_ms);
+  return run;
+}
+
+}  // namespace pixpool
