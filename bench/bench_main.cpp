@@ -166,7 +166,7 @@ void print_corpus(const Corpus& corpus) {
 int run_bench(const std::vector<std::string>& args) {
   auto parsed = parse_bench_args(args);
   if (!parsed) {
-    std::fprintf(stderr, "pixpool bench: %s\n(see pixpool bench --help)\n",
+    std::fprintf(stderr, "pixpool bench: %s; see pixpool bench --help\n",
                  parsed.error().message.c_str());
     return kExitUsage;
   }

@@ -44,6 +44,9 @@ struct BenchOptions {
 // `--flag=value`. Errors: invalid_parameter with a message naming the flag.
 Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args);
 
+// "unknown flag --bogus", plus "(did you mean --X?)" for a near miss.
+std::string unknown_flag_message(const std::string& flag);
+
 // "10s", "500ms", "2m", "1.5" (seconds) -> seconds; -1 when malformed or negative.
 double parse_duration_s(const std::string& text);
 

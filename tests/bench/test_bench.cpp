@@ -342,6 +342,41 @@ TEST_CASE("options: bad command lines are refused with the flag named") {
   CHECK(parse_duration_s("-1s") < 0);
 }
 
+TEST_CASE("options: an unknown or malformed flag is named, alone or with a value") {
+  auto message = [](const std::vector<std::string>& args) {
+    auto parsed = parse_bench_args(args);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().code == ErrorCode::invalid_parameter);
+    return parsed.error().message;
+  };
+  // Alone it once read as "--bogus needs a value".
+  CHECK(message({"--bogus"}) == "unknown flag --bogus");
+  CHECK(message({"--bogus", "1"}) == "unknown flag --bogus");
+  CHECK(message({"--bogus=1"}) == "unknown flag --bogus");
+  CHECK(message({"--requests", "3", "--bogus"}) == "unknown flag --bogus");
+  CHECK(message({"-x"}) == "unknown flag -x");
+  CHECK(message({"--concurency", "4"}) ==
+        "unknown flag --concurency (did you mean --concurrency?)");
+  CHECK(message({"-requests", "4"}) == "unknown flag -requests (did you mean --requests?)");
+  CHECK(message({"--requests"}) == "--requests needs a value");
+  CHECK(message({"--report", "--requests", "5"}) ==
+        "--report needs a value, but the next argument is the flag --requests");
+  CHECK(message({"--requests", "many"}).find("--requests") != std::string::npos);
+  CHECK(message({"stray"}).find("'stray'") != std::string::npos);
+  // Every documented flag is known.
+  for (const std::string flag :
+       {"--url",         "--images",      "--sizes",      "--per-size", "--backends",
+        "--concurrency", "--duration",    "--requests",   "--warmup",   "--timeout",
+        "--report",      "--ops",         "--format",     "--quality",  "--mode",
+        "--source-url",  "--origin-port", "--batch-size", "--verify",   "--gnuplot"}) {
+    CAPTURE(flag);
+    CHECK(bench_help_text().find(flag + " ") != std::string::npos);
+    auto parsed = parse_bench_args({flag});
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().message == flag + " needs a value");
+  }
+}
+
 // ------------------------------------------------------------- verification
 
 TEST_CASE("Server-Timing parses into the six stages") {
