@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "bench/bench.hpp"
+#include "bench/connection.hpp"
 #include "bench/corpus.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
@@ -136,15 +138,29 @@ class Origin {
 // Returns the backends JSON (or null); false when the server is unreachable
 // or unhealthy.
 bool check_server(const BenchOptions& o, Json& backends) {
+  // Within --timeout when that is shorter, so a silent server fails promptly.
+  const double connect_s = std::min(5.0, o.timeout_s);
+  const double read_s = std::min(10.0, o.timeout_s);
   httplib::Client client(o.url);
-  client.set_connection_timeout(5, 0);
-  client.set_read_timeout(10, 0);
+  client.set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::duration<double>(connect_s)));
+  client.set_read_timeout(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::duration<double>(read_s)));
+  const auto started = std::chrono::steady_clock::now();
   auto health = client.Get("/healthz");
-  if (!health || health->status != 200) {
-    std::fprintf(stderr, "pixpool bench: no healthy pixpool at %s (GET /healthz: %s)\n",
-                 o.url.c_str(),
-                 health ? ("status " + std::to_string(health->status)).c_str()
-                        : httplib::to_string(health.error()).c_str());
+  if (!health) {
+    // httplib says only "Connection" or "Read": ask the socket why, in words.
+    const double elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto fallback = describe_transport_error(health.error(), elapsed_s, read_s).detail;
+    const auto diagnosis = diagnose_connection(o.url, connect_s);
+    std::fprintf(stderr, "pixpool bench: %s\n",
+                 unreachable_message(o.url, diagnosis, fallback).c_str());
+    return false;
+  }
+  if (health->status != 200) {
+    std::fprintf(stderr, "pixpool bench: no healthy pixpool at %s (GET /healthz: status %d)\n",
+                 o.url.c_str(), health->status);
     return false;
   }
   backends = nullptr;

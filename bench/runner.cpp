@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/connection.hpp"
 #include "filters/codec.hpp"
 
 namespace pixpool::bench {
@@ -178,10 +179,11 @@ void record_response(const httplib::Result& result, std::int64_t latency_ns, con
                      ThreadTally& tally) {
   const std::uint64_t per_request = sent.size();
   if (!result) {
+    const auto failure =
+        describe_transport_error(result.error(), latency_ns / 1e9, target.timeout_s);
     tally.fail(tally.errors.connection,
-               {"connection: " + httplib::to_string(result.error()),
-                "no answer from " + target.base_url + path.substr(0, path.find('?')) + ": " +
-                    httplib::to_string(result.error())},
+               {failure.kind, "no answer from " + target.base_url + path.substr(0, path.find('?')) +
+                                  ": " + failure.detail},
                per_request);
     return;
   }

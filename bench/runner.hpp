@@ -41,7 +41,7 @@ struct StepSpec {
 };
 
 // Errors by kind, e.g. "HTTP 400 invalid_ops", "verify: size",
-// "connection: Read". The unit is a request in process and url mode and an
+// "connection: timed out". The unit is a request in process and url mode and an
 // image in batch mode (a failed batch request fails all its images).
 struct ErrorCounts {
   std::uint64_t http = 0;          // the server answered with an error status

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "bench/bench.hpp"
+#include "bench/connection.hpp"
 #include "bench/corpus.hpp"
 #include "bench/histogram.hpp"
 #include "bench/options.hpp"
@@ -64,6 +65,19 @@ int unused_port() {
   REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+// A listening loopback socket (backlog 8) and its port; the caller closes it.
+std::pair<int, int> loopback_listener() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(fd, 8) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  return {fd, ntohs(addr.sin_port)};
 }
 
 // Splits a table line into its whitespace-separated cells.
@@ -375,6 +389,76 @@ TEST_CASE("options: an unknown or malformed flag is named, alone or with a value
     REQUIRE_FALSE(parsed.ok());
     CHECK(parsed.error().message == flag + " needs a value");
   }
+}
+
+// ---------------------------------------------------------------- connection
+
+TEST_CASE("connection: nothing listening is 'connection refused' in words") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(unused_port());
+  const auto diagnosis = diagnose_connection(url, 2.0);
+  CHECK_FALSE(diagnosis.connected);
+  CHECK(diagnosis.problem == "connection refused (is pixpool running?)");
+  CHECK(unreachable_message(url, diagnosis, "x") ==
+        "cannot connect to " + url + ": connection refused (is pixpool running?)");
+}
+
+TEST_CASE("connection: a silent server times out and a resetting one is a reset, in words") {
+  SUBCASE("a listener that never accepts: the handshake completes, nothing answers") {
+    const auto [fd, port] = loopback_listener();
+    const std::string url = "http://127.0.0.1:" + std::to_string(port);
+    const auto diagnosis = diagnose_connection(url, 0.3);
+    close(fd);
+    CHECK(diagnosis.connected);
+    CHECK(diagnosis.problem == "no answer within 0.3 s (timed out)");
+    CHECK(unreachable_message(url, diagnosis, "x") ==
+          "no answer from " + url + "/healthz: no answer within 0.3 s (timed out)");
+  }
+  SUBCASE("a listener that reads the request and resets the connection (linger 0)") {
+    const auto [fd, port] = loopback_listener();
+    auto resetter = std::async(std::launch::async, [fd = fd] {
+      const int conn = accept(fd, nullptr, nullptr);
+      if (conn < 0) return false;
+      char buf[512];
+      [[maybe_unused]] const auto got = recv(conn, buf, sizeof buf, 0);
+      linger hard{1, 0};
+      setsockopt(conn, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      close(conn);
+      return true;
+    });
+    const auto diagnosis = diagnose_connection("http://127.0.0.1:" + std::to_string(port), 10.0);
+    REQUIRE(resetter.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(resetter.get());
+    close(fd);
+    CHECK(diagnosis.connected);
+    CHECK(diagnosis.problem == "the server reset the connection");
+  }
+}
+
+TEST_CASE("connection: httplib errors become words, and a read error at the timeout is a timeout") {
+  auto timeout = describe_transport_error(httplib::Error::Read, 59.9, 60);
+  CHECK(timeout.kind == "connection: timed out");
+  CHECK(timeout.detail == "no answer within the 60 s timeout (--timeout)");
+  auto reset = describe_transport_error(httplib::Error::Read, 0.01, 60);
+  CHECK(reset.kind == "connection: closed or reset");
+  CHECK(reset.detail.find("closed or reset the connection") != std::string::npos);
+  auto refused = describe_transport_error(httplib::Error::Connection, 0.001, 60);
+  CHECK(refused.kind == "connection: cannot connect");
+  CHECK(refused.detail.find("refused") != std::string::npos);
+  CHECK(describe_transport_error(httplib::Error::Write, 2, 2).kind == "connection: timed out");
+  CHECK(describe_transport_error(httplib::Error::ConnectionTimeout, 5, 60).kind ==
+        "connection: connect timed out");
+}
+
+TEST_CASE("run_bench: a server that accepts but never answers fails within --timeout, exit 2") {
+  const auto [fd, port] = loopback_listener();
+  auto run = std::async(std::launch::async, [port = port] {
+    return run_bench({"--url", "http://127.0.0.1:" + std::to_string(port), "--sizes", "vga",
+                      "--requests", "1", "--timeout", "500ms"});
+  });
+  // Bounded wait: the health check gives up at the 500 ms timeout, not at its usual 10 s.
+  REQUIRE(run.wait_for(std::chrono::seconds(8)) == std::future_status::ready);
+  CHECK(run.get() == 2);
+  close(fd);
 }
 
 // ------------------------------------------------------------- verification

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `pixpool bench` as a command: help, a tiny verified run
-# with a report folder, exit statuses 2 (usage and unknown flags, explained;
-# an unreachable server) and 130
+# with a report folder, exit statuses 2 (usage and unknown flags, a refused
+# connection, each explained in words) and 130
 # (SIGTERM mid-run, with the report still written). Loopback only, < 20 s.
 # Usage: tests/tools/test_bench_cli.sh PIXPOOL_BINARY
 # Prints "test_bench_cli: OK" and exits 0 when every check passes.
@@ -75,12 +75,22 @@ if command -v gnuplot >/dev/null; then
   [[ -s "$tmp/report/throughput.svg" && -s "$tmp/report/latency.svg" ]] || fail "no SVG plots"
 fi
 
-# 4. Nothing listening: exit 2 before any step.
+# 4. Nothing listening: exit 2 before any step, saying so in words, at once.
 kill -0 "$server_pid"
-dead_port=$((port == 65535 ? port - 1 : port + 1))
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$dead_port") 2>/dev/null; then
-  expect_status 2 unreachable --url "http://127.0.0.1:$dead_port" --sizes vga --requests 1
-fi
+dead_port=""
+for candidate in $(seq $((port > 65000 ? 1025 : port + 1)) $((port > 65000 ? 1100 : port + 80))); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+    dead_port=$candidate
+    break
+  fi
+done
+[[ -n "$dead_port" ]] || fail "no closed loopback port found near $port"
+SECONDS=0
+expect_status 2 unreachable --url "http://127.0.0.1:$dead_port" --sizes vga --requests 1
+[[ $SECONDS -le 10 ]] || fail "refused connection took ${SECONDS}s to report"
+want="pixpool bench: cannot connect to http://127.0.0.1:$dead_port: connection refused (is pixpool running?)"
+grep -qxF "$want" "$tmp/unreachable.err" ||
+  fail "refused connection not explained: $(cat "$tmp/unreachable.err")"
 
 # 5. SIGTERM during a 20 s step: it stops within seconds, exits 130 and
 #    still writes the report.
