@@ -22,6 +22,7 @@
 #include "bench/connection.hpp"
 #include "bench/corpus.hpp"
 #include "bench/histogram.hpp"
+#include "bench/machine.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
@@ -637,6 +638,66 @@ TEST_CASE("report: report.json and the table and index.html agree") {
       CHECK(written["plots"]["note"].get<std::string>().find("gnuplot") != std::string::npos);
     }
   }
+}
+
+// ------------------------------------------------------------------ machine
+
+TEST_CASE("machine: /proc/stat and /proc/loadavg text parse") {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const auto cpu =
+      parse_proc_stat("cpu  100 5 45 800 50 0 0 0 0 0\ncpu0 50 2 20 400 25 0 0 0 0 0\n");
+  REQUIRE(cpu);
+  CHECK(cpu->total == 1000);
+  CHECK(cpu->busy == 150);  // idle and iowait are not busy
+  CHECK_FALSE(parse_proc_stat("intr 1 2 3"));
+  CHECK_FALSE(parse_proc_stat("cpu  1 2"));
+  CHECK(parse_loadavg("2.50 1.00 0.50 3/120 4567\n") == 2.5);
+  CHECK_FALSE(parse_loadavg("busy"));
+  CHECK(busy_share(CpuTimes{100, 1000}, CpuTimes{400, 1400}) == doctest::Approx(0.75));
+  CHECK_FALSE(busy_share(std::nullopt, CpuTimes{1, 2}));
+  CHECK_FALSE(busy_share(CpuTimes{1, 2}, CpuTimes{1, 2}));  // no time passed
+  // The live values exist on Linux and are in range.
+  REQUIRE(read_cpu_times());
+  CHECK(read_cpu_times()->busy <= read_cpu_times()->total);
+  CHECK(read_load1().value_or(-1) >= 0);
+  CHECK(online_cores() >= 1);
+}
+
+TEST_CASE("machine: warnings for a busy client or a load above the core count, from fake samples") {
+  MachineLoad quiet;
+  quiet.cores = 2;
+  quiet.load1_before = 0.3;
+  quiet.steps = {{"tbb c=1", 0.2, 0.4, 0.9}, {"tbb c=16", 0.5, 0.95, 1.9}};
+  CHECK(busy_warnings(quiet).empty());  // half a core of 2 is the limit, not over it
+
+  MachineLoad busy_client = quiet;
+  busy_client.steps.push_back({"process c=16", 0.8, 1.0, 1.5});
+  auto warnings = busy_warnings(busy_client);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("the client itself used 0.80 of the 2 cores (40%) in step process c=16") ==
+        0);
+  CHECK(warnings[0].find("may be low") != std::string::npos);
+
+  // The same client on 8 cores is a small share.
+  busy_client.cores = 8;
+  CHECK(busy_warnings(busy_client).empty());
+
+  MachineLoad loaded_during = quiet;
+  loaded_during.steps[1].load1 = 3.1;
+  warnings = busy_warnings(loaded_during);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find(
+            "the load average reached 3.10 (after step tbb c=16), above the 2 cores") == 0);
+
+  MachineLoad loaded_before = quiet;
+  loaded_before.load1_before = 4;
+  warnings = busy_warnings(loaded_before);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("the load average was 4.00 before the run, above the 2 cores") == 0);
+
+  MachineLoad unknown;  // no /proc: no steps, loads unknown
+  unknown.cores = 2;
+  CHECK(busy_warnings(unknown).empty());
 }
 
 // --------------------------------------------------------------- end to end
