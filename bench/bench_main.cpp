@@ -18,6 +18,7 @@
 #include "bench/bench.hpp"
 #include "bench/connection.hpp"
 #include "bench/corpus.hpp"
+#include "bench/machine.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
@@ -275,14 +276,19 @@ int run_bench(const std::vector<std::string>& args) {
 
   std::printf("\n%s", table_header(o.mode).c_str());
   std::fflush(stdout);
+  info.cores = online_cores();
+  info.load1_before = read_load1().value_or(-1);
   std::vector<StepResult> steps;
   for (const auto& backend : o.backends) {
     for (int concurrency : o.concurrency) {
-      if (stop_requested()) break;
-      StepSpec spec{backend, concurrency, o.duration_s, o.requests, o.warmup_s};
-      steps.push_back(run_step(target, *corpus, spec));
-      std::fputs(table_row(step_json(steps.back()), o.mode).c_str(), stdout);
-      std::fflush(stdout);
+      // Back to back, so the repeats of a step see the same conditions.
+      for (int repeat = 1; repeat <= o.repeats && !stop_requested(); ++repeat) {
+        StepSpec spec{backend, concurrency, o.duration_s, o.requests, o.warmup_s};
+        steps.push_back(run_step(target, *corpus, spec));
+        steps.back().repeat = repeat;
+        std::fputs(table_row(step_json(steps.back()), o.mode).c_str(), stdout);
+        std::fflush(stdout);
+      }
     }
   }
 
@@ -299,8 +305,9 @@ int run_bench(const std::vector<std::string>& args) {
     }
   }
 
+  auto report = report_json(info, steps, status, interrupted);
+  std::fputs(format_summary(report).c_str(), stdout);
   if (!o.report_dir.empty()) {
-    auto report = report_json(info, steps, status, interrupted);
     auto written = write_report(o.report_dir, report, o.gnuplot);
     if (!written) {
       std::fprintf(stderr, "pixpool bench: %s\n", written.error().message.c_str());

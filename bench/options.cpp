@@ -1,3 +1,5 @@
+#include "bench/options.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -5,7 +7,6 @@
 #include <set>
 #include <string_view>
 
-#include "bench/options.hpp"
 #include "filters/image_format.hpp"
 
 namespace pixpool::bench {
@@ -36,17 +37,13 @@ bool parse_int(const std::string& text, long long lo, long long hi, long long& o
 }
 
 // Every flag bench knows; all but --help and -h take a value.
-constexpr std::array<std::string_view, 22> kFlags = {"--url",         "--images",
-                                                     "--sizes",       "--per-size",
-                                                     "--backends",    "--concurrency",
-                                                     "--duration",    "--requests",
-                                                     "--warmup",      "--timeout",
-                                                     "--report",      "--ops",
-                                                     "--format",      "--quality",
-                                                     "--mode",        "--source-url",
-                                                     "--origin-port", "--batch-size",
-                                                     "--verify",      "--gnuplot",
-                                                     "--help",        "-h"};
+constexpr std::array<std::string_view, 23> kFlags = {
+    "--url",         "--images",      "--sizes",    "--per-size",
+    "--backends",    "--concurrency", "--duration", "--requests",
+    "--warmup",      "--timeout",     "--report",   "--ops",
+    "--format",      "--quality",     "--mode",     "--source-url",
+    "--origin-port", "--batch-size",  "--verify",   "--gnuplot",
+    "--repeats",     "--help",        "-h"};
 
 bool is_known_flag(const std::string& flag) {
   return std::find(kFlags.begin(), kFlags.end(), flag) != kFlags.end();
@@ -252,6 +249,9 @@ Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args) {
       o.full_verify = value == "full";
     } else if (flag == "--gnuplot") {
       o.gnuplot = value;
+    } else if (flag == "--repeats") {
+      if (!parse_int(value, 1, 100, n)) return bad("--repeats must be 1..100, got '" + value + "'");
+      o.repeats = static_cast<int>(n);
     } else {
       return bad(unknown_flag_message(flag));  // in kFlags but not handled above
     }
@@ -302,6 +302,8 @@ Target and workload:
   --requests N         or: exactly N requests per step (with no warm-up by default)
   --warmup D           unmeasured traffic before each step (default 1s, 0 with --requests)
   --timeout D          per-request timeout (default 60s)
+  --repeats N          run each step N times, 1..100 (default 1); the report then
+                       shows the median and min..max of img/s, p50 and p99
   --ops CHAIN          the op chain, e.g. blur:5,contour (default: the server's)
   --format F           output format jpeg, png or webp (default: the server's choice)
   --quality Q          JPEG/WebP quality 1..100 (default: the server's)

@@ -36,6 +36,7 @@ struct BenchOptions {
   int batch_size = 8;
   double timeout_s = 60;    // per request
   bool full_verify = true;  // decode every output (else read its header only)
+  int repeats = 1;          // runs of each backend x concurrency step
   std::string gnuplot = "gnuplot";
   bool help = false;
 };

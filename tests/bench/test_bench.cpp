@@ -377,19 +377,28 @@ TEST_CASE("options: an unknown or malformed flag is named, alone or with a value
   CHECK(message({"--report", "--requests", "5"}) ==
         "--report needs a value, but the next argument is the flag --requests");
   CHECK(message({"--requests", "many"}).find("--requests") != std::string::npos);
+  CHECK(message({"--repeats", "0"}).find("--repeats") != std::string::npos);
   CHECK(message({"stray"}).find("'stray'") != std::string::npos);
   // Every documented flag is known.
   for (const std::string flag :
-       {"--url",         "--images",      "--sizes",      "--per-size", "--backends",
-        "--concurrency", "--duration",    "--requests",   "--warmup",   "--timeout",
-        "--report",      "--ops",         "--format",     "--quality",  "--mode",
-        "--source-url",  "--origin-port", "--batch-size", "--verify",   "--gnuplot"}) {
+       {"--url",      "--images",   "--sizes",  "--per-size",   "--backends",    "--concurrency",
+        "--duration", "--requests", "--warmup", "--timeout",    "--report",      "--ops",
+        "--format",   "--quality",  "--mode",   "--source-url", "--origin-port", "--batch-size",
+        "--verify",   "--gnuplot",  "--repeats"}) {
     CAPTURE(flag);
     CHECK(bench_help_text().find(flag + " ") != std::string::npos);
     auto parsed = parse_bench_args({flag});
     REQUIRE_FALSE(parsed.ok());
     CHECK(parsed.error().message == flag + " needs a value");
   }
+}
+
+TEST_CASE("options: --repeats defaults to 1 and takes 1..100") {
+  CHECK(parse_bench_args({})->repeats == 1);
+  CHECK(parse_bench_args({"--repeats", "5"})->repeats == 5);
+  CHECK(parse_bench_args({"--repeats=100"})->repeats == 100);
+  CHECK_FALSE(parse_bench_args({"--repeats", "101"}).ok());
+  CHECK_FALSE(parse_bench_args({"--repeats", "-1"}).ok());
 }
 
 // ---------------------------------------------------------------- connection
@@ -700,6 +709,113 @@ TEST_CASE("machine: warnings for a busy client or a load above the core count, f
   CHECK(busy_warnings(unknown).empty());
 }
 
+// ------------------------------------------------------------------- spread
+
+TEST_CASE("spread: median, min..max and stddev over repeats") {
+  CHECK_FALSE(spread_of({}));
+  auto one = spread_of({5});
+  REQUIRE(one);
+  CHECK(one->runs == 1);
+  CHECK(one->median == 5);
+  CHECK(one->min == 5);
+  CHECK(one->max == 5);
+  CHECK(one->stddev == 0);
+  auto odd = spread_of({30, 10, 20});
+  REQUIRE(odd);
+  CHECK(odd->median == 20);
+  CHECK(odd->min == 10);
+  CHECK(odd->max == 30);
+  CHECK(odd->stddev == doctest::Approx(10));  // sample standard deviation
+  auto even = spread_of({4, 1, 3, 2});
+  REQUIRE(even);
+  CHECK(even->median == 2.5);
+  CHECK(even->stddev == doctest::Approx(std::sqrt(5.0 / 3.0)));
+}
+
+TEST_CASE("spread: repeats group by backend and concurrency in the JSON, table and page") {
+  auto run = [](const std::string& backend, int concurrency, int repeat, double seconds,
+                std::initializer_list<int> latencies_ms) {
+    StepResult step;
+    step.backend = backend;
+    step.concurrency = concurrency;
+    step.repeat = repeat;
+    step.requests = step.images_ok = 10;
+    step.elapsed_s = seconds;  // 10 images: 10 / seconds img/s
+    step.client_cpu_s = seconds * 0.1;
+    step.system_busy = 0.5;
+    step.load1 = 1.0;
+    for (int ms : latencies_ms) step.latency.record(ms * 1'000'000LL);
+    return step;
+  };
+  std::vector<StepResult> steps = {run("tbb", 1, 1, 1.0, {10}), run("tbb", 1, 2, 2.0, {30}),
+                                   run("tbb", 1, 3, 0.5, {20}), run("tbb", 4, 1, 1.0, {40}),
+                                   run("tbb", 4, 2, 1.0, {40})};
+  steps.push_back(run("process", 1, 1, 1.0, {}));  // nothing verified: no latency
+  steps.back().images_ok = 0;
+  BenchOptions options;
+  options.repeats = 3;
+  RunInfo info{"pixpool bench --repeats 3",
+               "2026-01-02T03:04:05Z",
+               options,
+               corpus_json(Corpus{"generated", {}}),
+               nullptr,
+               2,
+               0.5};
+  auto report = report_json(info, steps, 0, false);
+  CHECK(report["settings"]["repeats"] == 3);
+  CHECK(report["steps"][1]["repeat"] == 2);
+  const auto& spread = report["spread"];
+  REQUIRE(spread.size() == 3);
+  CHECK(spread[0]["backend"] == "tbb");
+  CHECK(spread[0]["concurrency"] == 1);
+  CHECK(spread[0]["runs"] == 3);
+  CHECK(spread[0]["images_per_s"]["median"].get<double>() == 10.0);  // of 10, 5, 20
+  CHECK(spread[0]["images_per_s"]["min"].get<double>() == 5.0);
+  CHECK(spread[0]["images_per_s"]["max"].get<double>() == 20.0);
+  CHECK(spread[0]["p50_ms"]["median"].get<double>() == doctest::Approx(20).epsilon(0.005));
+  CHECK(spread[0]["p99_ms"]["max"].get<double>() == doctest::Approx(30).epsilon(0.005));
+  CHECK(spread[1]["runs"] == 2);
+  CHECK(spread[1]["images_per_s"]["stddev"].get<double>() == 0.0);
+  CHECK(spread[2]["backend"] == "process");
+  CHECK(spread[2]["p50_ms"].is_null());
+  // The machine figures: 0.1 client cores of 2, under the limit; no warning.
+  CHECK(report["machine"]["cores"] == 2);
+  CHECK(report["machine"]["client_cores_max"].get<double>() == doctest::Approx(0.1));
+  CHECK(report["machine"]["load1_before"].get<double>() == 0.5);
+  CHECK(report["machine"]["system_busy_pct_mean"].get<double>() == 50.0);
+  CHECK(report["machine"]["warnings"].empty());
+  CHECK(report["steps"][0]["machine"]["client_cores"].get<double>() == doctest::Approx(0.1));
+
+  const std::string summary = format_summary(report);
+  CHECK(summary.find("spread over 3 repeats: median (min..max)") != std::string::npos);
+  CHECK(summary.find("10.00 (5.00..20.00)") != std::string::npos);
+  CHECK(summary.find("warning") == std::string::npos);
+  const std::string html = html_report(report, "", "");
+  CHECK(html.find("<h2>Spread over 3 repeats</h2>") != std::string::npos);
+  CHECK(html.find("<td>10.00</td><td>5.00..20.00</td>") != std::string::npos);
+  CHECK(html.find("<h2>Machine</h2>") != std::string::npos);
+  CHECK(html.find("class=\"warn\"") == std::string::npos);
+  CHECK(gnuplot_script(report).find("yerrorlines") != std::string::npos);
+
+  // A busy client makes a warning in the text and on the page.
+  steps[0].client_cpu_s = 1.6;  // 1.6 of 2 cores
+  report = report_json(info, steps, 0, false);
+  REQUIRE(report["machine"]["warnings"].size() == 1);
+  CHECK(format_summary(report).find("warning: the client itself used 1.60 of the 2 cores") !=
+        std::string::npos);
+  CHECK(html_report(report, "", "").find("<p class=\"warn\"><b>Warning</b>: the client itself") !=
+        std::string::npos);
+
+  // One run per step: no spread table, and the plot is the plain one.
+  options.repeats = 1;
+  info.options = options;
+  report = report_json(info, {steps[0]}, 0, false);
+  CHECK(report["spread"].size() == 1);
+  CHECK(format_summary(report).find("spread") == std::string::npos);
+  CHECK(html_report(report, "", "").find("Spread over") == std::string::npos);
+  CHECK(gnuplot_script(report).find("yerrorlines") == std::string::npos);
+}
+
 // --------------------------------------------------------------- end to end
 
 TEST_CASE("run_bench: a tiny run against the real server verifies every response") {
@@ -737,6 +853,34 @@ TEST_CASE("run_bench: a tiny run against the real server verifies every response
   CHECK(fs::exists(report_dir + "/index.html"));
   CHECK(fs::exists(report_dir + "/throughput.svg") == gnuplot_installed());
   CHECK(fs::exists(report_dir + "/latency.svg") == gnuplot_installed());
+}
+
+TEST_CASE("run_bench: --repeats runs each step that many times and reports the spread") {
+  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  TempDir dir;
+  CHECK(run_bench({"--url", server.base_url(), "--sizes", "64x48", "--per-size", "1", "--backends",
+                   "tbb", "--concurrency", "1,2", "--requests", "2", "--repeats", "3", "--report",
+                   dir.path}) == 0);
+  const auto report = read_json(dir.path + "/report.json");
+  CHECK(report["settings"]["repeats"] == 3);
+  REQUIRE(report["steps"].size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(report["steps"][i]["concurrency"] == (i < 3 ? 1 : 2));
+    CHECK(report["steps"][i]["repeat"] == i % 3 + 1);
+    CHECK(report["steps"][i]["images"] == 2);
+  }
+  REQUIRE(report["spread"].size() == 2);
+  for (const auto& group : report["spread"]) {
+    CHECK(group["runs"] == 3);
+    const auto& t = group["images_per_s"];
+    CHECK(t["min"].get<double>() <= t["median"].get<double>());
+    CHECK(t["median"].get<double>() <= t["max"].get<double>());
+    CHECK(group["p99_ms"]["min"].get<double>() > 0);
+  }
+  CHECK(report["machine"]["cores"].get<int>() >= 1);
+  CHECK(report["machine"]["warnings"].is_array());
+  CHECK(report["steps"][0]["machine"]["client_cores"].get<double>() >= 0);
 }
 
 TEST_CASE("run_bench: url mode with the built-in origin and batch mode verify too") {
