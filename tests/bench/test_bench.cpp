@@ -959,20 +959,26 @@ TEST_CASE("run_bench: every request rejected by the server exits 1 with the erro
 }
 
 TEST_CASE("run_bench: SIGINT ends a long run early with status 130 and a report") {
-  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  // The access log shows when the step's requests are flowing.
+  test::ServerProcess server({"--workers", "1", "--access-log", "on"});
   TempDir dir;
-  const auto started = std::chrono::steady_clock::now();
   auto run = std::async(std::launch::async, [&] {
     return run_bench({"--url", server.base_url(), "--sizes", "vga", "--per-size", "1", "--backends",
                       "tbb,process", "--concurrency", "1", "--duration", "15s", "--warmup", "0",
                       "--report", dir.path});
   });
-  // run_bench installs its handler before it does anything slow.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // SIGINT once the tbb step is under way (a request served), not after a
+  // guessed delay; bounded by a deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server.log().find("POST /v1/process 200") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline &&
+         run.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+  }
+  REQUIRE(server.log().find("POST /v1/process 200") != std::string::npos);
   kill(getpid(), SIGINT);
+  // It stops at once rather than after the 15 s step: a deadline well short of it.
   REQUIRE(run.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   CHECK(run.get() == 130);
-  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(8));
   const auto report = read_json(dir.path + "/report.json");
   CHECK(report["interrupted"] == true);
   CHECK(report["exit_status"] == 130);
