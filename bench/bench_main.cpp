@@ -153,10 +153,16 @@ bool check_server(const BenchOptions& o, Json& backends) {
     // httplib says only "Connection" or "Read": ask the socket why, in words.
     const double elapsed_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const auto fallback = describe_transport_error(health.error(), elapsed_s, read_s).detail;
-    const auto diagnosis = diagnose_connection(o.url, connect_s);
+    const auto failure = describe_transport_error(health.error(), elapsed_s, read_s);
+    // A timeout is already known for what it is: waiting again would only
+    // double the delay before the message.
+    const bool timed_out = failure.kind == "connection: timed out";
+    const auto diagnosis =
+        timed_out
+            ? ConnectionDiagnosis{true, "no answer within " + seconds_text(read_s) + " (timed out)"}
+            : diagnose_connection(o.url, connect_s);
     std::fprintf(stderr, "pixpool bench: %s\n",
-                 unreachable_message(o.url, diagnosis, fallback).c_str());
+                 unreachable_message(o.url, diagnosis, failure.detail).c_str());
     return false;
   }
   if (health->status != 200) {

@@ -18,12 +18,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string seconds_text(double seconds) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, seconds < 10 ? "%.1f s" : "%.0f s", seconds);
-  return buf;
-}
-
 // Closes a socket when it goes out of scope.
 struct Socket {
   int fd = -1;
@@ -65,6 +59,12 @@ std::string connect_problem(int error) {
 }
 
 }  // namespace
+
+std::string seconds_text(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, seconds < 10 ? "%.1f s" : "%.0f s", seconds);
+  return buf;
+}
 
 ConnectionDiagnosis diagnose_connection(const std::string& base_url, double timeout_s) {
   ConnectionDiagnosis out;

@@ -22,6 +22,9 @@ struct ConnectionDiagnosis {
 // running?)", "timed out after 2 s", "the server reset the connection", ...
 ConnectionDiagnosis diagnose_connection(const std::string& base_url, double timeout_s);
 
+// "0.5 s", "10 s": a duration for messages.
+std::string seconds_text(double seconds);
+
 // The startup message for a failed GET /healthz: "cannot connect to URL:
 // connection refused (is pixpool running?)" or "no answer from URL/healthz:
 // ...". `fallback` describes the failure when the diagnosis found none.
