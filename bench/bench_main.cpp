@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -15,7 +16,9 @@
 #include <thread>
 
 #include "bench/bench.hpp"
+#include "bench/connection.hpp"
 #include "bench/corpus.hpp"
+#include "bench/machine.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
@@ -136,15 +139,35 @@ class Origin {
 // Returns the backends JSON (or null); false when the server is unreachable
 // or unhealthy.
 bool check_server(const BenchOptions& o, Json& backends) {
+  // Within --timeout when that is shorter, so a silent server fails promptly.
+  const double connect_s = std::min(5.0, o.timeout_s);
+  const double read_s = std::min(10.0, o.timeout_s);
   httplib::Client client(o.url);
-  client.set_connection_timeout(5, 0);
-  client.set_read_timeout(10, 0);
+  client.set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::duration<double>(connect_s)));
+  client.set_read_timeout(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::duration<double>(read_s)));
+  const auto started = std::chrono::steady_clock::now();
   auto health = client.Get("/healthz");
-  if (!health || health->status != 200) {
-    std::fprintf(stderr, "pixpool bench: no healthy pixpool at %s (GET /healthz: %s)\n",
-                 o.url.c_str(),
-                 health ? ("status " + std::to_string(health->status)).c_str()
-                        : httplib::to_string(health.error()).c_str());
+  if (!health) {
+    // httplib says only "Connection" or "Read": ask the socket why, in words.
+    const double elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto failure = describe_transport_error(health.error(), elapsed_s, read_s);
+    // A timeout is already known for what it is: waiting again would only
+    // double the delay before the message.
+    const bool timed_out = failure.kind == "connection: timed out";
+    const auto diagnosis =
+        timed_out
+            ? ConnectionDiagnosis{true, "no answer within " + seconds_text(read_s) + " (timed out)"}
+            : diagnose_connection(o.url, connect_s);
+    std::fprintf(stderr, "pixpool bench: %s\n",
+                 unreachable_message(o.url, diagnosis, failure.detail).c_str());
+    return false;
+  }
+  if (health->status != 200) {
+    std::fprintf(stderr, "pixpool bench: no healthy pixpool at %s (GET /healthz: status %d)\n",
+                 o.url.c_str(), health->status);
     return false;
   }
   backends = nullptr;
@@ -166,7 +189,7 @@ void print_corpus(const Corpus& corpus) {
 int run_bench(const std::vector<std::string>& args) {
   auto parsed = parse_bench_args(args);
   if (!parsed) {
-    std::fprintf(stderr, "pixpool bench: %s\n(see pixpool bench --help)\n",
+    std::fprintf(stderr, "pixpool bench: %s; see pixpool bench --help\n",
                  parsed.error().message.c_str());
     return kExitUsage;
   }
@@ -259,14 +282,19 @@ int run_bench(const std::vector<std::string>& args) {
 
   std::printf("\n%s", table_header(o.mode).c_str());
   std::fflush(stdout);
+  info.cores = online_cores();
+  info.load1_before = read_load1().value_or(-1);
   std::vector<StepResult> steps;
   for (const auto& backend : o.backends) {
     for (int concurrency : o.concurrency) {
-      if (stop_requested()) break;
-      StepSpec spec{backend, concurrency, o.duration_s, o.requests, o.warmup_s};
-      steps.push_back(run_step(target, *corpus, spec));
-      std::fputs(table_row(step_json(steps.back()), o.mode).c_str(), stdout);
-      std::fflush(stdout);
+      // Back to back, so the repeats of a step see the same conditions.
+      for (int repeat = 1; repeat <= o.repeats && !stop_requested(); ++repeat) {
+        StepSpec spec{backend, concurrency, o.duration_s, o.requests, o.warmup_s};
+        steps.push_back(run_step(target, *corpus, spec));
+        steps.back().repeat = repeat;
+        std::fputs(table_row(step_json(steps.back()), o.mode).c_str(), stdout);
+        std::fflush(stdout);
+      }
     }
   }
 
@@ -283,8 +311,9 @@ int run_bench(const std::vector<std::string>& args) {
     }
   }
 
+  auto report = report_json(info, steps, status, interrupted);
+  std::fputs(format_summary(report).c_str(), stdout);
   if (!o.report_dir.empty()) {
-    auto report = report_json(info, steps, status, interrupted);
     auto written = write_report(o.report_dir, report, o.gnuplot);
     if (!written) {
       std::fprintf(stderr, "pixpool bench: %s\n", written.error().message.c_str());

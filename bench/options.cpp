@@ -1,8 +1,11 @@
 #include "bench/options.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <set>
+#include <string_view>
 
 #include "filters/image_format.hpp"
 
@@ -33,7 +36,52 @@ bool parse_int(const std::string& text, long long lo, long long hi, long long& o
   return ec == std::errc() && ptr == end && out >= lo && out <= hi;
 }
 
+// Every flag bench knows; all but --help and -h take a value.
+constexpr std::array<std::string_view, 23> kFlags = {
+    "--url",         "--images",      "--sizes",    "--per-size",
+    "--backends",    "--concurrency", "--duration", "--requests",
+    "--warmup",      "--timeout",     "--report",   "--ops",
+    "--format",      "--quality",     "--mode",     "--source-url",
+    "--origin-port", "--batch-size",  "--verify",   "--gnuplot",
+    "--repeats",     "--help",        "-h"};
+
+bool is_known_flag(const std::string& flag) {
+  return std::find(kFlags.begin(), kFlags.end(), flag) != kFlags.end();
+}
+
+// Levenshtein distance, for "did you mean" on a mistyped flag.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
 }  // namespace
+
+std::string unknown_flag_message(const std::string& flag) {
+  std::string message = "unknown flag " + flag;
+  std::string_view best;
+  std::size_t best_distance = 3;  // suggest only close misspellings
+  for (std::string_view known : kFlags) {
+    if (known.size() < 3) continue;  // not -h
+    const std::size_t d = edit_distance(flag.starts_with("--") ? flag : "-" + flag, known);
+    if (d < best_distance) {
+      best_distance = d;
+      best = known;
+    }
+  }
+  if (!best.empty()) message += " (did you mean " + std::string(best) + "?)";
+  return message;
+}
 
 const char* mode_name(Mode mode) {
   switch (mode) {
@@ -91,9 +139,18 @@ Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args) {
       o.help = true;
       continue;
     }
-    if (!flag.starts_with("--")) return bad("unexpected argument '" + flag + "'");
+    if (!flag.starts_with("--")) {
+      if (flag.starts_with("-") && flag.size() > 1) return bad(unknown_flag_message(flag));
+      return bad("unexpected argument '" + flag + "' (flags start with --)");
+    }
+    // Known before its value is looked at: `--bogus` alone must not read as
+    // "--bogus needs a value".
+    if (!is_known_flag(flag)) return bad(unknown_flag_message(flag));
     if (!inline_value) {
       if (i + 1 >= args.size()) return bad(flag + " needs a value");
+      if (args[i + 1].starts_with("--")) {
+        return bad(flag + " needs a value, but the next argument is the flag " + args[i + 1]);
+      }
       value = args[++i];
     }
     long long n = 0;
@@ -192,8 +249,11 @@ Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args) {
       o.full_verify = value == "full";
     } else if (flag == "--gnuplot") {
       o.gnuplot = value;
+    } else if (flag == "--repeats") {
+      if (!parse_int(value, 1, 100, n)) return bad("--repeats must be 1..100, got '" + value + "'");
+      o.repeats = static_cast<int>(n);
     } else {
-      return bad("unknown flag '" + flag + "' (see pixpool bench --help)");
+      return bad(unknown_flag_message(flag));  // in kFlags but not handled above
     }
   }
   if (o.help) return o;
@@ -242,6 +302,8 @@ Target and workload:
   --requests N         or: exactly N requests per step (with no warm-up by default)
   --warmup D           unmeasured traffic before each step (default 1s, 0 with --requests)
   --timeout D          per-request timeout (default 60s)
+  --repeats N          run each step N times, 1..100 (default 1); the report then
+                       shows the median and min..max of img/s, p50 and p99
   --ops CHAIN          the op chain, e.g. blur:5,contour (default: the server's)
   --format F           output format jpeg, png or webp (default: the server's choice)
   --quality Q          JPEG/WebP quality 1..100 (default: the server's)

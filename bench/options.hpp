@@ -36,6 +36,7 @@ struct BenchOptions {
   int batch_size = 8;
   double timeout_s = 60;    // per request
   bool full_verify = true;  // decode every output (else read its header only)
+  int repeats = 1;          // runs of each backend x concurrency step
   std::string gnuplot = "gnuplot";
   bool help = false;
 };
@@ -43,6 +44,9 @@ struct BenchOptions {
 // Parses the arguments after `bench`. Flags take `--flag value` or
 // `--flag=value`. Errors: invalid_parameter with a message naming the flag.
 Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args);
+
+// "unknown flag --bogus", plus "(did you mean --X?)" for a near miss.
+std::string unknown_flag_message(const std::string& flag);
 
 // "10s", "500ms", "2m", "1.5" (seconds) -> seconds; -1 when malformed or negative.
 double parse_duration_s(const std::string& text);

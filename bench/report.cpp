@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "bench/machine.hpp"
+
 namespace pixpool::bench {
 namespace {
 
@@ -217,7 +219,146 @@ Json step_json(const StepResult& step) {
             {"examples", step.errors.first_message}}},
           {"server_timing_ms", timing},
           {"client_cpu_s", round3(step.client_cpu_s)},
+          {"machine",
+           {{"client_cores", round3(step.elapsed_s > 0 ? step.client_cpu_s / step.elapsed_s : 0)},
+            {"system_busy_pct",
+             step.system_busy < 0 ? Json(nullptr) : Json(round3(100 * step.system_busy))},
+            {"load1", step.load1 < 0 ? Json(nullptr) : Json(round3(step.load1))}}},
+          {"repeat", step.repeat},
           {"interrupted", step.interrupted}};
+}
+
+std::optional<Spread> spread_of(std::vector<double> values) {
+  if (values.empty()) return std::nullopt;
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  Spread out;
+  out.runs = n;
+  out.median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  out.min = values.front();
+  out.max = values.back();
+  if (n > 1) {
+    double mean = 0;
+    for (double v : values) mean += v;
+    mean /= static_cast<double>(n);
+    double squares = 0;
+    for (double v : values) squares += (v - mean) * (v - mean);
+    out.stddev = std::sqrt(squares / static_cast<double>(n - 1));
+  }
+  return out;
+}
+
+Json spread_json(const Json& steps) {
+  struct Group {
+    std::string backend;
+    int concurrency = 0;
+    std::vector<double> throughput, p50, p99;
+  };
+  std::vector<Group> groups;
+  for (const auto& step : steps) {
+    const std::string backend = step["backend"];
+    const int concurrency = step["concurrency"];
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+      return g.backend == backend && g.concurrency == concurrency;
+    });
+    if (it == groups.end())
+      it = groups.insert(groups.end(), Group{backend, concurrency, {}, {}, {}});
+    it->throughput.push_back(step["images_per_s"].get<double>());
+    const auto& latency = step["latency_ms"];
+    if (latency["count"].get<std::uint64_t>() > 0) {
+      it->p50.push_back(latency["p50"].get<double>());
+      it->p99.push_back(latency["p99"].get<double>());
+    }
+  }
+  auto figure = [](const std::vector<double>& values) {
+    const auto spread = spread_of(values);
+    if (!spread) return Json(nullptr);
+    return Json{{"median", round3(spread->median)},
+                {"min", round3(spread->min)},
+                {"max", round3(spread->max)},
+                {"stddev", round3(spread->stddev)}};
+  };
+  Json out = Json::array();
+  for (const auto& g : groups) {
+    out.push_back({{"backend", g.backend},
+                   {"concurrency", g.concurrency},
+                   {"runs", g.throughput.size()},
+                   {"images_per_s", figure(g.throughput)},
+                   {"p50_ms", figure(g.p50)},
+                   {"p99_ms", figure(g.p99)}});
+  }
+  return out;
+}
+
+Json machine_json(const RunInfo& info, const std::vector<StepResult>& steps) {
+  MachineLoad load;
+  load.cores = info.cores > 0 ? info.cores : online_cores();
+  load.load1_before = info.load1_before;
+  Json per_step = Json::array();
+  double client_max = 0;
+  double load_max = info.load1_before;
+  double busy_sum = 0;
+  int busy_count = 0;
+  for (const auto& step : steps) {
+    StepMachine m;
+    m.step = step.backend + " c=" + std::to_string(step.concurrency) +
+             (step.repeat > 1 ? " #" + std::to_string(step.repeat) : "");
+    m.client_cores = step.elapsed_s > 0 ? step.client_cpu_s / step.elapsed_s : 0;
+    m.system_busy = step.system_busy;
+    m.load1 = step.load1;
+    load.steps.push_back(m);
+    client_max = std::max(client_max, m.client_cores);
+    load_max = std::max(load_max, m.load1);
+    if (m.system_busy >= 0) {
+      busy_sum += m.system_busy;
+      ++busy_count;
+    }
+  }
+  auto known = [](double value, double scale = 1) {
+    return value < 0 ? Json(nullptr) : Json(round3(value * scale));
+  };
+  return {{"cores", load.cores},
+          {"load1_before", known(load.load1_before)},
+          {"load1_max", known(load_max)},
+          {"client_cores_max", round3(client_max)},
+          {"client_share_max_pct", round3(100 * client_max / load.cores)},
+          {"system_busy_pct_mean",
+           busy_count == 0 ? Json(nullptr) : Json(round3(100 * busy_sum / busy_count))},
+          {"client_share_limit_pct", round3(100 * kClientShareLimit)},
+          {"warnings", busy_warnings(load)}};
+}
+
+std::string format_summary(const Json& report) {
+  std::string out;
+  const int repeats = report["settings"].value("repeats", 1);
+  if (repeats > 1 && report.contains("spread")) {
+    char line[300];
+    out += "\nspread over " + std::to_string(repeats) + " repeats: median (min..max)\n";
+    std::snprintf(line, sizeof line, "%-10s %5s %24s %24s %24s\n", "backend", "conc", "img/s",
+                  "p50 ms", "p99 ms");
+    out += line;
+    auto cell = [](const Json& figure, const char* format) {
+      if (figure.is_null()) return std::string("-");
+      char buf[96];
+      std::snprintf(buf, sizeof buf, format, figure["median"].get<double>(),
+                    figure["min"].get<double>(), figure["max"].get<double>());
+      return std::string(buf);
+    };
+    for (const auto& g : report["spread"]) {
+      std::snprintf(line, sizeof line, "%-10s %5d %24s %24s %24s\n",
+                    g["backend"].get<std::string>().c_str(), g["concurrency"].get<int>(),
+                    cell(g["images_per_s"], "%.2f (%.2f..%.2f)").c_str(),
+                    cell(g["p50_ms"], "%.1f (%.1f..%.1f)").c_str(),
+                    cell(g["p99_ms"], "%.1f (%.1f..%.1f)").c_str());
+      out += line;
+    }
+  }
+  if (report.contains("machine")) {
+    for (const auto& warning : report["machine"]["warnings"]) {
+      out += "\nwarning: " + warning.get<std::string>() + "\n";
+    }
+  }
+  return out;
 }
 
 Json report_json(const RunInfo& info, const std::vector<StepResult>& steps, int exit_status,
@@ -236,6 +377,7 @@ Json report_json(const RunInfo& info, const std::vector<StepResult>& steps, int 
                    {"verify", o.full_verify ? "full" : "header"}};
   if (o.mode == Mode::batch) settings["batch_size"] = o.batch_size;
   if (o.mode == Mode::url) settings["source_url"] = o.source_url;
+  settings["repeats"] = o.repeats;
 
   Json step_list = Json::array();
   std::uint64_t requests = 0, images = 0, errors = 0;
@@ -254,6 +396,8 @@ Json report_json(const RunInfo& info, const std::vector<StepResult>& steps, int 
           {"settings", settings},
           {"corpus", info.corpus},
           {"steps", step_list},
+          {"spread", spread_json(step_list)},
+          {"machine", machine_json(info, steps)},
           {"totals", {{"requests", requests}, {"images", images}, {"errors", errors}}},
           {"interrupted", interrupted},
           {"exit_status", exit_status}};
@@ -303,12 +447,21 @@ std::string gnuplot_script(const Json& report) {
   gp << "set grid\nset key top left\nset yrange [0:*]\n";
   gp << x_axis(steps);
 
-  // Throughput: one line per backend.
+  // Throughput: one line per backend; with repeats, the median with
+  // min..max error bars.
+  const bool repeated = report["settings"].value("repeats", 1) > 1 && report.contains("spread");
   for (std::size_t b = 0; b < backends.size(); ++b) {
     gp << "$t" << b << " << EOD\n";
-    for (const auto& step : steps) {
+    for (const auto& step : repeated ? report["spread"] : steps) {
       if (step["backend"] != backends[b]) continue;
-      gp << step["concurrency"].get<int>() << " " << step["images_per_s"].get<double>() << "\n";
+      gp << step["concurrency"].get<int>() << " ";
+      if (repeated) {
+        const auto& t = step["images_per_s"];
+        gp << t["median"].get<double>() << " " << t["min"].get<double>() << " "
+           << t["max"].get<double>() << "\n";
+      } else {
+        gp << step["images_per_s"].get<double>() << "\n";
+      }
     }
     gp << "EOD\n";
   }
@@ -317,8 +470,10 @@ std::string gnuplot_script(const Json& report) {
   gp << "set ylabel \"images/s\"\n";
   gp << "plot ";
   for (std::size_t b = 0; b < backends.size(); ++b) {
-    gp << (b == 0 ? "" : ", \\\n     ") << "$t" << b << " using 1:2 with linespoints lw 2 pt 7 lc "
-       << b + 1 << " title " << gnuplot_string(backends[b]);
+    gp << (b == 0 ? "" : ", \\\n     ") << "$t" << b
+       << (repeated ? " using 1:2:3:4 with yerrorlines" : " using 1:2 with linespoints")
+       << " lw 2 pt 7 lc " << b + 1 << " title "
+       << gnuplot_string(repeated ? backends[b] + " (median, min..max)" : backends[b]);
   }
   gp << "\n";
 
@@ -378,6 +533,7 @@ std::string html_report(const Json& report, const std::string& throughput_svg,
     << "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\n"
     << "th{background:#f0f0f0}td.l,th.l{text-align:left}\n"
     << "tr.bad td{background:#fde8e8}\n"
+    << "p.warn{background:#fff4d6;border-left:4px solid #e0a000;padding:6px 10px}\n"
     << "code{background:#f5f5f5;padding:2px 4px;word-break:break-all}\n"
     << "svg{max-width:100%;height:auto}\n"
     << "</style>\n</head>\n<body>\n";
@@ -395,6 +551,12 @@ std::string html_report(const Json& report, const std::string& throughput_svg,
     << printf_string("%.1f", corpus["total_bytes"].get<double>() / 1e6) << " MB.</p>\n";
   if (report["interrupted"].get<bool>()) {
     h << "<p><b>Interrupted</b>: the last step was cut short.</p>\n";
+  }
+  if (report.contains("machine")) {
+    for (const auto& warning : report["machine"]["warnings"]) {
+      h << "<p class=\"warn\"><b>Warning</b>: " << html_escape(warning.get<std::string>())
+        << ".</p>\n";
+    }
   }
   h << "<p>Exit status " << report["exit_status"].get<int>() << ": "
     << report["totals"]["errors"].get<std::uint64_t>() << " errors in "
@@ -426,6 +588,59 @@ std::string html_report(const Json& report, const std::string& throughput_svg,
   h << "</table>\n";
   h << "<p>Client CPU is this tool's own CPU time (sending, receiving, verifying) as a share "
        "of one core; it competes with the server when both run on one machine.</p>\n";
+
+  const int repeats = report["settings"].value("repeats", 1);
+  if (repeats > 1 && report.contains("spread")) {
+    h << "<h2>Spread over " << repeats << " repeats</h2>\n<table>\n<tr><th class=\"l\">backend"
+      << "</th><th>concurrency</th><th>runs</th><th>img/s median</th><th>img/s min..max</th>"
+      << "<th>img/s stddev</th><th>p50 ms median</th><th>p50 min..max</th>"
+      << "<th>p99 ms median</th><th>p99 min..max</th></tr>\n";
+    auto cells = [](const Json& figure, const char* format, bool with_stddev) {
+      if (figure.is_null())
+        return std::string(with_stddev ? "<td>-</td><td>-</td><td>-</td>" : "<td>-</td><td>-</td>");
+      std::string out = "<td>" + printf_string(format, figure["median"].get<double>()) +
+                        "</td><td>" + printf_string(format, figure["min"].get<double>()) + ".." +
+                        printf_string(format, figure["max"].get<double>()) + "</td>";
+      if (with_stddev)
+        out += "<td>" + printf_string(format, figure["stddev"].get<double>()) + "</td>";
+      return out;
+    };
+    for (const auto& g : report["spread"]) {
+      h << "<tr><td class=\"l\">" << html_escape(g["backend"]) << "</td><td>"
+        << g["concurrency"].get<int>() << "</td><td>" << g["runs"].get<std::size_t>() << "</td>"
+        << cells(g["images_per_s"], "%.2f", true) << cells(g["p50_ms"], "%.1f", false)
+        << cells(g["p99_ms"], "%.1f", false) << "</tr>\n";
+    }
+    h << "</table>\n";
+  }
+
+  if (report.contains("machine")) {
+    const auto& m = report["machine"];
+    auto number = [](const Json& value, const char* format) {
+      return value.is_null() ? std::string("unknown") : printf_string(format, value.get<double>());
+    };
+    h << "<h2>Machine</h2>\n<p>" << m["cores"].get<int>() << " cores; load average "
+      << number(m["load1_before"], "%.2f") << " before the run, at most "
+      << number(m["load1_max"], "%.2f") << "; the client used at most "
+      << number(m["client_cores_max"], "%.2f") << " cores ("
+      << number(m["client_share_max_pct"], "%.0f") << "% of the machine; the warning threshold is "
+      << number(m["client_share_limit_pct"], "%.0f") << "%); the CPU was "
+      << number(m["system_busy_pct_mean"], "%.0f") << "% busy on average.</p>\n"
+      << "<table>\n<tr><th class=\"l\">backend</th><th>concurrency</th>"
+      << (repeats > 1 ? "<th>repeat</th>" : "")
+      << "<th>client cores</th><th>system CPU busy</th><th>load average</th></tr>\n";
+    for (const auto& step : steps) {
+      if (!step.contains("machine")) continue;
+      const auto& sm = step["machine"];
+      h << "<tr><td class=\"l\">" << html_escape(step["backend"]) << "</td><td>"
+        << step["concurrency"].get<int>() << "</td>";
+      if (repeats > 1) h << "<td>" << step.value("repeat", 1) << "</td>";
+      h << "<td>" << number(sm["client_cores"], "%.2f") << "</td><td>"
+        << number(sm["system_busy_pct"], "%.0f%%") << "</td><td>" << number(sm["load1"], "%.2f")
+        << "</td></tr>\n";
+    }
+    h << "</table>\n";
+  }
 
   h << "<h2>Plots</h2>\n";
   if (throughput_svg.empty() || latency_svg.empty()) {

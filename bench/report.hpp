@@ -5,6 +5,7 @@
 // always agree.
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,35 @@ struct RunInfo {
   std::string command_line;  // as typed, shell-quoted
   std::string timestamp;     // UTC ISO 8601, when the run started
   BenchOptions options;
-  Json corpus;  // corpus_json()
-  Json server;  // the server's /v1/backends at the start, or null
+  Json corpus;               // corpus_json()
+  Json server;               // the server's /v1/backends at the start, or null
+  int cores = 0;             // online cores of this machine; 0: ask the system
+  double load1_before = -1;  // 1-minute load average before the first step, -1 unknown
 };
+
+// Median, min, max and sample standard deviation of one figure over repeats.
+struct Spread {
+  std::size_t runs = 0;
+  double median = 0;
+  double min = 0;
+  double max = 0;
+  double stddev = 0;  // 0 for a single run
+};
+std::optional<Spread> spread_of(std::vector<double> values);  // nullopt when empty
+
+// Per backend x concurrency (in order of first appearance) over its repeats:
+// runs, and the spread of images_per_s, latency p50 and p99 (ms; null when
+// no run had a verified request), from step_json() data.
+Json spread_json(const Json& steps);
+
+// The machine section: cores, load before, per step the client's cores
+// (CPU s per wall s), the system's CPU busy % and the load average, and the
+// busy_warnings() (bench/machine.hpp).
+Json machine_json(const RunInfo& info, const std::vector<StepResult>& steps);
+
+// What follows the table on stdout: the spread over repeats (when there are
+// any) and the busy-machine warnings, from report_json() data.
+std::string format_summary(const Json& report);
 
 Json corpus_json(const Corpus& corpus);
 // One step: counts, rates, latency percentiles (ms), errors, stage means.

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/connection.hpp"
+#include "bench/machine.hpp"
 #include "filters/codec.hpp"
 
 namespace pixpool::bench {
@@ -178,10 +180,11 @@ void record_response(const httplib::Result& result, std::int64_t latency_ns, con
                      ThreadTally& tally) {
   const std::uint64_t per_request = sent.size();
   if (!result) {
+    const auto failure =
+        describe_transport_error(result.error(), latency_ns / 1e9, target.timeout_s);
     tally.fail(tally.errors.connection,
-               {"connection: " + httplib::to_string(result.error()),
-                "no answer from " + target.base_url + path.substr(0, path.find('?')) + ": " +
-                    httplib::to_string(result.error())},
+               {failure.kind, "no answer from " + target.base_url + path.substr(0, path.find('?')) +
+                                  ": " + failure.detail},
                per_request);
     return;
   }
@@ -449,12 +452,15 @@ StepResult run_step(const Target& target, const Corpus& corpus, const StepSpec& 
   Phase measured;
   measured.budget = spec.requests;
   const double cpu_before = process_cpu_s();
+  const auto machine_before = read_cpu_times();
   const auto started = Clock::now();
   measured.deadline = started + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(spec.duration_s));
   auto tallies = run_phase(clients, target, corpus, spec.backend, measured);
   step.elapsed_s = std::chrono::duration<double>(Clock::now() - started).count();
   step.client_cpu_s = process_cpu_s() - cpu_before;
+  step.system_busy = busy_share(machine_before, read_cpu_times()).value_or(-1);
+  step.load1 = read_load1().value_or(-1);
   step.interrupted = stop_requested();
   for (const auto& tally : tallies) {
     step.requests += tally.requests;

@@ -41,7 +41,7 @@ struct StepSpec {
 };
 
 // Errors by kind, e.g. "HTTP 400 invalid_ops", "verify: size",
-// "connection: Read". The unit is a request in process and url mode and an
+// "connection: timed out". The unit is a request in process and url mode and an
 // image in batch mode (a failed batch request fails all its images).
 struct ErrorCounts {
   std::uint64_t http = 0;          // the server answered with an error status
@@ -81,6 +81,11 @@ struct StepResult {
   // sending, receiving and verifying. On a small machine it competes with
   // the server; --verify header lowers it.
   double client_cpu_s = 0;
+  // The machine during the measured phase: its CPU busy share (0..1, from
+  // /proc/stat) and the 1-minute load average at the end; -1 when unknown.
+  double system_busy = -1;
+  double load1 = -1;
+  int repeat = 1;  // which run of this backend x concurrency (--repeats)
 
   double images_per_s() const { return elapsed_s > 0 ? images_ok / elapsed_s : 0; }
   double megabytes_per_s() const { return elapsed_s > 0 ? input_bytes / 1e6 / elapsed_s : 0; }

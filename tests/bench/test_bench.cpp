@@ -19,8 +19,10 @@
 #include <thread>
 
 #include "bench/bench.hpp"
+#include "bench/connection.hpp"
 #include "bench/corpus.hpp"
 #include "bench/histogram.hpp"
+#include "bench/machine.hpp"
 #include "bench/options.hpp"
 #include "bench/report.hpp"
 #include "bench/runner.hpp"
@@ -64,6 +66,19 @@ int unused_port() {
   REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+// A listening loopback socket (backlog 8) and its port; the caller closes it.
+std::pair<int, int> loopback_listener() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(fd, 8) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  return {fd, ntohs(addr.sin_port)};
 }
 
 // Splits a table line into its whitespace-separated cells.
@@ -342,6 +357,120 @@ TEST_CASE("options: bad command lines are refused with the flag named") {
   CHECK(parse_duration_s("-1s") < 0);
 }
 
+TEST_CASE("options: an unknown or malformed flag is named, alone or with a value") {
+  auto message = [](const std::vector<std::string>& args) {
+    auto parsed = parse_bench_args(args);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().code == ErrorCode::invalid_parameter);
+    return parsed.error().message;
+  };
+  // Alone it once read as "--bogus needs a value".
+  CHECK(message({"--bogus"}) == "unknown flag --bogus");
+  CHECK(message({"--bogus", "1"}) == "unknown flag --bogus");
+  CHECK(message({"--bogus=1"}) == "unknown flag --bogus");
+  CHECK(message({"--requests", "3", "--bogus"}) == "unknown flag --bogus");
+  CHECK(message({"-x"}) == "unknown flag -x");
+  CHECK(message({"--concurency", "4"}) ==
+        "unknown flag --concurency (did you mean --concurrency?)");
+  CHECK(message({"-requests", "4"}) == "unknown flag -requests (did you mean --requests?)");
+  CHECK(message({"--requests"}) == "--requests needs a value");
+  CHECK(message({"--report", "--requests", "5"}) ==
+        "--report needs a value, but the next argument is the flag --requests");
+  CHECK(message({"--requests", "many"}).find("--requests") != std::string::npos);
+  CHECK(message({"--repeats", "0"}).find("--repeats") != std::string::npos);
+  CHECK(message({"stray"}).find("'stray'") != std::string::npos);
+  // Every documented flag is known.
+  for (const std::string flag :
+       {"--url",      "--images",   "--sizes",  "--per-size",   "--backends",    "--concurrency",
+        "--duration", "--requests", "--warmup", "--timeout",    "--report",      "--ops",
+        "--format",   "--quality",  "--mode",   "--source-url", "--origin-port", "--batch-size",
+        "--verify",   "--gnuplot",  "--repeats"}) {
+    CAPTURE(flag);
+    CHECK(bench_help_text().find(flag + " ") != std::string::npos);
+    auto parsed = parse_bench_args({flag});
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().message == flag + " needs a value");
+  }
+}
+
+TEST_CASE("options: --repeats defaults to 1 and takes 1..100") {
+  CHECK(parse_bench_args({})->repeats == 1);
+  CHECK(parse_bench_args({"--repeats", "5"})->repeats == 5);
+  CHECK(parse_bench_args({"--repeats=100"})->repeats == 100);
+  CHECK_FALSE(parse_bench_args({"--repeats", "101"}).ok());
+  CHECK_FALSE(parse_bench_args({"--repeats", "-1"}).ok());
+}
+
+// ---------------------------------------------------------------- connection
+
+TEST_CASE("connection: nothing listening is 'connection refused' in words") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(unused_port());
+  const auto diagnosis = diagnose_connection(url, 2.0);
+  CHECK_FALSE(diagnosis.connected);
+  CHECK(diagnosis.problem == "connection refused (is pixpool running?)");
+  CHECK(unreachable_message(url, diagnosis, "x") ==
+        "cannot connect to " + url + ": connection refused (is pixpool running?)");
+}
+
+TEST_CASE("connection: a silent server times out and a resetting one is a reset, in words") {
+  SUBCASE("a listener that never accepts: the handshake completes, nothing answers") {
+    const auto [fd, port] = loopback_listener();
+    const std::string url = "http://127.0.0.1:" + std::to_string(port);
+    const auto diagnosis = diagnose_connection(url, 0.3);
+    close(fd);
+    CHECK(diagnosis.connected);
+    CHECK(diagnosis.problem == "no answer within 0.3 s (timed out)");
+    CHECK(unreachable_message(url, diagnosis, "x") ==
+          "no answer from " + url + "/healthz: no answer within 0.3 s (timed out)");
+  }
+  SUBCASE("a listener that reads the request and resets the connection (linger 0)") {
+    const auto [fd, port] = loopback_listener();
+    auto resetter = std::async(std::launch::async, [fd = fd] {
+      const int conn = accept(fd, nullptr, nullptr);
+      if (conn < 0) return false;
+      char buf[512];
+      [[maybe_unused]] const auto got = recv(conn, buf, sizeof buf, 0);
+      linger hard{1, 0};
+      setsockopt(conn, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      close(conn);
+      return true;
+    });
+    const auto diagnosis = diagnose_connection("http://127.0.0.1:" + std::to_string(port), 10.0);
+    REQUIRE(resetter.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(resetter.get());
+    close(fd);
+    CHECK(diagnosis.connected);
+    CHECK(diagnosis.problem == "the server reset the connection");
+  }
+}
+
+TEST_CASE("connection: httplib errors become words, and a read error at the timeout is a timeout") {
+  auto timeout = describe_transport_error(httplib::Error::Read, 59.9, 60);
+  CHECK(timeout.kind == "connection: timed out");
+  CHECK(timeout.detail == "no answer within the 60 s timeout (--timeout)");
+  auto reset = describe_transport_error(httplib::Error::Read, 0.01, 60);
+  CHECK(reset.kind == "connection: closed or reset");
+  CHECK(reset.detail.find("closed or reset the connection") != std::string::npos);
+  auto refused = describe_transport_error(httplib::Error::Connection, 0.001, 60);
+  CHECK(refused.kind == "connection: cannot connect");
+  CHECK(refused.detail.find("refused") != std::string::npos);
+  CHECK(describe_transport_error(httplib::Error::Write, 2, 2).kind == "connection: timed out");
+  CHECK(describe_transport_error(httplib::Error::ConnectionTimeout, 5, 60).kind ==
+        "connection: connect timed out");
+}
+
+TEST_CASE("run_bench: a server that accepts but never answers fails within --timeout, exit 2") {
+  const auto [fd, port] = loopback_listener();
+  auto run = std::async(std::launch::async, [port = port] {
+    return run_bench({"--url", "http://127.0.0.1:" + std::to_string(port), "--sizes", "vga",
+                      "--requests", "1", "--timeout", "500ms"});
+  });
+  // Bounded wait: the health check gives up at the 500 ms timeout, not at its usual 10 s.
+  REQUIRE(run.wait_for(std::chrono::seconds(8)) == std::future_status::ready);
+  CHECK(run.get() == 2);
+  close(fd);
+}
+
 // ------------------------------------------------------------- verification
 
 TEST_CASE("Server-Timing parses into the six stages") {
@@ -520,6 +649,173 @@ TEST_CASE("report: report.json and the table and index.html agree") {
   }
 }
 
+// ------------------------------------------------------------------ machine
+
+TEST_CASE("machine: /proc/stat and /proc/loadavg text parse") {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const auto cpu =
+      parse_proc_stat("cpu  100 5 45 800 50 0 0 0 0 0\ncpu0 50 2 20 400 25 0 0 0 0 0\n");
+  REQUIRE(cpu);
+  CHECK(cpu->total == 1000);
+  CHECK(cpu->busy == 150);  // idle and iowait are not busy
+  CHECK_FALSE(parse_proc_stat("intr 1 2 3"));
+  CHECK_FALSE(parse_proc_stat("cpu  1 2"));
+  CHECK(parse_loadavg("2.50 1.00 0.50 3/120 4567\n") == 2.5);
+  CHECK_FALSE(parse_loadavg("busy"));
+  CHECK(busy_share(CpuTimes{100, 1000}, CpuTimes{400, 1400}) == doctest::Approx(0.75));
+  CHECK_FALSE(busy_share(std::nullopt, CpuTimes{1, 2}));
+  CHECK_FALSE(busy_share(CpuTimes{1, 2}, CpuTimes{1, 2}));  // no time passed
+  // The live values exist on Linux and are in range.
+  REQUIRE(read_cpu_times());
+  CHECK(read_cpu_times()->busy <= read_cpu_times()->total);
+  CHECK(read_load1().value_or(-1) >= 0);
+  CHECK(online_cores() >= 1);
+}
+
+TEST_CASE("machine: warnings for a busy client or a load above the core count, from fake samples") {
+  MachineLoad quiet;
+  quiet.cores = 2;
+  quiet.load1_before = 0.3;
+  quiet.steps = {{"tbb c=1", 0.2, 0.4, 0.9}, {"tbb c=16", 0.5, 0.95, 1.9}};
+  CHECK(busy_warnings(quiet).empty());  // half a core of 2 is the limit, not over it
+
+  MachineLoad busy_client = quiet;
+  busy_client.steps.push_back({"process c=16", 0.8, 1.0, 1.5});
+  auto warnings = busy_warnings(busy_client);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("the client itself used 0.80 of the 2 cores (40%) in step process c=16") ==
+        0);
+  CHECK(warnings[0].find("may be low") != std::string::npos);
+
+  // The same client on 8 cores is a small share.
+  busy_client.cores = 8;
+  CHECK(busy_warnings(busy_client).empty());
+
+  MachineLoad loaded_during = quiet;
+  loaded_during.steps[1].load1 = 3.1;
+  warnings = busy_warnings(loaded_during);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find(
+            "the load average reached 3.10 (after step tbb c=16), above the 2 cores") == 0);
+
+  MachineLoad loaded_before = quiet;
+  loaded_before.load1_before = 4;
+  warnings = busy_warnings(loaded_before);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("the load average was 4.00 before the run, above the 2 cores") == 0);
+
+  MachineLoad unknown;  // no /proc: no steps, loads unknown
+  unknown.cores = 2;
+  CHECK(busy_warnings(unknown).empty());
+}
+
+// ------------------------------------------------------------------- spread
+
+TEST_CASE("spread: median, min..max and stddev over repeats") {
+  CHECK_FALSE(spread_of({}));
+  auto one = spread_of({5});
+  REQUIRE(one);
+  CHECK(one->runs == 1);
+  CHECK(one->median == 5);
+  CHECK(one->min == 5);
+  CHECK(one->max == 5);
+  CHECK(one->stddev == 0);
+  auto odd = spread_of({30, 10, 20});
+  REQUIRE(odd);
+  CHECK(odd->median == 20);
+  CHECK(odd->min == 10);
+  CHECK(odd->max == 30);
+  CHECK(odd->stddev == doctest::Approx(10));  // sample standard deviation
+  auto even = spread_of({4, 1, 3, 2});
+  REQUIRE(even);
+  CHECK(even->median == 2.5);
+  CHECK(even->stddev == doctest::Approx(std::sqrt(5.0 / 3.0)));
+}
+
+TEST_CASE("spread: repeats group by backend and concurrency in the JSON, table and page") {
+  auto run = [](const std::string& backend, int concurrency, int repeat, double seconds,
+                std::initializer_list<int> latencies_ms) {
+    StepResult step;
+    step.backend = backend;
+    step.concurrency = concurrency;
+    step.repeat = repeat;
+    step.requests = step.images_ok = 10;
+    step.elapsed_s = seconds;  // 10 images: 10 / seconds img/s
+    step.client_cpu_s = seconds * 0.1;
+    step.system_busy = 0.5;
+    step.load1 = 1.0;
+    for (int ms : latencies_ms) step.latency.record(ms * 1'000'000LL);
+    return step;
+  };
+  std::vector<StepResult> steps = {run("tbb", 1, 1, 1.0, {10}), run("tbb", 1, 2, 2.0, {30}),
+                                   run("tbb", 1, 3, 0.5, {20}), run("tbb", 4, 1, 1.0, {40}),
+                                   run("tbb", 4, 2, 1.0, {40})};
+  steps.push_back(run("process", 1, 1, 1.0, {}));  // nothing verified: no latency
+  steps.back().images_ok = 0;
+  BenchOptions options;
+  options.repeats = 3;
+  RunInfo info{"pixpool bench --repeats 3",
+               "2026-01-02T03:04:05Z",
+               options,
+               corpus_json(Corpus{"generated", {}}),
+               nullptr,
+               2,
+               0.5};
+  auto report = report_json(info, steps, 0, false);
+  CHECK(report["settings"]["repeats"] == 3);
+  CHECK(report["steps"][1]["repeat"] == 2);
+  const auto& spread = report["spread"];
+  REQUIRE(spread.size() == 3);
+  CHECK(spread[0]["backend"] == "tbb");
+  CHECK(spread[0]["concurrency"] == 1);
+  CHECK(spread[0]["runs"] == 3);
+  CHECK(spread[0]["images_per_s"]["median"].get<double>() == 10.0);  // of 10, 5, 20
+  CHECK(spread[0]["images_per_s"]["min"].get<double>() == 5.0);
+  CHECK(spread[0]["images_per_s"]["max"].get<double>() == 20.0);
+  CHECK(spread[0]["p50_ms"]["median"].get<double>() == doctest::Approx(20).epsilon(0.005));
+  CHECK(spread[0]["p99_ms"]["max"].get<double>() == doctest::Approx(30).epsilon(0.005));
+  CHECK(spread[1]["runs"] == 2);
+  CHECK(spread[1]["images_per_s"]["stddev"].get<double>() == 0.0);
+  CHECK(spread[2]["backend"] == "process");
+  CHECK(spread[2]["p50_ms"].is_null());
+  // The machine figures: 0.1 client cores of 2, under the limit; no warning.
+  CHECK(report["machine"]["cores"] == 2);
+  CHECK(report["machine"]["client_cores_max"].get<double>() == doctest::Approx(0.1));
+  CHECK(report["machine"]["load1_before"].get<double>() == 0.5);
+  CHECK(report["machine"]["system_busy_pct_mean"].get<double>() == 50.0);
+  CHECK(report["machine"]["warnings"].empty());
+  CHECK(report["steps"][0]["machine"]["client_cores"].get<double>() == doctest::Approx(0.1));
+
+  const std::string summary = format_summary(report);
+  CHECK(summary.find("spread over 3 repeats: median (min..max)") != std::string::npos);
+  CHECK(summary.find("10.00 (5.00..20.00)") != std::string::npos);
+  CHECK(summary.find("warning") == std::string::npos);
+  const std::string html = html_report(report, "", "");
+  CHECK(html.find("<h2>Spread over 3 repeats</h2>") != std::string::npos);
+  CHECK(html.find("<td>10.00</td><td>5.00..20.00</td>") != std::string::npos);
+  CHECK(html.find("<h2>Machine</h2>") != std::string::npos);
+  CHECK(html.find("class=\"warn\"") == std::string::npos);
+  CHECK(gnuplot_script(report).find("yerrorlines") != std::string::npos);
+
+  // A busy client makes a warning in the text and on the page.
+  steps[0].client_cpu_s = 1.6;  // 1.6 of 2 cores
+  report = report_json(info, steps, 0, false);
+  REQUIRE(report["machine"]["warnings"].size() == 1);
+  CHECK(format_summary(report).find("warning: the client itself used 1.60 of the 2 cores") !=
+        std::string::npos);
+  CHECK(html_report(report, "", "").find("<p class=\"warn\"><b>Warning</b>: the client itself") !=
+        std::string::npos);
+
+  // One run per step: no spread table, and the plot is the plain one.
+  options.repeats = 1;
+  info.options = options;
+  report = report_json(info, {steps[0]}, 0, false);
+  CHECK(report["spread"].size() == 1);
+  CHECK(format_summary(report).find("spread") == std::string::npos);
+  CHECK(html_report(report, "", "").find("Spread over") == std::string::npos);
+  CHECK(gnuplot_script(report).find("yerrorlines") == std::string::npos);
+}
+
 // --------------------------------------------------------------- end to end
 
 TEST_CASE("run_bench: a tiny run against the real server verifies every response") {
@@ -557,6 +853,34 @@ TEST_CASE("run_bench: a tiny run against the real server verifies every response
   CHECK(fs::exists(report_dir + "/index.html"));
   CHECK(fs::exists(report_dir + "/throughput.svg") == gnuplot_installed());
   CHECK(fs::exists(report_dir + "/latency.svg") == gnuplot_installed());
+}
+
+TEST_CASE("run_bench: --repeats runs each step that many times and reports the spread") {
+  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  TempDir dir;
+  CHECK(run_bench({"--url", server.base_url(), "--sizes", "64x48", "--per-size", "1", "--backends",
+                   "tbb", "--concurrency", "1,2", "--requests", "2", "--repeats", "3", "--report",
+                   dir.path}) == 0);
+  const auto report = read_json(dir.path + "/report.json");
+  CHECK(report["settings"]["repeats"] == 3);
+  REQUIRE(report["steps"].size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(report["steps"][i]["concurrency"] == (i < 3 ? 1 : 2));
+    CHECK(report["steps"][i]["repeat"] == i % 3 + 1);
+    CHECK(report["steps"][i]["images"] == 2);
+  }
+  REQUIRE(report["spread"].size() == 2);
+  for (const auto& group : report["spread"]) {
+    CHECK(group["runs"] == 3);
+    const auto& t = group["images_per_s"];
+    CHECK(t["min"].get<double>() <= t["median"].get<double>());
+    CHECK(t["median"].get<double>() <= t["max"].get<double>());
+    CHECK(group["p99_ms"]["min"].get<double>() > 0);
+  }
+  CHECK(report["machine"]["cores"].get<int>() >= 1);
+  CHECK(report["machine"]["warnings"].is_array());
+  CHECK(report["steps"][0]["machine"]["client_cores"].get<double>() >= 0);
 }
 
 TEST_CASE("run_bench: url mode with the built-in origin and batch mode verify too") {
@@ -635,20 +959,26 @@ TEST_CASE("run_bench: every request rejected by the server exits 1 with the erro
 }
 
 TEST_CASE("run_bench: SIGINT ends a long run early with status 130 and a report") {
-  test::ServerProcess server({"--workers", "1", "--access-log", "off"});
+  // The access log shows when the step's requests are flowing.
+  test::ServerProcess server({"--workers", "1", "--access-log", "on"});
   TempDir dir;
-  const auto started = std::chrono::steady_clock::now();
   auto run = std::async(std::launch::async, [&] {
     return run_bench({"--url", server.base_url(), "--sizes", "vga", "--per-size", "1", "--backends",
                       "tbb,process", "--concurrency", "1", "--duration", "15s", "--warmup", "0",
                       "--report", dir.path});
   });
-  // run_bench installs its handler before it does anything slow.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // SIGINT once the tbb step is under way (a request served), not after a
+  // guessed delay; bounded by a deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server.log().find("POST /v1/process 200") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline &&
+         run.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+  }
+  REQUIRE(server.log().find("POST /v1/process 200") != std::string::npos);
   kill(getpid(), SIGINT);
+  // It stops at once rather than after the 15 s step: a deadline well short of it.
   REQUIRE(run.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   CHECK(run.get() == 130);
-  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(8));
   const auto report = read_json(dir.path + "/report.json");
   CHECK(report["interrupted"] == true);
   CHECK(report["exit_status"] == 130);

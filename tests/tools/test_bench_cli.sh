@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `pixpool bench` as a command: help, a tiny verified run
-# with a report folder, exit statuses 2 (usage, unreachable server) and 130
+# with a report folder, exit statuses 2 (usage and unknown flags, a refused
+# connection, each explained in words) and 130
 # (SIGTERM mid-run, with the report still written). Loopback only, < 20 s.
 # Usage: tests/tools/test_bench_cli.sh PIXPOOL_BINARY
 # Prints "test_bench_cli: OK" and exits 0 when every check passes.
@@ -45,6 +46,18 @@ expect_status 0 help --help
 grep -q -- "--concurrency" "$tmp/help.out" || fail "help does not list --concurrency"
 expect_status 2 usage --duration 1s --requests 1
 grep -q "either --duration or --requests" "$tmp/usage.err" || fail "usage error not explained"
+# An unknown flag is named, alone or with a value, and points at --help.
+for args in "--bogus" "--bogus 1" "--bogus=1" "--requests 1 --bogus"; do
+  # shellcheck disable=SC2086  # split on purpose
+  expect_status 2 bogus $args
+  grep -qx "pixpool bench: unknown flag --bogus; see pixpool bench --help" "$tmp/bogus.err" ||
+    fail "'$args': unknown flag not named: $(cat "$tmp/bogus.err")"
+done
+expect_status 2 typo --concurency 4
+grep -q "unknown flag --concurency (did you mean --concurrency?)" "$tmp/typo.err" ||
+  fail "no suggestion for a misspelt flag: $(cat "$tmp/typo.err")"
+expect_status 2 novalue --report --requests 5
+grep -q -- "--report needs a value" "$tmp/novalue.err" || fail "a missing value not explained"
 
 # 2. The server on a free loopback port.
 start_pixpool "$pixpool" "$tmp/server.log" --workers 1 --access-log off
@@ -62,19 +75,36 @@ if command -v gnuplot >/dev/null; then
   [[ -s "$tmp/report/throughput.svg" && -s "$tmp/report/latency.svg" ]] || fail "no SVG plots"
 fi
 
-# 4. Nothing listening: exit 2 before any step.
+# 4. Nothing listening: exit 2 before any step, saying so in words, at once.
 kill -0 "$server_pid"
-dead_port=$((port == 65535 ? port - 1 : port + 1))
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$dead_port") 2>/dev/null; then
-  expect_status 2 unreachable --url "http://127.0.0.1:$dead_port" --sizes vga --requests 1
-fi
+dead_port=""
+for candidate in $(seq $((port > 65000 ? 1025 : port + 1)) $((port > 65000 ? 1100 : port + 80))); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+    dead_port=$candidate
+    break
+  fi
+done
+[[ -n "$dead_port" ]] || fail "no closed loopback port found near $port"
+SECONDS=0
+expect_status 2 unreachable --url "http://127.0.0.1:$dead_port" --sizes vga --requests 1
+[[ $SECONDS -le 10 ]] || fail "refused connection took ${SECONDS}s to report"
+want="pixpool bench: cannot connect to http://127.0.0.1:$dead_port: connection refused (is pixpool running?)"
+grep -qxF "$want" "$tmp/unreachable.err" ||
+  fail "refused connection not explained: $(cat "$tmp/unreachable.err")"
 
 # 5. SIGTERM during a 20 s step: it stops within seconds, exits 130 and
 #    still writes the report.
 "$pixpool" bench --url "$url" --sizes vga --per-size 1 --backends tbb --concurrency 1 \
   --duration 20s --warmup 0 --report "$tmp/stopped" >"$tmp/stopped.out" 2>"$tmp/stopped.err" &
 bench_pid=$!
-sleep 2
+# Wait (up to 20 s) for the table header: the corpus is built and the step
+# is running, so SIGTERM lands mid-step.
+for _ in $(seq 1 200); do
+  grep -q '^backend ' "$tmp/stopped.out" 2>/dev/null && break
+  kill -0 "$bench_pid" 2>/dev/null || fail "stopped run exited early"
+  sleep 0.1
+done
+grep -q '^backend ' "$tmp/stopped.out" || fail "stopped run never started its step"
 kill -TERM "$bench_pid"
 got=0
 SECONDS=0
