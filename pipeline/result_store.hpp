@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,10 +14,15 @@
 namespace pixpool {
 
 struct ResultStoreOptions {
+  using Clock = std::chrono::steady_clock;
+
   std::size_t max_entries = 10000;
   std::size_t max_bytes = std::size_t{1} << 30;  // 1 GiB
   std::chrono::seconds ttl{3600};
   std::string id_prefix;  // prepended to every id, e.g. "r1-" (replica routing)
+  // Where expiry reads the time; tests inject a fake one to step past the
+  // TTL. Must be monotonic. Empty = Clock::now.
+  std::function<Clock::time_point()> clock = [] { return Clock::now(); };
 };
 
 struct StoredResult {
