@@ -28,6 +28,10 @@ struct DownloadOptions {
   bool allow_private = false;                 // --allow-private-sources
   std::vector<std::string> allowed_prefixes;  // --allowed-sources: URL prefixes that
                                               // may resolve to forbidden addresses
+  // --download-ca-file: PEM bundle of CAs trusted for https sources (e.g. a
+  // private CA), given to libcurl as CURLOPT_CAINFO in place of its default
+  // bundle file. Empty = libcurl's defaults.
+  std::string ca_file;
 };
 
 struct Download {
