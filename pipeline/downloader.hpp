@@ -20,9 +20,10 @@
 
 namespace pixpool {
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
 struct DownloadOptions {
-  int io_threads = 16;                            // concurrent downloads
-  std::chrono::milliseconds timeout{10000};       // total per download, redirects included
+  int io_threads = 16;                                           // concurrent downloads
+  std::chrono::milliseconds timeout = std::chrono::seconds{10};  // per download, redirects included
   std::size_t max_bytes = std::size_t{64} << 20;  // body cap, enforced while streaming
   int max_redirects = 5;
   bool allow_private = false;                 // --allow-private-sources

@@ -61,7 +61,7 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
   bool too_large = false;
   auto count = [&](std::size_t n) {
     received += n;
-    too_large = too_large || received > config.max_body_bytes;
+    too_large = too_large || received > config.http.max_body_bytes;
     return !too_large;
   };
   bool read_ok = true;
@@ -85,7 +85,8 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
   }
   if (too_large || res.status == 413) {
     return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
-                                                std::to_string(config.max_body_bytes) + " bytes"};
+                                                std::to_string(config.http.max_body_bytes) +
+                                                " bytes"};
   }
   if (!read_ok) return bad("could not read the request body");
   BatchRequest out;
@@ -137,9 +138,9 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, httplib::R
   if (out.inputs.empty()) {
     return bad("no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})");
   }
-  if (out.inputs.size() > config.max_batch_items) {
+  if (out.inputs.size() > config.batches.max_items) {
     return bad("too many items: " + std::to_string(out.inputs.size()) + " (at most " +
-               std::to_string(config.max_batch_items) + ", see --max-batch-items)");
+               std::to_string(config.batches.max_items) + ", see --max-batch-items)");
   }
   auto params = parse_process_params(*query, config.default_backend);
   if (!params) return params.error();

@@ -100,7 +100,7 @@ struct Server::Impl {
         metrics(p.metrics),
         // Processing requests may hold all HTTP threads but a few, so
         // /metrics, /healthz and /readyz always find a free one.
-        processing_limit(std::max(1, c.http_threads - kReservedHttpThreads)) {}
+        processing_limit(std::max(1, c.http.threads - kReservedHttpThreads)) {}
 
   const Config config;
   BackendSet& backends;
@@ -168,12 +168,12 @@ void Server::Impl::install_routes(const std::vector<Route>& routes) {
 }
 
 void Server::Impl::install() {
-  http.new_task_queue = [n = config.http_threads] {
+  http.new_task_queue = [n = config.http.threads] {
     return new httplib::ThreadPool(static_cast<std::size_t>(n));
   };
-  http.set_payload_max_length(config.max_body_bytes);
-  http.set_read_timeout(config.read_timeout_s, 0);
-  http.set_write_timeout(config.read_timeout_s, 0);
+  http.set_payload_max_length(config.http.max_body_bytes);
+  http.set_read_timeout(config.http.read_timeout);
+  http.set_write_timeout(config.http.read_timeout);
   http.set_keep_alive_max_count(100);
   // Each idle keep-alive connection holds an HTTP thread: do not keep it long.
   http.set_keep_alive_timeout(2);
@@ -390,7 +390,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   // handler's "Connection: close" and would parse the unread bytes as
   // further requests (each a bogus 400 in the log and the metrics).
   auto refuse_unread = [&](const Error& error) {
-    discard_body(reader, config.max_body_bytes);
+    discard_body(reader, config.http.max_body_bytes);
     res.set_header("Connection", "close");
     send_error(res, error);
   };
@@ -403,7 +403,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
   res.set_header("X-Pixpool-Backend", params->backend);
   const auto url = query->find("url");
   if (!admit(res)) {
-    discard_body(reader, config.max_body_bytes);
+    discard_body(reader, config.http.max_body_bytes);
     res.set_header("Connection", "close");
     return;
   }
@@ -432,7 +432,7 @@ void Server::Impl::handle_process(const httplib::Request& req, httplib::Response
     return send_error(res, {ErrorCode::invalid_parameter,
                             "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
   } else {
-    auto body = read_image_body(req, res, *reader, config.max_body_bytes);
+    auto body = read_image_body(req, res, *reader, config.http.max_body_bytes);
     if (!body) return send_error(res, body.error());
     job.input = std::move(body.value());
   }
@@ -609,7 +609,7 @@ static std::string route_of(const std::string& path) {
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
   metrics.record_request(route_of(req.path), res.status);
-  if (!config.access_log) return;
+  if (!config.http.access_log) return;
   std::string duration = "-";
   if (request_started) {
     char buf[32];
@@ -637,7 +637,7 @@ Server::Server(const Config& config, ServerParts parts)
 Server::~Server() = default;
 
 Result<int> Server::bind() {
-  const Config& c = impl_->config;
+  const HttpOptions& c = impl_->config.http;
   // Debian's cpp-httplib 0.11 library listens with a compiled-in backlog of
   // 5: a burst of new connections beyond that (64 clients at once in the
   // memory test) had some of them reset mid-upload. listen() again on a
