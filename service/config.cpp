@@ -27,6 +27,12 @@ constexpr std::string_view kEnvPrefix = "PIXPOOL_";
 static_assert(TbbBackendOptions{}.max_pending == ProcessPoolOptions{}.max_pending,
               "--max-queue has one default: keep the backends' max_pending equal");
 
+// PIXPOOL_* variables read by the project's scripts, not by the server: they
+// may well be in its environment, and are not typos.
+constexpr std::string_view kToolVariables[] = {"PIXPOOL_BIN", "PIXPOOL_STACK_DIR", "PIXPOOL_URL",
+                                               "PIXPOOL_NO_BUFFER_POOL"};
+constexpr std::string_view kToolVariablePrefixes[] = {"PIXPOOL_LB_"};  // nginx's template
+
 std::optional<std::int64_t> parse_int(std::string_view text) {
   std::int64_t value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -48,12 +54,8 @@ struct Option {
   std::function<std::string(const Config&)> show_default;
   // Stores `text` into the config; returns an error message or "".
   std::function<std::string(Config&, std::string_view)> set;
+  bool is_switch = false;  // on/off: the value may be left out, meaning on
 };
-
-std::string format_duration(milliseconds duration) {
-  const auto ms = duration.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-}
 
 std::string env_name(std::string_view flag) {
   std::string out(kEnvPrefix);
@@ -89,7 +91,9 @@ Option size_option(std::string flag, std::string help, Get get, std::uint64_t mi
                    std::uint64_t max, bool bytes) {
   using Field = FieldOf<Get>;
   static_assert(std::is_unsigned_v<Field>);
-  const auto show = [](std::uint64_t v) { return std::to_string(v); };
+  const auto show = [bytes](std::uint64_t v) {
+    return bytes ? format_byte_size(v) : std::to_string(v);
+  };
   return Option{std::move(flag), bytes ? "BYTES" : "N", std::move(help),
                 [get, show](const Config& c) { return show(get(c)); },
                 [get, show, min, max, bytes](Config& c, std::string_view text) -> std::string {
@@ -133,14 +137,17 @@ Option duration_option(std::string flag, std::string help, Get get, milliseconds
 template <class Get>
 Option switch_option(std::string flag, std::string help, Get get) {
   static_assert(std::is_same_v<FieldOf<Get>, bool>);
-  return Option{std::move(flag), "on|off", std::move(help),
+  return Option{std::move(flag),
+                "on|off",
+                std::move(help),
                 [get](const Config& c) { return std::string(get(c) ? "on" : "off"); },
                 [get](Config& c, std::string_view t) -> std::string {
                   auto v = parse_bool(t);
                   if (!v) return "must be on or off";
                   get(c) = *v;
                   return "";
-                }};
+                },
+                /*is_switch=*/true};
 }
 
 // Runs `after` once `option` has stored a value (for settings with two homes).
@@ -301,6 +308,95 @@ const Option* find_option(std::string_view flag) {
   return nullptr;
 }
 
+char upper(char c) {
+  return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+}
+
+// Edit distance (insert, delete, substitute), ignoring case.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min(
+          {row[j] + 1, row[j - 1] + 1, diagonal + (upper(a[i - 1]) == upper(b[j - 1]) ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() &&
+         std::equal(prefix.begin(), prefix.end(), text.begin(),
+                    [](char x, char y) { return upper(x) == upper(y); });
+}
+
+// The candidate `word` was most likely meant to be, or "" when none is
+// close: a few edits away (a typo), or the one candidate that extends or
+// shortens it (PIXPOOL_MAX_BODY -> PIXPOOL_MAX_BODY_BYTES).
+std::string closest(std::string_view word, const std::vector<std::string>& candidates,
+                    std::size_t common_prefix = 0) {
+  const std::size_t stem = word.size() - std::min(word.size(), common_prefix);
+  const std::size_t max_edits = std::max<std::size_t>(2, stem / 4);
+  std::string best;
+  std::size_t best_distance = max_edits + 1;
+  for (const std::string& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  if (!best.empty() || stem < 4) return best;
+  std::string only;
+  for (const std::string& c : candidates) {
+    if (starts_with_ignoring_case(c, word) || starts_with_ignoring_case(word, c)) {
+      if (!only.empty()) return "";  // ambiguous
+      only = c;
+    }
+  }
+  return only;
+}
+
+std::vector<std::string> flag_names() {
+  std::vector<std::string> out;
+  for (const Option& o : options()) out.push_back(o.flag);
+  return out;
+}
+
+std::vector<std::string> env_names() {
+  std::vector<std::string> out;
+  for (const Option& o : options()) out.push_back(env_name(o.flag));
+  return out;
+}
+
+bool is_tool_variable(std::string_view name) {
+  return std::find(std::begin(kToolVariables), std::end(kToolVariables), name) !=
+             std::end(kToolVariables) ||
+         std::any_of(std::begin(kToolVariablePrefixes), std::end(kToolVariablePrefixes),
+                     [name](std::string_view p) { return name.starts_with(p); });
+}
+
+// Warnings for PIXPOOL_* variables that set nothing: most likely typos.
+std::vector<std::string> unknown_variable_warnings(const std::vector<std::string>& names) {
+  const std::vector<std::string> known = env_names();
+  std::vector<std::string> warnings;
+  for (const std::string& name : names) {
+    if (!name.starts_with(kEnvPrefix) || is_tool_variable(name)) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string warning = "unknown environment variable " + name + " is ignored";
+    if (const std::string guess = closest(name, known, kEnvPrefix.size()); !guess.empty()) {
+      warning += " (did you mean " + guess + "?)";
+    }
+    warnings.push_back(std::move(warning));
+  }
+  return warnings;
+}
+
 }  // namespace
 
 std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
@@ -341,18 +437,28 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
   return std::nullopt;
 }
 
-Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
-                                       const std::function<const char*(const char*)>& getenv) {
-  CommandLine out;
-  // Environment first, so flags override it.
-  for (const Option& o : options()) {
-    const std::string name = env_name(o.flag);
-    if (const char* value = getenv(name.c_str()); value != nullptr) {
-      if (std::string err = o.set(out.config, value); !err.empty()) {
-        return Error{ErrorCode::invalid_parameter, name + "=" + value + ": " + err};
-      }
-    }
+std::string format_byte_size(std::uint64_t bytes) {
+  if (bytes == 0) return "0";
+  constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
+      {"GiB", kGiB}, {"MiB", kMiB}, {"KiB", kKiB}};
+  for (const auto& [unit, size] : kUnits) {
+    if (bytes % size == 0) return std::to_string(bytes / size) + std::string(unit);
   }
+  return std::to_string(bytes);
+}
+
+std::string format_duration(milliseconds duration) {
+  const auto ms = duration.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
+                                       const std::function<const char*(const char*)>& getenv,
+                                       const std::vector<std::string>& env_names) {
+  CommandLine out;
+  // Flags are read first but applied last: a flag overrides its variable,
+  // so a bad variable that a flag overrides is not an error.
+  std::vector<std::pair<const Option*, std::string>> flags;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -376,37 +482,79 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
     }
     const Option* option = find_option(flag);
     if (option == nullptr) {
-      return Error{ErrorCode::invalid_parameter,
-                   "unknown flag --" + std::string(flag) + " (see --help)"};
+      std::string message = "unknown flag --" + std::string(flag);
+      if (const std::string guess = closest(flag, flag_names()); !guess.empty()) {
+        message += " (did you mean --" + guess + "?)";
+      }
+      return Error{ErrorCode::invalid_parameter, message + " (see --help)"};
     }
     if (!value) {
-      if (i + 1 >= args.size()) {
+      const bool has_next = i + 1 < args.size() && !args[i + 1].starts_with("--");
+      if (option->is_switch) {
+        // A bare switch means on; "--access-log off" still reads its value.
+        value = has_next && parse_bool(args[i + 1]) ? args[++i] : "on";
+      } else if (has_next) {
+        value = args[++i];
+      } else {
         return Error{ErrorCode::invalid_parameter, "--" + option->flag + " needs a value"};
       }
-      value = args[++i];
     }
-    if (std::string err = option->set(out.config, *value); !err.empty()) {
-      return Error{ErrorCode::invalid_parameter, "--" + option->flag + "=" + *value + ": " + err};
+    flags.emplace_back(option, std::move(*value));
+  }
+
+  for (const Option& o : options()) {
+    const bool overridden =
+        std::any_of(flags.begin(), flags.end(), [&o](const auto& f) { return f.first == &o; });
+    if (overridden) continue;
+    const std::string name = env_name(o.flag);
+    if (const char* value = getenv(name.c_str()); value != nullptr) {
+      if (std::string err = o.set(out.config, value); !err.empty()) {
+        return Error{ErrorCode::invalid_parameter, name + "=" + value + ": " + err};
+      }
     }
   }
+  for (const auto& [option, value] : flags) {
+    if (std::string err = option->set(out.config, value); !err.empty()) {
+      return Error{ErrorCode::invalid_parameter, "--" + option->flag + "=" + value + ": " + err};
+    }
+  }
+  out.warnings = unknown_variable_warnings(env_names);
   return out;
 }
 
 std::string help_text() {
-  std::ostringstream out;
   const Config defaults;
+  std::vector<std::pair<std::string, std::string>> rows;  // left column, description lines
+  for (const Option& o : options()) {
+    const std::string hint = o.is_switch ? " [" + o.value_hint + "]" : " " + o.value_hint;
+    rows.emplace_back("--" + o.flag + hint, o.help + "\n[env " + env_name(o.flag) + ", default " +
+                                                o.show_default(defaults) + "]");
+  }
+  rows.emplace_back("-h, --help", "show this help");
+  rows.emplace_back("--version", "print the version");
+
+  std::size_t width = 0;
+  for (const auto& row : rows) width = std::max(width, row.first.size());
+  const std::string indent = "  ";
+  const std::size_t column = indent.size() + width + 2;
+
+  std::ostringstream out;
   out << "pixpool: parallel image processing service (Gaussian blur + contour)\n\n"
          "Usage: pixpool [--flag value | --flag=value]...\n"
          "       pixpool bench --help     load-test a running server (see README)\n\n"
-         "Every flag can also be set through the environment variable shown.\n\n";
-  for (const Option& o : options()) {
-    std::string left = "  --" + o.flag + (o.value_hint.empty() ? "" : " " + o.value_hint);
-    out << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << o.help << "\n"
-        << std::string(28, ' ') << "[env " << env_name(o.flag) << ", default "
-        << o.show_default(defaults) << "]\n";
+         "Every flag can also be set through the environment variable shown; the flag wins.\n"
+         "An on|off flag given alone means on.\n\n";
+  for (const auto& [left, description] : rows) {
+    out << indent << left << std::string(column - indent.size() - left.size(), ' ');
+    std::string_view rest = description;
+    for (bool first = true; !rest.empty(); first = false) {
+      const auto newline = rest.find('\n');
+      if (!first) out << std::string(column, ' ');
+      out << rest.substr(0, newline) << "\n";
+      if (newline == std::string_view::npos) break;
+      rest.remove_prefix(newline + 1);
+    }
   }
-  out << "  -h, --help                  show this help\n"
-         "  --version                   print the version\n";
   return out.str();
 }
 

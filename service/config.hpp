@@ -67,13 +67,18 @@ struct CommandLine {
   Config config;
   bool help = false;
   bool version = false;
+  // Not fatal, for stderr: e.g. an unknown PIXPOOL_* variable (likely a typo).
+  std::vector<std::string> warnings;
 };
 
 // Reads `args` (without the program name) and the environment through
-// `getenv` (nullptr = unset). Errors: invalid_parameter naming the flag or
-// variable and the accepted range.
+// `getenv` (nullptr = unset). `env_names` lists the names of every variable
+// in the environment (as in environ): PIXPOOL_* ones that are not settings
+// get a warning. Errors: invalid_parameter naming the flag or variable and
+// the accepted range. A bad variable is not an error when a flag overrides it.
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
-                                       const std::function<const char*(const char*)>& getenv);
+                                       const std::function<const char*(const char*)>& getenv,
+                                       const std::vector<std::string>& env_names = {});
 
 // The --help text: every flag, its variable, its default and its meaning.
 std::string help_text();
@@ -83,5 +88,10 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
 // "30s", "500ms", "2m", "30" (seconds) -> milliseconds. nullopt if bad.
 std::optional<std::int64_t> parse_duration_ms(std::string_view text);
+
+// Inverses for display: 64 << 20 -> "64MiB", 1 << 30 -> "1GiB", 1000 -> "1000";
+// 30s -> "30s", 1500ms -> "1500ms".
+std::string format_byte_size(std::uint64_t bytes);
+std::string format_duration(std::chrono::milliseconds duration);
 
 }  // namespace pixpool

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <future>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -40,6 +41,22 @@
 #define PIXPOOL_VERSION "dev"
 #endif
 
+extern char** environ;
+
+namespace {
+
+// The names of every variable in the environment, for typo warnings.
+std::vector<std::string> environment_names() {
+  std::vector<std::string> names;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    names.emplace_back(text.substr(0, text.find('=')));
+  }
+  return names;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace pixpool;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -48,10 +65,14 @@ int main(int argc, char** argv) {
   if (!args.empty() && args.front() == "bench") {
     return run_bench(std::vector<std::string>(args.begin() + 1, args.end()));
   }
-  auto cli = parse_command_line(args, [](const char* name) { return std::getenv(name); });
+  auto cli = parse_command_line(
+      args, [](const char* name) { return std::getenv(name); }, environment_names());
   if (!cli) {
     std::fprintf(stderr, "pixpool: %s\n", cli.error().message.c_str());
     return 2;
+  }
+  for (const std::string& warning : cli->warnings) {
+    std::fprintf(stderr, "pixpool: warning: %s\n", warning.c_str());
   }
   if (cli->help) {
     std::fputs(help_text().c_str(), stdout);
@@ -146,9 +167,9 @@ int main(int argc, char** argv) {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     if (signal_number == SIGUSR1) return;  // main is done without a signal
-    std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %llds)\n",
+    std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %s)\n",
                  signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-                 static_cast<long long>(config.http.shutdown_timeout.count()));
+                 format_duration(config.http.shutdown_timeout).c_str());
     // stop() is a no-op until the listener runs, so repeat it: a signal that
     // arrives during startup is not lost.
     const auto deadline = std::chrono::steady_clock::now() + config.http.shutdown_timeout;

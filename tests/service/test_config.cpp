@@ -158,3 +158,150 @@ TEST_CASE("flags land in the parts' options, durations as std::chrono") {
   REQUIRE_FALSE(fractional.ok());
   CHECK(fractional.error().message.find("whole seconds") != std::string::npos);
 }
+
+TEST_CASE("a flag wins over a bad variable it overrides") {
+  auto cli = parse({"--port", "9000"}, {{"PIXPOOL_PORT", "abc"}});
+  REQUIRE(cli.ok());
+  CHECK(cli->config.http.port == 9000);
+
+  auto eq = parse({"--access-log=on"}, {{"PIXPOOL_ACCESS_LOG", "maybe"}});
+  REQUIRE(eq.ok());
+  CHECK(eq->config.http.access_log);
+
+  // A bad variable no flag overrides is still fatal, and named.
+  auto other = parse({"--port", "9000"}, {{"PIXPOOL_PORT", "abc"}, {"PIXPOOL_WORKERS", "-1"}});
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.error().message.find("PIXPOOL_WORKERS") != std::string::npos);
+  auto alone = parse({}, {{"PIXPOOL_PORT", "abc"}});
+  REQUIRE_FALSE(alone.ok());
+  CHECK(alone.error().message.find("PIXPOOL_PORT=abc") != std::string::npos);
+  // A bad flag is fatal even over a good variable.
+  CHECK_FALSE(parse({"--port", "abc"}, {{"PIXPOOL_PORT", "9000"}}).ok());
+}
+
+TEST_CASE("unknown PIXPOOL_ variables get a warning with the likely intended one") {
+  const std::map<std::string, std::string> env = {{"PIXPOOL_WORKER", "4"}, {"PIXPOOL_PORT", "1"}};
+  auto cli = parse_command_line({},
+                                [&env](const char* name) -> const char* {
+                                  auto it = env.find(name);
+                                  return it == env.end() ? nullptr : it->second.c_str();
+                                },
+                                {"PATH", "PIXPOOL_WORKER", "PIXPOOL_PORT", "PIXPOOL_max_body_bytes",
+                                 "PIXPOOL_MAX_BODY", "PIXPOOL_QQQQQQQQQQQQ", "PIXPOOL_BIN",
+                                 "PIXPOOL_STACK_DIR", "PIXPOOL_LB_LISTEN", "XPIXPOOL_WORKER"});
+  REQUIRE(cli.ok());
+  CHECK(cli->config.process.workers == 0);  // the typo set nothing
+  CHECK(cli->config.http.port == 1);
+  REQUIRE(cli->warnings.size() == 4);
+  CHECK(cli->warnings[0].find("PIXPOOL_WORKER ") != std::string::npos);
+  CHECK(cli->warnings[0].find("did you mean PIXPOOL_WORKERS?") != std::string::npos);
+  CHECK(cli->warnings[1].find("did you mean PIXPOOL_MAX_BODY_BYTES?") != std::string::npos);
+  CHECK(cli->warnings[2].find("did you mean PIXPOOL_MAX_BODY_BYTES?") != std::string::npos);
+  CHECK(cli->warnings[3].find("PIXPOOL_QQQQQQQQQQQQ") != std::string::npos);
+  CHECK(cli->warnings[3].find("did you mean") == std::string::npos);
+
+  CHECK(parse({}, {{"PIXPOOL_PORT", "1"}})->warnings.empty());
+}
+
+TEST_CASE("an unknown flag suggests the likely intended one") {
+  auto cli = parse({"--worker", "4"});
+  REQUIRE_FALSE(cli.ok());
+  CHECK(cli.error().message.find("unknown flag --worker") != std::string::npos);
+  CHECK(cli.error().message.find("did you mean --workers?") != std::string::npos);
+}
+
+TEST_CASE("a bare on/off flag means on, and a value word or --flag after it is handled") {
+  auto bare = parse({"--access-log"}, {{"PIXPOOL_ACCESS_LOG", "off"}});
+  REQUIRE(bare.ok());
+  CHECK(bare->config.http.access_log);
+
+  auto then_flag = parse({"--enable-test-ops", "--port", "9000"});
+  REQUIRE(then_flag.ok());
+  CHECK(then_flag->config.enable_test_ops);
+  CHECK(then_flag->config.http.port == 9000);
+
+  auto last = parse({"--port", "9000", "--allow-private-sources"});
+  REQUIRE(last.ok());
+  CHECK(last->config.download.allow_private);
+
+  for (const char* off : {"off", "false", "no", "0"}) {
+    CAPTURE(off);
+    auto separate = parse({"--access-log", off});
+    REQUIRE(separate.ok());
+    CHECK_FALSE(separate->config.http.access_log);
+  }
+  auto separate_on = parse({"--access-log", "on"}, {{"PIXPOOL_ACCESS_LOG", "off"}});
+  REQUIRE(separate_on.ok());
+  CHECK(separate_on->config.http.access_log);
+  auto joined = parse({"--access-log=off"});
+  REQUIRE(joined.ok());
+  CHECK_FALSE(joined->config.http.access_log);
+
+  // Not a value word: the switch is on and the word is a stray argument.
+  auto stray = parse({"--access-log", "maybe"});
+  REQUIRE_FALSE(stray.ok());
+  CHECK(stray.error().message.find("'maybe'") != std::string::npos);
+  CHECK_FALSE(parse({"--access-log=maybe"}).ok());
+
+  // Flags that need a value do not take the next flag as one.
+  auto missing = parse({"--host", "--port", "9000"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("--host needs a value") != std::string::npos);
+}
+
+TEST_CASE("help: aligned columns, defaults as sizes and durations") {
+  const std::string help = help_text();
+  std::istringstream lines(help);
+  std::string line;
+  std::size_t column = 0;
+  int flag_lines = 0;
+  int env_lines = 0;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("  -")) {
+      // "  --flag HINT   description": the description follows the first gap.
+      const auto gap = line.find("  ", 2);
+      REQUIRE(gap != std::string::npos);
+      const auto start = line.find_first_not_of(' ', gap);
+      CAPTURE(line);
+      if (column == 0) column = start;
+      CHECK(start == column);
+      ++flag_lines;
+    } else if (line.find("[env ") != std::string::npos) {
+      CAPTURE(line);
+      CHECK(line.find_first_not_of(' ') == column);
+      ++env_lines;
+    }
+  }
+  CHECK(flag_lines == env_lines + 2);  // -h/--help and --version have no variable
+  CHECK(help.find("  -h, --help") != std::string::npos);
+  CHECK(help.find("  --version") != std::string::npos);
+  CHECK(help.find("--access-log [on|off]") != std::string::npos);
+
+  CHECK(help.find("PIXPOOL_MAX_BODY_BYTES, default 64MiB]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_RESULTS_MAX_BYTES, default 1GiB]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_BUFFER_POOL_BYTES, default 256MiB]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_JOB_TIMEOUT, default 30s]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_ADMISSION_WAIT, default 10s]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_RESULTS_TTL, default 3600s]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_RESULTS_MAX_ENTRIES, default 100000]") != std::string::npos);
+  CHECK(help.find("67108864") == std::string::npos);
+  CHECK(help.find("1073741824") == std::string::npos);
+}
+
+TEST_CASE("format_byte_size and format_duration") {
+  CHECK(format_byte_size(0) == "0");
+  CHECK(format_byte_size(64u << 20) == "64MiB");
+  CHECK(format_byte_size(std::uint64_t{1} << 30) == "1GiB");
+  CHECK(format_byte_size(std::uint64_t{16} << 30) == "16GiB");
+  CHECK(format_byte_size(1024) == "1KiB");
+  CHECK(format_byte_size(1536u << 20) == "1536MiB");
+  CHECK(format_byte_size(1000) == "1000");
+  for (std::uint64_t v : {std::uint64_t{1} << 20, std::uint64_t{3} << 30, std::uint64_t{5}}) {
+    CHECK(parse_byte_size(format_byte_size(v)) == v);  // what --help shows parses back
+  }
+  CHECK(format_duration(std::chrono::seconds{30}) == "30s");
+  CHECK(format_duration(std::chrono::milliseconds{500}) == "500ms");
+  CHECK(format_duration(std::chrono::milliseconds{1500}) == "1500ms");
+  CHECK(format_duration(std::chrono::milliseconds{0}) == "0s");
+  CHECK(parse_duration_ms(format_duration(std::chrono::milliseconds{1500})) == 1500);
+}
