@@ -1,8 +1,14 @@
 #include "service/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <type_traits>
@@ -161,6 +167,34 @@ Option then(Option option, std::function<void(Config&)> after) {
   return option;
 }
 
+// "" when `path` is a readable file that holds a PEM certificate, else why not.
+std::string check_ca_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot open '" + path + "': " + std::strerror(errno);
+  struct stat info {};
+  std::string text;
+  std::string err;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    err = "'" + path + "' is not a regular file";
+  } else {
+    char buffer[1 << 16];
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n > 0) {
+        text.append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        if (n < 0) err = "cannot read '" + path + "': " + std::strerror(errno);
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (err.empty() && text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    err = "'" + path + "' holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+  }
+  return err;
+}
+
 const std::vector<Option>& options() {
   static const std::vector<Option> all = {
       Option{"host", "ADDR", "address to listen on", [](const Config& c) { return c.http.host; },
@@ -264,6 +298,20 @@ const std::vector<Option>& options() {
                  if (comma == std::string_view::npos) break;
                  t.remove_prefix(comma + 1);
                }
+               return "";
+             }},
+      Option{"download-ca-file", "PATH",
+             "PEM file of CA certificates for https downloads (e.g. a private CA); "
+             "replaces libcurl's default CA bundle file",
+             [](const Config& c) {
+               return c.download.ca_file.empty() ? std::string("none") : c.download.ca_file;
+             },
+             [](Config& c, std::string_view t) -> std::string {
+               std::string path(t);
+               if (!path.empty()) {
+                 if (std::string err = check_ca_file(path); !err.empty()) return err;
+               }
+               c.download.ca_file = std::move(path);
                return "";
              }},
       int_option(

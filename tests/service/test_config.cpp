@@ -284,6 +284,7 @@ TEST_CASE("help: aligned columns, defaults as sizes and durations") {
   CHECK(help.find("PIXPOOL_ADMISSION_WAIT, default 10s]") != std::string::npos);
   CHECK(help.find("PIXPOOL_RESULTS_TTL, default 3600s]") != std::string::npos);
   CHECK(help.find("PIXPOOL_RESULTS_MAX_ENTRIES, default 100000]") != std::string::npos);
+  CHECK(help.find("PIXPOOL_DOWNLOAD_CA_FILE, default none]") != std::string::npos);
   CHECK(help.find("67108864") == std::string::npos);
   CHECK(help.find("1073741824") == std::string::npos);
 }
@@ -304,4 +305,40 @@ TEST_CASE("format_byte_size and format_duration") {
   CHECK(format_duration(std::chrono::milliseconds{1500}) == "1500ms");
   CHECK(format_duration(std::chrono::milliseconds{0}) == "0s");
   CHECK(parse_duration_ms(format_duration(std::chrono::milliseconds{1500})) == 1500);
+}
+
+TEST_CASE("--download-ca-file must name a readable PEM file") {
+  char dir_template[] = "/tmp/pixpool-config-XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  const std::string dir = dir_template;
+  const std::string good = dir + "/ca.pem";
+  const std::string junk = dir + "/junk.txt";
+  std::ofstream(good) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  std::ofstream(junk) << "not a certificate\n";
+
+  auto ok = parse({"--download-ca-file", good});
+  REQUIRE(ok.ok());
+  CHECK(ok->config.download.ca_file == good);
+  auto from_env = parse({}, {{"PIXPOOL_DOWNLOAD_CA_FILE", good}});
+  REQUIRE(from_env.ok());
+  CHECK(from_env->config.download.ca_file == good);
+
+  auto missing = parse({"--download-ca-file", dir + "/nope.pem"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("--download-ca-file") != std::string::npos);
+  CHECK(missing.error().message.find("No such file") != std::string::npos);
+  auto missing_env = parse({}, {{"PIXPOOL_DOWNLOAD_CA_FILE", dir + "/nope.pem"}});
+  REQUIRE_FALSE(missing_env.ok());
+  CHECK(missing_env.error().message.find("PIXPOOL_DOWNLOAD_CA_FILE") != std::string::npos);
+
+  auto directory = parse({"--download-ca-file", dir});
+  REQUIRE_FALSE(directory.ok());
+  CHECK(directory.error().message.find("not a regular file") != std::string::npos);
+  auto not_pem = parse({"--download-ca-file", junk});
+  REQUIRE_FALSE(not_pem.ok());
+  CHECK(not_pem.error().message.find("no PEM certificate") != std::string::npos);
+
+  std::remove(good.c_str());
+  std::remove(junk.c_str());
+  rmdir(dir.c_str());
 }
