@@ -113,6 +113,7 @@ class Batch {
   bool cancel_requested_ = false;
 };
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
 struct BatchRunnerOptions {
   int threads = 32;                // item tasks in flight across all batches
   std::size_t max_items = 1000;    // per batch

@@ -107,6 +107,7 @@ struct Transfer {
   const std::atomic<bool>* stop = nullptr;  // the downloader is being destroyed
   bool check_address = true;                // false: allow_private or allowlisted URL
   std::size_t max_bytes = 0;
+  const std::string* ca_file = nullptr;  // CA bundle for https; empty = libcurl's default
   std::string body;
   // Why the callbacks aborted the transfer, if they did.
   std::string refused_address;  // the SSRF guard refused a connect
@@ -215,6 +216,9 @@ Result<Answer> request_once(const std::string& url, Transfer& t, Clock::time_poi
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);        // threads: no SIGALRM for DNS timeouts
   curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pixpool");
+  if (t.ca_file != nullptr && !t.ca_file->empty()) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, t.ca_file->c_str());
+  }
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
@@ -314,6 +318,7 @@ Result<Download> Downloader::State::download(const std::string& url) {
     Transfer t;
     t.stop = &stop;
     t.max_bytes = options.max_bytes;
+    t.ca_file = &options.ca_file;
     // Each hop is judged by its own URL: an allowlisted origin cannot redirect
     // to an internal address.
     t.check_address =

@@ -20,14 +20,19 @@
 
 namespace pixpool {
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
 struct DownloadOptions {
-  int io_threads = 16;                            // concurrent downloads
-  std::chrono::milliseconds timeout{10000};       // total per download, redirects included
+  int io_threads = 16;                                           // concurrent downloads
+  std::chrono::milliseconds timeout = std::chrono::seconds{10};  // per download, redirects included
   std::size_t max_bytes = std::size_t{64} << 20;  // body cap, enforced while streaming
   int max_redirects = 5;
   bool allow_private = false;                 // --allow-private-sources
   std::vector<std::string> allowed_prefixes;  // --allowed-sources: URL prefixes that
                                               // may resolve to forbidden addresses
+  // --download-ca-file: PEM bundle of CAs trusted for https sources (e.g. a
+  // private CA), given to libcurl as CURLOPT_CAINFO in place of its default
+  // bundle file. Empty = libcurl's defaults.
+  std::string ca_file;
 };
 
 struct Download {

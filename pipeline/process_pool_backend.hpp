@@ -20,11 +20,13 @@
 
 namespace pixpool {
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
+// Field order is kept stable: tests still brace-initialise it.
 struct ProcessPoolOptions {
   int workers = 0;                // 0 = number of cores
   std::size_t max_pending = 256;  // queued + running jobs before queue_full
-  std::chrono::milliseconds job_timeout{30000};
-  std::size_t worker_memory_mb = 0;  // per-worker address-space cap; 0 = none
+  std::chrono::milliseconds job_timeout = std::chrono::seconds{30};  // then SIGKILL, 504
+  std::size_t worker_memory_mb = 0;  // per-worker address-space cap in MiB; 0 = none
 };
 
 class ProcessPoolBackend final : public Backend {

@@ -14,7 +14,7 @@
 namespace pixpool {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
+using SteadyClock = ResultStoreOptions::Clock;
 
 // Fills `out` from the kernel CSPRNG. getrandom(2) returns short reads only
 // when interrupted or for requests over 256 bytes, so the loop is for EINTR.
@@ -60,7 +60,10 @@ struct ResultStore::State {
     SteadyClock::time_point expires;  // steady: immune to wall-clock jumps
   };
 
-  explicit State(ResultStoreOptions opts) : options(std::move(opts)), ttl(clamp_ttl(options.ttl)) {}
+  explicit State(ResultStoreOptions opts)
+      : options(std::move(opts)),
+        ttl(clamp_ttl(options.ttl)),
+        clock(options.clock ? options.clock : [] { return SteadyClock::now(); }) {}
 
   // [0, 100 years], compared in seconds before converting: the steady clock
   // counts 64-bit nanoseconds, so a huge TTL (or now + TTL) would overflow.
@@ -83,7 +86,8 @@ struct ResultStore::State {
   }
 
   const ResultStoreOptions options;
-  const SteadyClock::duration ttl;  // clamped options.ttl; 0 = expires at once
+  const SteadyClock::duration ttl;                       // clamped options.ttl; 0 = expires at once
+  const std::function<SteadyClock::time_point()> clock;  // options.clock or the steady clock
   std::mutex mutex;
   std::list<Entry> order;
   std::unordered_map<std::string, std::list<Entry>::iterator> by_id;
@@ -108,7 +112,7 @@ std::optional<std::string> ResultStore::put(StoredResult result) {
   std::string id = s.options.id_prefix + random_id();  // outside the lock: a syscall
 
   const std::lock_guard lock(s.mutex);
-  const auto now = SteadyClock::now();
+  const auto now = s.clock();
   while (!s.order.empty() && s.expired(s.order.front(), now)) s.erase(s.order.begin());
   while (!s.order.empty() &&
          (s.order.size() >= s.options.max_entries || s.bytes + size > s.options.max_bytes)) {
@@ -130,7 +134,7 @@ std::shared_ptr<const StoredResult> ResultStore::get(const std::string& id) cons
   const auto found = s.by_id.find(id);
   if (found == s.by_id.end()) return nullptr;
   const auto it = found->second;
-  if (s.expired(*it, SteadyClock::now())) {
+  if (s.expired(*it, s.clock())) {
     s.erase(it);  // lazily: put() would drop it later anyway
     return nullptr;
   }

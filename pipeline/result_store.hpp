@@ -6,17 +6,24 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 namespace pixpool {
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
 struct ResultStoreOptions {
-  std::size_t max_entries = 10000;
+  using Clock = std::chrono::steady_clock;
+
+  std::size_t max_entries = 100000;
   std::size_t max_bytes = std::size_t{1} << 30;  // 1 GiB
-  std::chrono::seconds ttl{3600};
+  std::chrono::seconds ttl = std::chrono::hours{1};
   std::string id_prefix;  // prepended to every id, e.g. "r1-" (replica routing)
+  // Where expiry reads the time; tests inject a fake one to step past the
+  // TTL. Must be monotonic. Empty = Clock::now.
+  std::function<Clock::time_point()> clock = [] { return Clock::now(); };
 };
 
 struct StoredResult {

@@ -16,6 +16,8 @@
 
 namespace pixpool {
 
+// Defaults here are the server's defaults (service/config.hpp embeds this).
+// Field order is kept stable: tests still brace-initialise it.
 struct TbbBackendOptions {
   int threads = 0;                // arena size; 0 = number of cores
   std::size_t max_pending = 256;  // queued + running jobs before queue_full

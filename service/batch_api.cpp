@@ -96,9 +96,9 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, QueryParam
   if (out.inputs.empty()) {
     return bad("no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})");
   }
-  if (out.inputs.size() > config.max_batch_items) {
+  if (out.inputs.size() > config.batches.max_items) {
     return bad("too many items: " + std::to_string(out.inputs.size()) + " (at most " +
-               std::to_string(config.max_batch_items) + ", see --max-batch-items)");
+               std::to_string(config.batches.max_items) + ", see --max-batch-items)");
   }
   auto params = parse_process_params(query, config.default_backend);
   if (!params) return params.error();

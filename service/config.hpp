@@ -1,7 +1,12 @@
 #pragma once
 // Server configuration: command-line flags, each with an environment
 // equivalent (PIXPOOL_<FLAG_IN_CAPS>). Precedence: flag > environment > default.
+//
+// Defaults live in one place: each part's options struct (TbbBackendOptions,
+// DownloadOptions, ...) and the two structs below. Config embeds them as they
+// are, --help prints their defaults, and main() hands each part its struct.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -11,42 +16,50 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "pipeline/batch.hpp"
+#include "pipeline/downloader.hpp"
+#include "pipeline/process_pool_backend.hpp"
+#include "pipeline/result_store.hpp"
+#include "pipeline/tbb_backend.hpp"
 
 namespace pixpool {
 
-struct Config {
+// The HTTP listener and how it treats connections.
+struct HttpOptions {
   std::string host = "0.0.0.0";
-  int port = 8080;                         // 0 = pick a free port (printed at startup)
-  int http_threads = 32;                   // connections served at once
-  int tbb_threads = 0;                     // 0 = number of cores
-  std::size_t max_queue = 256;             // pending jobs per backend before 429
-  std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
-  std::uint64_t max_pixels = 50'000'000;   // larger images (by header) get 422
-  // Memory admission (pipeline/pixel_budget.hpp): decoded pixels in flight
-  // across both backends; more waits up to admission_wait_ms, then 429.
-  std::uint64_t max_inflight_pixels = 100'000'000;
-  int admission_wait_ms = 10000;
-  std::size_t buffer_pool_bytes = 256u << 20;  // idle pixel buffers kept for reuse
-  std::string default_backend = "tbb";         // tbb or process
-  int workers = 0;                             // process-pool size; 0 = number of cores
-  int job_timeout_ms = 30000;                  // process backend: per-job deadline
-  std::size_t worker_memory_mb = 0;            // process backend: address-space cap; 0 = none
-  int shutdown_timeout_s = 30;                 // SIGTERM: how long in-flight work may take
-  int read_timeout_s = 30;                     // per socket read while receiving a request
+  int port = 8080;                                     // 0 = pick a free port (printed at startup)
+  int threads = 32;                                    // connections served at once
+  std::size_t max_body_bytes = std::size_t{64} << 20;  // larger request bodies get 413
+  std::chrono::seconds read_timeout{30};               // per socket read while receiving a request
+  std::chrono::seconds shutdown_timeout{30};           // SIGTERM: how long in-flight work may take
   bool access_log = true;
-  bool enable_test_ops = false;  // sleep/crash/hog ops, for tests only
+};
+
+// Memory admission (pipeline/pixel_budget.hpp): decoded pixels in flight
+// across both backends; a job that finds no room waits up to `wait`, then 429.
+struct MemoryAdmissionOptions {
+  std::uint64_t max_inflight_pixels = 100'000'000;
+  std::chrono::milliseconds wait = std::chrono::seconds{10};
+};
+
+struct Config {
+  HttpOptions http;
+  MemoryAdmissionOptions admission;
+  // --max-queue sets max_pending of both backends; --tbb-threads, --workers,
+  // --job-timeout and --worker-memory-mb the rest.
+  TbbBackendOptions tbb;
+  ProcessPoolOptions process;
   // Downloads (url= and batch URL items).
-  int io_threads = 16;              // concurrent downloads
-  int download_timeout_ms = 10000;  // per download, redirects included
-  std::size_t max_download_bytes = 64u << 20;
-  bool allow_private_sources = false;        // let downloads reach private addresses
-  std::vector<std::string> allowed_sources;  // URL prefixes that may be private
-  // Batches, jobs and stored results.
-  int batch_threads = 32;  // batch items in flight across all batches
-  std::size_t max_batch_items = 1000;
-  std::size_t results_max_bytes = std::size_t{1} << 30;
-  std::size_t results_max_entries = 100000;
-  int results_ttl_s = 3600;
+  DownloadOptions download;
+  // Batches, jobs and stored results. Their id_prefix fields are left empty
+  // here: main() derives them from replica_id.
+  BatchRunnerOptions batches;
+  ResultStoreOptions results;
+
+  std::uint64_t max_pixels = 50'000'000;                   // larger images (by header) get 422
+  std::size_t buffer_pool_bytes = std::size_t{256} << 20;  // idle pixel buffers kept for reuse
+  std::string default_backend = "tbb";                     // tbb or process
+  bool enable_test_ops = false;                            // sleep/crash/hog ops, for tests only
   std::string replica_id;  // prefix of job/result ids ("r1" -> "r1-...")
 };
 
@@ -54,13 +67,18 @@ struct CommandLine {
   Config config;
   bool help = false;
   bool version = false;
+  // Not fatal, for stderr: e.g. an unknown PIXPOOL_* variable (likely a typo).
+  std::vector<std::string> warnings;
 };
 
 // Reads `args` (without the program name) and the environment through
-// `getenv` (nullptr = unset). Errors: invalid_parameter naming the flag or
-// variable and the accepted range.
+// `getenv` (nullptr = unset). `env_names` lists the names of every variable
+// in the environment (as in environ): PIXPOOL_* ones that are not settings
+// get a warning. Errors: invalid_parameter naming the flag or variable and
+// the accepted range. A bad variable is not an error when a flag overrides it.
 Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
-                                       const std::function<const char*(const char*)>& getenv);
+                                       const std::function<const char*(const char*)>& getenv,
+                                       const std::vector<std::string>& env_names = {});
 
 // The --help text: every flag, its variable, its default and its meaning.
 std::string help_text();
@@ -70,5 +88,10 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
 // "30s", "500ms", "2m", "30" (seconds) -> milliseconds. nullopt if bad.
 std::optional<std::int64_t> parse_duration_ms(std::string_view text);
+
+// Inverses for display: 64 << 20 -> "64MiB", 1 << 30 -> "1GiB", 1000 -> "1000";
+// 30s -> "30s", 1500ms -> "1500ms".
+std::string format_byte_size(std::uint64_t bytes);
+std::string format_duration(std::chrono::milliseconds duration);
 
 }  // namespace pixpool

@@ -16,7 +16,9 @@
 #include <cstdlib>
 #include <future>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench/bench.hpp"
@@ -39,6 +41,22 @@
 #define PIXPOOL_VERSION "dev"
 #endif
 
+extern char** environ;
+
+namespace {
+
+// The names of every variable in the environment, for typo warnings.
+std::vector<std::string> environment_names() {
+  std::vector<std::string> names;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    names.emplace_back(text.substr(0, text.find('=')));
+  }
+  return names;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace pixpool;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -47,10 +65,14 @@ int main(int argc, char** argv) {
   if (!args.empty() && args.front() == "bench") {
     return run_bench(std::vector<std::string>(args.begin() + 1, args.end()));
   }
-  auto cli = parse_command_line(args, [](const char* name) { return std::getenv(name); });
+  auto cli = parse_command_line(
+      args, [](const char* name) { return std::getenv(name); }, environment_names());
   if (!cli) {
     std::fprintf(stderr, "pixpool: %s\n", cli.error().message.c_str());
     return 2;
+  }
+  for (const std::string& warning : cli->warnings) {
+    std::fprintf(stderr, "pixpool: warning: %s\n", warning.c_str());
   }
   if (cli->help) {
     std::fputs(help_text().c_str(), stdout);
@@ -75,8 +97,9 @@ int main(int argc, char** argv) {
   // The idle-buffer allowance is split evenly between this process and the
   // workers: idle memory stays within buffer_pool_bytes however many there are.
   const int worker_count =
-      config.workers > 0 ? config.workers
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      config.process.workers > 0
+          ? config.process.workers
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::size_t pool_share = config.buffer_pool_bytes / (worker_count + 1);
   if (pool_share > 0) install_buffer_pool(pool_share);
   auto zygote = Zygote::start();
@@ -95,21 +118,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   // One memory budget for both backends: they share the machine's RAM.
-  auto budget = std::make_shared<PixelBudget>(config.max_inflight_pixels);
-  const auto admission_wait = std::chrono::milliseconds(config.admission_wait_ms);
+  auto budget = std::make_shared<PixelBudget>(config.admission.max_inflight_pixels);
+  const auto admission_wait = config.admission.wait;
   // TBB's thread limit is set once, here, for the whole process (oneTBB's
   // advice to applications): the arena's threads plus one, see tbb_backend.hpp.
-  const tbb::global_control tbb_parallelism(
-      tbb::global_control::max_allowed_parallelism,
-      tbb_parallelism_for(TbbBackendOptions{config.tbb_threads, config.max_queue}));
+  const tbb::global_control tbb_parallelism(tbb::global_control::max_allowed_parallelism,
+                                            tbb_parallelism_for(config.tbb));
   BackendSet backends;
-  backends.add(std::make_unique<BudgetedBackend>(
-      std::make_unique<TbbBackend>(TbbBackendOptions{config.tbb_threads, config.max_queue}), budget,
-      admission_wait));
-  auto pool = ProcessPoolBackend::create(
-      ProcessPoolOptions{config.workers, config.max_queue,
-                         std::chrono::milliseconds(config.job_timeout_ms), config.worker_memory_mb},
-      *zygote);
+  backends.add(std::make_unique<BudgetedBackend>(std::make_unique<TbbBackend>(config.tbb), budget,
+                                                 admission_wait));
+  auto pool = ProcessPoolBackend::create(config.process, *zygote);
   if (!pool) {
     std::fprintf(stderr, "pixpool: cannot start worker processes: %s\n",
                  pool.error().message.c_str());
@@ -118,16 +136,17 @@ int main(int argc, char** argv) {
   const int workers = pool.value()->stats().workers;
   backends.add(std::make_unique<BudgetedBackend>(std::move(pool.value()), budget, admission_wait));
 
-  Downloader downloader(DownloadOptions{
-      config.io_threads, std::chrono::milliseconds(config.download_timeout_ms),
-      config.max_download_bytes, 5, config.allow_private_sources, config.allowed_sources});
+  Downloader downloader(config.download);
+  // Replica routing: ids of stored results and batches start with "r1-".
   const std::string id_prefix = config.replica_id.empty() ? "" : config.replica_id + "-";
-  ResultStore results(ResultStoreOptions{config.results_max_entries, config.results_max_bytes,
-                                         std::chrono::seconds(config.results_ttl_s), id_prefix});
+  ResultStoreOptions result_options = config.results;
+  result_options.id_prefix = id_prefix;
+  ResultStore results(std::move(result_options));
   Metrics metrics;
-  auto batches = std::make_unique<BatchRunner>(
-      BatchRunnerOptions{config.batch_threads, config.max_batch_items, 1000, id_prefix}, downloader,
-      results, metrics);
+  BatchRunnerOptions batch_options = config.batches;
+  batch_options.id_prefix = id_prefix;
+  auto batches =
+      std::make_unique<BatchRunner>(std::move(batch_options), downloader, results, metrics);
 
   Server server(config, ServerParts{backends, downloader, results, *batches, metrics});
   auto port = server.bind();
@@ -138,7 +157,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "pixpool %s listening on http://%s:%d (backends: %s; default %s; "
                "%d worker processes)%s\n",
-               PIXPOOL_VERSION, config.host.c_str(), *port, backends.names().c_str(),
+               PIXPOOL_VERSION, config.http.host.c_str(), *port, backends.names().c_str(),
                config.default_backend.c_str(), workers,
                config.enable_test_ops ? " [test ops enabled]" : "");
 
@@ -148,12 +167,12 @@ int main(int argc, char** argv) {
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     if (signal_number == SIGUSR1) return;  // main is done without a signal
-    std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %ds)\n",
-                 signal_number == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_s);
+    std::fprintf(stderr, "pixpool: %s received, finishing in-flight requests (up to %s)\n",
+                 signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+                 format_duration(config.http.shutdown_timeout).c_str());
     // stop() is a no-op until the listener runs, so repeat it: a signal that
     // arrives during startup is not lost.
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_timeout_s);
+    const auto deadline = std::chrono::steady_clock::now() + config.http.shutdown_timeout;
     do {
       server.stop();
     } while (drained_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready &&

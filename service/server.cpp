@@ -61,7 +61,7 @@ struct Label {
 struct Server::Impl {
   Impl(const Config& c, ServerParts p)
       : config(c),
-        processing(c.http_threads - kReservedHttpThreads),
+        processing(c.http.threads - kReservedHttpThreads),
         context{config,    p.backends, p.downloader, p.results,
                 p.batches, p.metrics,  http_metrics, processing} {}
 
@@ -142,12 +142,12 @@ std::string Server::Impl::label_of(const std::string& path) const {
 }
 
 void Server::Impl::install() {
-  http.new_task_queue = [n = config.http_threads] {
+  http.new_task_queue = [n = config.http.threads] {
     return new httplib::ThreadPool(static_cast<std::size_t>(n));
   };
-  http.set_payload_max_length(config.max_body_bytes);
-  http.set_read_timeout(config.read_timeout_s, 0);
-  http.set_write_timeout(config.read_timeout_s, 0);
+  http.set_payload_max_length(config.http.max_body_bytes);
+  http.set_read_timeout(config.http.read_timeout);
+  http.set_write_timeout(config.http.read_timeout);
   http.set_keep_alive_max_count(100);
   // Each idle keep-alive connection holds an HTTP thread: do not keep it long.
   http.set_keep_alive_timeout(2);
@@ -187,7 +187,7 @@ void Server::Impl::install() {
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
   http_metrics.record_request(label_of(req.path), res.status);
-  if (!config.access_log) return;
+  if (!config.http.access_log) return;
   std::string duration = "-";
   if (request_started) {
     char buf[32];
@@ -215,7 +215,7 @@ Server::Server(const Config& config, ServerParts parts)
 Server::~Server() = default;
 
 Result<int> Server::bind() {
-  const Config& c = impl_->config;
+  const HttpOptions& c = impl_->config.http;
   // Debian's cpp-httplib 0.11 library listens with a compiled-in backlog of
   // 5: a burst of new connections beyond that (64 clients at once in the
   // memory test) had some of them reset mid-upload. listen() again on a

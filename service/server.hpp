@@ -33,7 +33,7 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds config.host:config.port (port 0 = any free port) and returns the
+  // Binds config.http.host:config.http.port (port 0 = any free port) and returns the
   // port. Errors: internal with the address that could not be bound.
   Result<int> bind();
 

@@ -25,7 +25,7 @@ void send_tar(httplib::Response& res, const Batch& batch, std::string tar) {
 void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Response& res,
                  const httplib::ContentReader& reader, bool async) {
   // Refusals before the body is read drain it; every refusal closes.
-  UploadBody upload(req, res, &reader, ctx.config.max_body_bytes);
+  UploadBody upload(req, res, &reader, ctx.config.http.max_body_bytes);
   auto query = parse_query(req.target);
   if (!query) return upload.refuse(query.error());
   std::optional<ProcessingSlot> slot;

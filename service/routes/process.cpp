@@ -54,7 +54,7 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   const Config& config = ctx.config;
   // Everything that can be refused is checked before the body is read, and
   // every refusal goes through upload.refuse (drain, close, JSON error).
-  UploadBody upload(req, res, reader, config.max_body_bytes);
+  UploadBody upload(req, res, reader, config.http.max_body_bytes);
   auto query = parse_query(req.target);
   if (!query) return upload.refuse(query.error());
   auto params = parse_process_params(*query, config.default_backend, {"url"});

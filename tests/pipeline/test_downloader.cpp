@@ -3,15 +3,20 @@
 // (169.254.169.254, 10.0.0.1) are refused at connect time, before a packet.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -161,6 +166,152 @@ class Origin {
   std::atomic<bool> stopping_{false};
   int port_ = 0;
   std::thread thread_;
+};
+
+// --- a loopback TLS origin with a test CA ---------------------------------------
+
+// Runs `argv` (PATH lookup) with `cwd` as its working directory, stdin from
+// /dev/null and stdout+stderr appended to `log`. Returns the child's pid.
+pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) return -1;
+  return pid;
+}
+
+// A port that was free a moment ago on 127.0.0.1.
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  const bool bound = bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
+                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+  close(fd);
+  REQUIRE(bound);
+  return ntohs(address.sin_port);
+}
+
+bool accepts_connections(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  close(fd);
+  return ok;
+}
+
+// `openssl s_server -WWW` on 127.0.0.1 serving /img.jpg over TLS, with a
+// certificate for IP 127.0.0.1 issued by a CA made for this test (ca_file()).
+// The server process is killed and the directory removed on destruction.
+class TlsOrigin {
+ public:
+  TlsOrigin()
+      : dir_(pixpool::test::make_temp_dir("tls-origin")),
+        image_(pixpool::test::read_test_data("fruits_320x240.jpg")) {
+    try {
+      start();
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+  }
+  ~TlsOrigin() { cleanup(); }
+  TlsOrigin(const TlsOrigin&) = delete;
+  TlsOrigin& operator=(const TlsOrigin&) = delete;
+
+  std::string url(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::string prefix() const { return url("/"); }
+  std::string ca_file() const { return dir_ + "/ca.pem"; }
+  const std::string& image() const { return image_; }
+  std::string log() const { return pixpool::test::read_file(log_); }
+
+ private:
+  void openssl(std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    const pid_t pid = spawn(args, dir_, log_);
+    REQUIRE_MESSAGE(pid > 0, "cannot run openssl");
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                    "openssl " << args[1] << " failed: " << log());
+  }
+
+  void start() {
+    const std::vector<std::string> ec_key = {"-newkey", "ec", "-pkeyopt",
+                                             "ec_paramgen_curve:prime256v1", "-nodes"};
+    auto with_key = [&ec_key](std::vector<std::string> args) {
+      args.insert(args.begin() + 1, ec_key.begin(), ec_key.end());
+      return args;
+    };
+    openssl(with_key({"req", "-x509", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+                      "/CN=pixpool test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign"}));
+    openssl(
+        with_key({"req", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"}));
+    pixpool::test::write_file(dir_ + "/server.ext",
+                              "subjectAltName=IP:127.0.0.1\n"
+                              "basicConstraints=CA:FALSE\n"
+                              "keyUsage=critical,digitalSignature\n"
+                              "extendedKeyUsage=serverAuth\n");
+    openssl({"x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-set_serial", "2", "-days", "2", "-extfile", "server.ext", "-out", "server.pem"});
+    pixpool::test::write_file(dir_ + "/img.jpg", image_);
+
+    // The port may be taken between picking and listening: try a few.
+    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
+      port_ = free_loopback_port();
+      pid_ =
+          spawn({"openssl", "s_server", "-quiet", "-WWW", "-accept",
+                 "127.0.0.1:" + std::to_string(port_), "-cert", "server.pem", "-key", "server.key"},
+                dir_, log_);
+      REQUIRE_MESSAGE(pid_ > 0, "cannot run openssl s_server");
+      const auto give_up = Clock::now() + 10s;
+      while (!accepts_connections(port_)) {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: port taken?
+          pid_ = -1;
+          break;
+        }
+        REQUIRE_MESSAGE(Clock::now() < give_up, "s_server did not listen: " << log());
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    REQUIRE_MESSAGE(pid_ > 0, "s_server did not start: " << log());
+  }
+
+  void cleanup() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::string dir_;
+  std::string log_ = dir_ + "/openssl.log";
+  std::string image_;
+  int port_ = 0;
+  pid_t pid_ = -1;
 };
 
 DownloadOptions options_for(const Origin& origin) {
@@ -500,5 +651,42 @@ TEST_CASE("Downloader: the destructor fails pending downloads promptly") {
     REQUIRE(future.wait_for(0s) == std::future_status::ready);
     const auto result = future.get();
     CHECK(failure(result).code == ErrorCode::shutting_down);
+  }
+}
+
+TEST_CASE("Downloader: https from an origin whose CA is given as ca_file") {
+  TlsOrigin origin;
+  DownloadOptions options;
+  options.io_threads = 2;
+  options.timeout = 10s;
+  options.max_bytes = kHugeBytes;
+  options.allowed_prefixes = {origin.prefix()};
+  options.ca_file = origin.ca_file();
+  {
+    Downloader downloader(options);
+    const auto result = fetch(downloader, origin.url("/img.jpg"));
+    REQUIRE_MESSAGE(result.ok(), result.error().message << "\n" << origin.log());
+    CHECK(result->bytes == origin.image());
+    CHECK(result->final_url == origin.url("/img.jpg"));
+    CHECK(result->status == 200);
+  }
+  {
+    // allow_private instead of the prefix: the same bytes.
+    DownloadOptions open = options;
+    open.allowed_prefixes.clear();
+    open.allow_private = true;
+    Downloader downloader(open);
+    const auto result = fetch(downloader, origin.url("/img.jpg"));
+    REQUIRE_MESSAGE(result.ok(), result.error().message);
+    CHECK(result->bytes == origin.image());
+  }
+  {
+    // Without the CA file the origin's certificate is not trusted.
+    DownloadOptions system_cas = options;
+    system_cas.ca_file.clear();
+    Downloader downloader(system_cas);
+    const auto error = failure(fetch(downloader, origin.url("/img.jpg")));
+    CHECK(error.code == ErrorCode::origin_failed);
+    CHECK_MESSAGE(contains(error.message, "certificate"), error.message);
   }
 }

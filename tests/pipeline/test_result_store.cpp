@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -31,6 +33,22 @@ ResultStoreOptions options(std::size_t max_entries, std::size_t max_bytes,
   o.ttl = ttl;
   return o;
 }
+
+// A steady clock that only moves when told to; copies share the time.
+class FakeClock {
+ public:
+  using Clock = ResultStoreOptions::Clock;
+
+  void advance(Clock::duration by) { *ticks_ += by.count(); }
+  std::function<Clock::time_point()> function() const {
+    return [ticks = ticks_] { return Clock::time_point{} + Clock::duration{ticks->load()}; };
+  }
+
+ private:
+  // An arbitrary start, well away from the epoch.
+  std::shared_ptr<std::atomic<Clock::rep>> ticks_ = std::make_shared<std::atomic<Clock::rep>>(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::hours{1000}).count());
+};
 
 // Whether `id` is `prefix` followed by exactly 32 lowercase hex characters.
 // (Hand-rolled: std::regex trips GCC 12 -Wmaybe-uninitialized under TSan.)
@@ -173,27 +191,26 @@ TEST_CASE("result store: empty results are stored") {
 }
 
 TEST_CASE("result store: entries expire after the TTL") {
-  ResultStore store(options(10, 1 << 20, std::chrono::seconds{1}));
+  FakeClock clock;
+  ResultStoreOptions o = options(10, 1 << 20, std::chrono::seconds{1});
+  o.clock = clock.function();
+  ResultStore store(o);
   const auto id = store.put(make_result("old"));
   REQUIRE(id.has_value());
   CHECK(store.get(*id) != nullptr);
 
-  // Poll rather than sleep once: expired within 2.5 s, never a flaky race.
-  const auto deadline = std::chrono::steady_clock::now() + 2500ms;
-  std::this_thread::sleep_for(1000ms);
-  while (store.get(*id) != nullptr && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
+  // Alive until the TTL has passed, gone from then on.
+  clock.advance(999ms);
+  CHECK(store.get(*id) != nullptr);
+  clock.advance(1ms);
   CHECK(store.get(*id) == nullptr);
   CHECK(store.stats().entries == 0);
   CHECK(store.stats().bytes == 0);
 
-  // put() also drops expired entries nobody asked about. sleep_for waits at
-  // least as long as asked and expiry uses the same steady clock, so 1.1 s
-  // after the put `a` is expired for sure.
+  // put() also drops expired entries nobody asked about.
   const auto a = store.put(make_result("a"));
   REQUIRE(a.has_value());
-  std::this_thread::sleep_for(1100ms);
+  clock.advance(1100ms);
   CHECK(store.stats().entries == 1);  // stats() does not drop anything
   const auto b = store.put(make_result("b"));
   REQUIRE(b.has_value());
@@ -202,6 +219,18 @@ TEST_CASE("result store: entries expire after the TTL") {
   CHECK(stats.bytes == 1);
   CHECK(stats.evicted == 2);
   CHECK(store.get(*b) != nullptr);
+}
+
+TEST_CASE("result store: without an injected clock, the steady clock") {
+  ResultStoreOptions o = options(10, 1 << 20);
+  CHECK(o.clock != nullptr);  // the default reads the steady clock
+  const auto before = std::chrono::steady_clock::now();
+  CHECK(o.clock() >= before);
+  o.clock = nullptr;  // empty falls back to the steady clock too
+  ResultStore store(o);
+  const auto id = store.put(make_result("x"));
+  REQUIRE(id.has_value());
+  CHECK(store.get(*id) != nullptr);
 }
 
 TEST_CASE("result store: extreme TTLs neither overflow nor keep dead entries") {
