@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "filters/op_chain.hpp"
+
 namespace pixpool {
 namespace {
 
@@ -603,6 +605,10 @@ std::string help_text() {
       rest.remove_prefix(newline + 1);
     }
   }
+  // The ops come from the registry, like their parsing and error messages.
+  out << "\nOps (query parameter ops=, left to right, e.g. ops=blur:2.5,contour; default "
+      << kDefaultOps << "):\n"
+      << default_registry().help_text();
   return out.str();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "filters/op_registry.hpp"
 #include "service/config.hpp"
 
 using namespace pixpool;
@@ -86,6 +87,14 @@ TEST_CASE("help lists every flag with its environment variable") {
     CHECK(help.find(flag) != std::string::npos);
   }
   CHECK(help.find("PIXPOOL_PORT") != std::string::npos);
+}
+
+TEST_CASE("help lists the registry's ops, and never the test-only ones") {
+  const std::string help = help_text();
+  CHECK(help.find(default_registry().help_text()) != std::string::npos);
+  CHECK(help.find("  blur:sigma") != std::string::npos);
+  CHECK(help.find("  contour") != std::string::npos);
+  CHECK(help.find("  sleep:ms") == std::string::npos);  // the registry line of the test op
 }
 
 TEST_CASE("defaults come from the parts' options structs") {
