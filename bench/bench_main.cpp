@@ -2,12 +2,12 @@
 // runs every backend x concurrency step and writes the report.
 
 #include <httplib.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <map>

@@ -100,9 +100,9 @@ cv::Mat synthetic_photo(int width, int height, unsigned seed) {
   cv::repeat(ys, 1, width, yr);
   std::vector<cv::Mat> planes(3);
   for (auto& plane : planes) {
-    const float a = static_cast<float>(rng.uniform(-120.0, 120.0));
-    const float b = static_cast<float>(rng.uniform(-120.0, 120.0));
-    const float c = static_cast<float>(rng.uniform(70.0, 190.0));
+    const auto a = static_cast<float>(rng.uniform(-120.0, 120.0));
+    const auto b = static_cast<float>(rng.uniform(-120.0, 120.0));
+    const auto c = static_cast<float>(rng.uniform(70.0, 190.0));
     plane = xr * a + yr * b + c;
   }
   cv::Mat base;
@@ -171,7 +171,7 @@ Result<Corpus> generate_corpus(const std::vector<SizeSpec>& sizes, int per_size)
   corpus.source = "generated";
   for (const auto& size : sizes) {
     for (int n = 1; n <= per_size; ++n) {
-      const unsigned seed = static_cast<unsigned>(size.width * 31 + size.height * 17 + n);
+      const auto seed = static_cast<unsigned>(size.width * 31 + size.height * 17 + n);
       std::vector<uchar> buffer;
       if (!cv::imencode(".jpg", synthetic_photo(size.width, size.height, seed), buffer,
                         {cv::IMWRITE_JPEG_QUALITY, 90})) {

@@ -678,7 +678,7 @@ std::string html_report(const Json& report, const std::string& throughput_svg,
     for (const auto& step : steps) {
       for (const auto& [kind, count] : step["errors"]["by_kind"].items()) {
         const auto& examples = step["errors"]["examples"];
-        h << "<tr class=\"bad\"><td class=\"l\">" << html_escape(step["backend"]) << "</td><td>"
+        h << R"(<tr class="bad"><td class="l">)" << html_escape(step["backend"]) << "</td><td>"
           << step["concurrency"].get<int>() << "</td><td class=\"l\">" << html_escape(kind)
           << "</td><td>" << count.get<std::uint64_t>() << "</td><td class=\"l\">"
           << html_escape(examples.value(kind, std::string())) << "</td></tr>\n";

@@ -46,7 +46,7 @@ template <int Width, typename In>
   int flip = 0;
   while (true) {
     if (width & span) {
-      const std::uint16_t* part = run + taken * stride;
+      const std::uint16_t* part = run + static_cast<std::ptrdiff_t>(taken) * stride;
       if (taken == 0) {
         for (int i = 0; i < count; ++i) out[i] = part[i];
       } else {
@@ -262,7 +262,7 @@ RowStream::RowStream(const cv::Mat& src, const Plan& plan, int first, bool use_b
   }
 }
 
-std::uint16_t* RowStream::ring_slot(std::uint16_t* ring, int ring_rows, int y) {
+std::uint16_t* RowStream::ring_slot(std::uint16_t* ring, int ring_rows, int y) const {
   const int slot = ((y % ring_rows) + ring_rows) % ring_rows;
   return ring + static_cast<std::size_t>(slot) * row_len_;
 }
@@ -310,7 +310,8 @@ void RowStream::blur_row(const std::uint8_t* pixels, std::uint16_t* dst) {
       padded[(total + src_.cols + x) * c + ch] = last_pixel[ch];
     }
   }
-  std::memcpy(padded + total * c, pixels, static_cast<std::size_t>(row_len_));
+  std::memcpy(padded + static_cast<std::ptrdiff_t>(total) * c, pixels,
+              static_cast<std::size_t>(row_len_));
   // Three horizontal boxes, each shrinking the row by its own two radii:
   // padded -> a -> b -> dst; wide boxes use two more scratch rows.
   int count = (src_.cols + 2 * (total - plan_.radius[0])) * c;

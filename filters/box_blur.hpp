@@ -79,7 +79,7 @@ class RowStream {
   const std::uint16_t* input_row(int k, int y);  // stage k's input row y
   const std::uint16_t* stage_row(int k, int y);  // stage k's output row y
   void produce(int k, std::uint8_t* out);
-  std::uint16_t* ring_slot(std::uint16_t* ring, int ring_rows, int y);
+  std::uint16_t* ring_slot(std::uint16_t* ring, int ring_rows, int y) const;
 
   // Every buffer of a stream, kept per thread between streams.
   struct Workspace {

@@ -6,6 +6,7 @@
 #include <emmintrin.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "filters/box_blur.hpp"
@@ -16,17 +17,17 @@ namespace {
 // Block j of a transposed band: 16 consecutive uint16 at t + 16 * j, one
 // per row of the band.
 inline std::uint16_t* block(std::uint16_t* t, int j) {
-  return t + 16 * j;
+  return t + std::ptrdiff_t{16} * j;
 }
 // The band's input stays 8-bit until the first box reads it.
 inline std::uint8_t* block(std::uint8_t* t, int j) {
-  return t + 16 * j;
+  return t + std::ptrdiff_t{16} * j;
 }
 inline const std::uint8_t* block(const std::uint8_t* t, int j) {
-  return t + 16 * j;
+  return t + std::ptrdiff_t{16} * j;
 }
 inline const std::uint16_t* block(const std::uint16_t* t, int j) {
-  return t + 16 * j;
+  return t + std::ptrdiff_t{16} * j;
 }
 
 // Transposes 16 rows x 16 bytes (at rows[k] + offset) into 16 columns, each
@@ -39,7 +40,7 @@ inline void transpose_in(const std::uint8_t* const* rows, int offset, std::uint8
   }
   for (int round = 0; round < 4; ++round) {
     __m128i n[16];
-    for (int i = 0; i < 8; ++i) {
+    for (std::size_t i = 0; i < 8; ++i) {
       n[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
       n[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
     }
@@ -55,11 +56,12 @@ inline void transpose_out(const std::uint16_t* src, std::uint16_t* const* out, i
   for (int half = 0; half < 2; ++half) {
     __m128i r[8];
     for (int k = 0; k < 8; ++k) {
-      r[k] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block(src, k) + 8 * half));
+      r[k] = _mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(block(src, k) + std::ptrdiff_t{8} * half));
     }
     for (int round = 0; round < 3; ++round) {
       __m128i n[8];
-      for (int i = 0; i < 4; ++i) {
+      for (std::size_t i = 0; i < 4; ++i) {
         n[2 * i] = _mm_unpacklo_epi16(r[i], r[i + 4]);
         n[2 * i + 1] = _mm_unpackhi_epi16(r[i], r[i + 4]);
       }
@@ -148,7 +150,7 @@ inline void blur_band_impl(const std::uint8_t* const* rows, std::uint16_t* const
   // Interior columns, 16 at a time, then the tail one sample at a time.
   // The 8-bit transposed input sits in t0's upper half: half the bytes of
   // 16-bit blocks to write and read, and box 1 overwrites t0 only behind it.
-  auto* input = reinterpret_cast<std::uint8_t*>(t0 + 8 * (cols + 2 * total) * C);
+  auto* input = reinterpret_cast<std::uint8_t*>(t0 + std::ptrdiff_t{8} * (cols + 2 * total) * C);
   std::uint8_t* interior = block(input, total * C);
   int j = 0;
   for (; j + 16 <= n; j += 16) transpose_in(rows, j, block(interior, j));

@@ -138,6 +138,7 @@ curl_socket_t open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* ad
 
 // Called per header line; the empty line ends a response's headers. Fails
 // early on an error status or an announced Content-Length over the cap.
+// NOLINTNEXTLINE(readability-non-const-parameter): libcurl's CURLOPT_HEADERFUNCTION type
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
   const std::size_t n = size * count;

@@ -120,7 +120,7 @@ std::optional<std::string> ResultStore::put(StoredResult result) {
   }
   // 128 random bits make a collision practically impossible; retry anyway so
   // one id can never name two results.
-  while (s.by_id.count(id) != 0) id = s.options.id_prefix + random_id();
+  while (s.by_id.contains(id)) id = s.options.id_prefix + random_id();
 
   s.order.push_back(State::Entry{id, std::move(shared), now + s.ttl});
   s.by_id.emplace(id, std::prev(s.order.end()));

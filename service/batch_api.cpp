@@ -23,7 +23,7 @@ std::string trim(std::string s) {
 Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query) {
   for (const char* key : {"ops", "backend", "format", "quality"}) {
     if (!body.contains(key)) continue;
-    if (query.count(key) > 0) {
+    if (query.contains(key)) {
       return bad(std::string("'") + key + "' is given both in the query and in the JSON body");
     }
     const auto& value = body[key];
@@ -81,7 +81,7 @@ Result<BatchRequest> parse_batch_request(const httplib::Request& req, QueryParam
     const auto json = nlohmann::json::parse(body.raw, nullptr, false);
     if (json.is_discarded() || !json.is_object()) return bad("body is not a JSON object");
     if (!json.contains("urls") || !json["urls"].is_array()) {
-      return bad("JSON body needs \"urls\": [\"https://...\", ...]");
+      return bad(R"(JSON body needs "urls": ["https://...", ...])");
     }
     for (const auto& url : json["urls"]) {
       if (!url.is_string()) return bad("every entry of \"urls\" must be a string");

@@ -7,7 +7,7 @@
 
 #include <oneapi/tbb/global_control.h>
 #include <pthread.h>
-#include <signal.h>
+#include <unistd.h>  // environ
 
 #include <algorithm>
 #include <chrono>
@@ -40,8 +40,6 @@
 #ifndef PIXPOOL_VERSION
 #define PIXPOOL_VERSION "dev"
 #endif
-
-extern char** environ;
 
 namespace {
 
