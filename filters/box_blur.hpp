@@ -7,8 +7,8 @@
 //
 // Rows are produced one at a time from small ring buffers, so a strip of the
 // image is blurred in cache and a following contour pass can consume the
-// blurred rows while they are still hot (filters/blur_contour.cpp). Strips
-// are independent: a caller may blur several strips of one image in
+// blurred rows while they are still hot (blur_contour() in filters/blur.cpp).
+// Strips are independent: a caller may blur several strips of one image in
 // parallel.
 //
 // Internal to the filters layer; callers use blur() and apply_ops().
