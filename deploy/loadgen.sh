@@ -1,5 +1,6 @@
 #!/bin/sh
-# A simple load generator for the pixpool stack, until the bench tool exists:
+# A quick curl-only smoke load for the pixpool stack (the real load generator
+# is `pixpool bench`, which the compose `loadgen` service runs):
 # CONCURRENCY shell loops send REQUESTS requests in all through the load
 # balancer, cycling through the three kinds of work:
 #   1. POST /v1/process with an uploaded image
@@ -7,8 +8,8 @@
 #   3. POST /v1/jobs with two images, then follow its event stream to the end
 # and print how many answered 200 and the elapsed time. POSIX sh + curl.
 #
-# docker compose: the `loadgen` service (docker compose --profile loadgen up).
-# Natively, against `scripts/stack up`:
+# The defaults (http://lb:8080, http://origin, /data) fit a container on the
+# compose network. Natively, against `scripts/stack up`:
 #   LB_URL=http://127.0.0.1:8080 ORIGIN_URL=http://127.0.0.1:18100 \
 #     DATA_DIR=tests/data deploy/loadgen.sh
 set -eu

@@ -1,14 +1,15 @@
 #pragma once
 // The fast Gaussian behind the `blur` op: three box filters in a row, each
 // applied horizontally then vertically, in 16-bit fixed point. A cascade of
-// three boxes is a piecewise-quadratic kernel within about 55 dB PSNR of a
-// true Gaussian of the same sigma (measured in tests/filters/test_blur.cpp),
-// at a cost per pixel that does not grow with sigma.
+// three boxes is a piecewise-quadratic kernel close to a true Gaussian of the
+// same sigma (45-62 dB PSNR for sigma 1.5..100, 40 dB required by
+// tests/filters/test_blur.cpp; see README.md, "Filters"), at a cost per pixel
+// that does not grow with sigma.
 //
 // Rows are produced one at a time from small ring buffers, so a strip of the
 // image is blurred in cache and a following contour pass can consume the
-// blurred rows while they are still hot (filters/blur_contour.cpp). Strips
-// are independent: a caller may blur several strips of one image in
+// blurred rows while they are still hot (blur_contour() in filters/blur.cpp).
+// Strips are independent: a caller may blur several strips of one image in
 // parallel.
 //
 // Internal to the filters layer; callers use blur() and apply_ops().

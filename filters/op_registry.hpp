@@ -4,7 +4,8 @@
 // how it runs (libvips' operation table is the model). Parsing, canonical
 // formatting, error messages, the --help/README text of the ops and what
 // crosses to a worker process are all derived from these declarations, so
-// adding an op means adding one file and one line in builtin_ops.cpp.
+// adding an op means adding one file and listing it (filters/ops/
+// builtin_ops.hpp/.cpp, filters/CMakeLists.txt); README.md, "Adding an op".
 
 #include <cstddef>
 #include <optional>

@@ -1,7 +1,7 @@
 #pragma once
 // How a filter may split an image's rows into strips that run in parallel.
 // The filters layer knows nothing of thread pools: the pipeline passes a
-// StripRunner built on its TBB arena (pipeline/tbb_strips.hpp); an empty
+// StripRunner built on its TBB arena (pipeline/strip_runner.hpp); an empty
 // runner means "one strip, on this thread".
 
 #include <functional>

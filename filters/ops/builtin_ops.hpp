@@ -1,7 +1,7 @@
 #pragma once
 // The built-in ops, one file each in this folder. To add an op: write
-// filters/ops/<name>_op.cpp declaring its OpDef, declare its accessor here
-// and list it in builtin_ops.cpp.
+// filters/ops/<name>_op.cpp declaring its OpDef, declare its accessor here,
+// list it in builtin_ops.cpp and add the file to filters/CMakeLists.txt.
 
 #include <vector>
 
