@@ -219,7 +219,7 @@ void BatchRunner::State::launch_next_locked(const std::shared_ptr<Feed>& feed) {
   const std::size_t index = feed->next++;
   queued_items -= 1;
   queued_bytes -= feed->inputs[index].bytes.size();
-  tasks.push_back([this, feed, index] {
+  tasks.emplace_back([this, feed, index] {
     run_item(feed->batch, index, std::move(feed->inputs[index]), feed->params, *feed->backend);
     {
       std::lock_guard lock(mutex);
