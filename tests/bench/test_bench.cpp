@@ -29,6 +29,7 @@
 #include "filters/codec.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using namespace pixpool::bench;
@@ -969,11 +970,12 @@ TEST_CASE("run_bench: SIGINT ends a long run early with status 130 and a report"
   });
   // SIGINT once the tbb step is under way (a request served), not after a
   // guessed delay; bounded by a deadline.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (server.log().find("POST /v1/process 200") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline &&
-         run.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-  }
+  (void)test::wait_until(
+      [&] {
+        return server.log().find("POST /v1/process 200") != std::string::npos ||
+               run.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(20));
   REQUIRE(server.log().find("POST /v1/process 200") != std::string::npos);
   kill(getpid(), SIGINT);
   // It stops at once rather than after the 15 s step: a deadline well short of it.

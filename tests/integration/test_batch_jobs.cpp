@@ -2,20 +2,24 @@
 // curl for uploads and a loopback image origin started by the test.
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using pixpool::test::client_for;
+using pixpool::test::wait_until;
 using namespace std::chrono_literals;
 
 namespace {
@@ -39,10 +43,13 @@ class Origin {
       res.set_redirect("/fruits.jpg");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is a no-op until the server runs: wait for it (bounded).
-    for (int i = 0; i < 10000 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!wait_until([this] { return server_.is_running(); }, 10s)) {
+      server_.stop();  // listen_after_bind may still start: make it return at once
+      thread_.join();
+      FAIL("the loopback origin did not start listening within 10 s");
     }
   }
   ~Origin() {
@@ -310,13 +317,20 @@ std::size_t occurrences(const std::string& haystack, const std::string& needle) 
   return n;
 }
 
-// The server's log once it has `n` lines containing `needle` (bounded wait:
-// the logger runs right after each response, on that connection's thread).
-std::string log_with(const test::ServerProcess& server, const std::string& needle, std::size_t n) {
-  for (int i = 0; i < 250 && occurrences(server.log(), needle) < n; ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  return server.log();
+// Waits (up to 10 s) until the server's log has at least the given number
+// of lines containing each needle; the access logger runs right after each
+// response, on that connection's thread, so lines land a little late.
+bool log_has(const test::ServerProcess& server,
+             const std::vector<std::pair<std::string, std::size_t>>& expected) {
+  return wait_until(
+      [&] {
+        const std::string log = server.log();
+        for (const auto& [needle, n] : expected) {
+          if (occurrences(log, needle) < n) return false;
+        }
+        return true;
+      },
+      10s, 10ms);
 }
 
 }  // namespace
@@ -346,7 +360,11 @@ TEST_CASE(
       CHECK(good->status == (route == "/v1/jobs" ? 202 : 200));
     }
   }
-  const std::string log = log_with(server, "POST /v1/process 400", 3);
+  CHECK(log_has(server, {{"POST /v1/batch 400", 3},
+                         {"POST /v1/jobs 400", 3},
+                         {"POST /v1/process 400", 3},
+                         {"POST /v1/process 200", 3}}));
+  const std::string log = server.log();
   CHECK(occurrences(log, "POST /v1/batch 400") == 3);
   CHECK(occurrences(log, "POST /v1/jobs 400") == 3);
   CHECK(occurrences(log, "POST /v1/process 400") == 3);
@@ -365,20 +383,23 @@ TEST_CASE("a /v1/batch upload refused as busy (429) leaves the connection clean"
   test::ServerProcess server({"--http-threads", "6", "--tbb-threads", "1", "--enable-test-ops",
                               "on", "--access-log", "on"});
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
-  std::vector<std::thread> slow;
+  std::vector<std::jthread> slow;  // joined on the way out if a REQUIRE fails
   for (int i = 0; i < 2; ++i) {
     slow.emplace_back(
         [&] { client_for(server).Post("/v1/process?ops=sleep:1500", photo, "image/jpeg"); });
   }
   // Both hold their processing thread once the backend has them.
-  bool held = false;
-  for (int i = 0; i < 1000 && !held; ++i) {
-    auto ready = client_for(server).Get("/readyz");
-    if (ready) {
-      const auto tbb = nlohmann::json::parse(ready->body)["backends"]["tbb"];
-      held = tbb["busy"].get<int>() + tbb["queued"].get<int>() == 2;
-    }
-    if (!held) std::this_thread::sleep_for(10ms);
+  const bool held = wait_until(
+      [&] {
+        auto ready = client_for(server).Get("/readyz");
+        if (!ready) return false;
+        const auto tbb = nlohmann::json::parse(ready->body)["backends"]["tbb"];
+        return tbb["busy"].get<int>() + tbb["queued"].get<int>() == 2;
+      },
+      30s, 10ms);
+  if (!held) {
+    server.stop(SIGKILL);  // ends the slow requests' wait for an answer
+    for (auto& t : slow) t.join();
   }
   REQUIRE(held);
   const httplib::MultipartFormDataItems items = {{"image", photo, "a.jpg", "image/jpeg"},
@@ -395,7 +416,8 @@ TEST_CASE("a /v1/batch upload refused as busy (429) leaves the connection clean"
   REQUIRE(after);
   CHECK(after->status == 200);
 
-  const std::string log = log_with(server, "POST /v1/batch 200", 1);
+  CHECK(log_has(server, {{"POST /v1/batch 200", 1}, {"POST /v1/batch 429", 1}}));
+  const std::string log = server.log();
   CHECK(occurrences(log, "POST /v1/batch 429") == 1);
   CHECK(log.find("Z   400") == std::string::npos);
   auto metrics = client_for(server).Get("/metrics");

@@ -17,9 +17,12 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using pixpool::test::client_for;
+using pixpool::test::wait_until;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -332,13 +335,15 @@ TEST_CASE("health, readiness and the access log") {
   REQUIRE(client.Post("/v1/process", photo, "image/jpeg"));
   REQUIRE(client.Get("/nope"));
   // The logger runs right after each response is written, on that
-  // connection's thread, so the two lines may land in either order and a
-  // little late: wait (bounded) for both.
-  for (int i = 0; i < 250 && !(contains(server.log(), "GET /nope") &&
-                               contains(server.log(), "POST /v1/process 200"));
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  // connection's thread, so the lines may land in any order and a little
+  // late: wait (bounded) for all three.
+  CHECK(wait_until(
+      [&] {
+        const std::string log = server.log();
+        return contains(log, "GET /healthz 200") && contains(log, "GET /nope") &&
+               contains(log, "POST /v1/process 200");
+      },
+      10s, 10ms));
   const std::string log = server.log();
   CHECK(contains(log, "POST /v1/process 200 in=" + std::to_string(photo.size()) + " out="));
   CHECK(contains(log, "backend=tbb ms="));
@@ -357,11 +362,15 @@ TEST_CASE("SIGTERM lets in-flight requests finish, then exits 0") {
     if (res) status = res->status;
   });
   // Wait until the job is running (readiness reports busy jobs), then stop.
-  bool busy = false;
-  for (int i = 0; i < 1000 && !busy; ++i) {
-    auto ready = client_for(server).Get("/readyz");
-    busy = ready && nlohmann::json::parse(ready->body)["backends"]["tbb"]["busy"] == 1;
-    if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool busy = wait_until(
+      [&] {
+        auto ready = client_for(server).Get("/readyz");
+        return ready && nlohmann::json::parse(ready->body)["backends"]["tbb"]["busy"] == 1;
+      },
+      30s, 10ms);
+  if (!busy) {
+    server.stop(SIGKILL);  // ends the request thread's wait for an answer
+    request.join();
   }
   REQUIRE(busy);
   const int exit_status = server.stop(SIGTERM, 60.0);

@@ -17,6 +17,7 @@
 #include "tests/support/images.hpp"
 #include "tests/support/process_info.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using pixpool::test::client_for;
@@ -47,7 +48,9 @@ Outcome post_concurrently(const test::ServerProcess& server, const std::string& 
     threads.emplace_back([&] {
       auto client = client_for(server);
       ++ready;
-      while (ready.load() < clients) std::this_thread::yield();
+      // Start together (a barrier with a deadline: never hangs the test).
+      (void)test::wait_until([&] { return ready.load() >= clients; }, std::chrono::seconds(60),
+                             std::chrono::milliseconds(1));
       auto res =
           client.Post("/v1/process?backend=" + backend, twelve_megapixel_jpeg(), "image/jpeg");
       std::lock_guard lock(mutex);

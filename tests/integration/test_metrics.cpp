@@ -3,7 +3,9 @@
 // responsive while processing is saturated.
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +17,7 @@
 
 #include "tests/support/images.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using namespace std::chrono_literals;
@@ -164,8 +167,8 @@ TEST_CASE("/metrics and /healthz stay responsive while processing is saturated")
   test::ServerProcess server(
       {"--http-threads", "6", "--tbb-threads", "1", "--enable-test-ops", "on"});
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
-  std::vector<int> statuses(6, 0);
-  std::vector<std::thread> clients;
+  std::vector<std::atomic<int>> statuses(6);
+  std::vector<std::jthread> clients;  // joined on the way out if a REQUIRE fails
   for (int i = 0; i < 6; ++i) {
     clients.emplace_back([&, i] {
       httplib::Client client("127.0.0.1", server.port());
@@ -173,9 +176,24 @@ TEST_CASE("/metrics and /healthz stay responsive while processing is saturated")
       auto res = client.Post("/v1/process?ops=sleep:1500", photo, "image/jpeg");
       statuses[i] = res ? res->status : -1;
     });
-    std::this_thread::sleep_for(20ms);
   }
-  std::this_thread::sleep_for(200ms);  // the slow ones are now holding threads
+  // Saturated once the two slow ones hold the processing threads: the
+  // backend has both (one running, one queued on its single thread).
+  const bool saturated = test::wait_until(
+      [&] {
+        httplib::Client client("127.0.0.1", server.port());
+        client.set_read_timeout(5, 0);
+        auto ready = client.Get("/readyz");
+        if (!ready || ready->status != 200) return false;
+        const auto tbb = nlohmann::json::parse(ready->body)["backends"]["tbb"];
+        return tbb["busy"].get<int>() + tbb["queued"].get<int>() == 2;
+      },
+      30s, 10ms);
+  if (!saturated) {
+    server.stop(SIGKILL);  // ends the clients' wait for an answer
+    for (auto& t : clients) t.join();
+  }
+  REQUIRE(saturated);
   for (int i = 0; i < 5; ++i) {
     const auto start = std::chrono::steady_clock::now();
     httplib::Client client("127.0.0.1", server.port());
@@ -189,7 +207,8 @@ TEST_CASE("/metrics and /healthz stay responsive while processing is saturated")
   }
   for (auto& t : clients) t.join();
   int ok = 0, busy = 0;
-  for (int s : statuses) {
+  for (const auto& status : statuses) {
+    const int s = status.load();
     if (s == 200) ++ok;
     if (s == 429) ++busy;
   }

@@ -16,9 +16,11 @@
 #include "tests/support/images.hpp"
 #include "tests/support/process_info.hpp"
 #include "tests/support/server_process.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using pixpool::test::client_for;
+using pixpool::test::wait_until;
 using namespace std::chrono_literals;
 
 namespace {
@@ -39,15 +41,21 @@ std::vector<pid_t> worker_pids(const test::ServerProcess& server) {
   return pids;
 }
 
-// Waits (up to 10 s) for /readyz to report the process pool at `workers`.
+// Waits (up to 30 s) for /readyz to report the process pool at `workers`.
 bool pool_back_to(const test::ServerProcess& server, int workers) {
-  for (int i = 0; i < 500; ++i) {
-    int status = 0;
-    const auto body = readiness(server, &status);
-    if (status == 200 && body["backends"]["process"]["workers"] == workers) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
+  return wait_until(
+      [&] {
+        int status = 0;
+        const auto body = readiness(server, &status);
+        return status == 200 && body["backends"]["process"]["workers"] == workers;
+      },
+      30s, 20ms);
+}
+
+// Waits (up to 30 s) for /readyz to report `jobs` busy on the process pool.
+bool process_busy(const test::ServerProcess& server, int jobs) {
+  return wait_until([&] { return readiness(server)["backends"]["process"]["busy"] == jobs; }, 30s,
+                    10ms);
 }
 
 std::string error_code(const std::string& body) {
@@ -134,7 +142,7 @@ TEST_CASE("a runaway job gets 504 timeout, a crashing one 500 worker_crashed, ot
 
   std::optional<httplib::Result> slow;
   const auto start = std::chrono::steady_clock::now();
-  std::thread runaway([&] {
+  std::jthread runaway([&] {  // joined on the way out if a REQUIRE fails
     slow =
         client_for(server).Post("/v1/process?backend=process&ops=sleep:30000", photo, "image/jpeg");
   });
@@ -173,13 +181,13 @@ TEST_CASE("/readyz is not ready while the pool is below its size") {
   // nothing to fork replacements: the pool stays below size.
   const pid_t zygote = test::children_of(server.pid()).at(0);
   REQUIRE(kill(zygote, SIGKILL) == 0);
-  int status = 0;
-  for (int i = 0; i < 250; ++i) {
-    readiness(server, &status);
-    if (status == 503) break;
-    std::this_thread::sleep_for(20ms);
-  }
-  CHECK(status == 503);
+  CHECK(wait_until(
+      [&] {
+        int status = 0;
+        readiness(server, &status);
+        return status == 503;
+      },
+      30s, 20ms));
   const auto body = readiness(server);
   CHECK(body["status"] == "not_ready");
   CHECK(body["backends"]["process"]["ready"] == false);
@@ -213,10 +221,10 @@ TEST_CASE("SIGTERM drains in-flight process jobs, exits 0 and takes the workers 
                                        "image/jpeg");
     if (res) status = res->status;
   });
-  bool busy = false;
-  for (int i = 0; i < 500 && !busy; ++i) {
-    busy = readiness(server)["backends"]["process"]["busy"] == 1;
-    if (!busy) std::this_thread::sleep_for(10ms);
+  const bool busy = process_busy(server, 1);
+  if (!busy) {
+    server.stop(SIGKILL);  // ends the request thread's wait for an answer
+    request.join();
   }
   REQUIRE(busy);
   CHECK(server.stop(SIGTERM, 60.0) == 0);
@@ -224,13 +232,13 @@ TEST_CASE("SIGTERM drains in-flight process jobs, exits 0 and takes the workers 
   REQUIRE(status.has_value());
   CHECK(*status == 200);
 
-  bool all_gone = false;
-  for (int i = 0; i < 250 && !all_gone; ++i) {
-    all_gone = !test::process_alive(zygote);
-    for (pid_t w : workers) all_gone = all_gone && !test::process_alive(w);
-    if (!all_gone) std::this_thread::sleep_for(20ms);
-  }
-  CHECK(all_gone);
+  CHECK(wait_until(
+      [&] {
+        bool all_gone = !test::process_alive(zygote);
+        for (pid_t w : workers) all_gone = all_gone && !test::process_alive(w);
+        return all_gone;
+      },
+      10s, 10ms));
 }
 
 TEST_CASE("SIGTERM gives up after --shutdown-timeout when in-flight work will not finish") {
@@ -242,10 +250,10 @@ TEST_CASE("SIGTERM gives up after --shutdown-timeout when in-flight work will no
     (void)client_for(server).Post("/v1/process?backend=process&ops=sleep:20000", photo,
                                   "image/jpeg");
   });
-  bool busy = false;
-  for (int i = 0; i < 500 && !busy; ++i) {
-    busy = readiness(server)["backends"]["process"]["busy"] == 1;
-    if (!busy) std::this_thread::sleep_for(10ms);
+  const bool busy = process_busy(server, 1);
+  if (!busy) {
+    server.stop(SIGKILL);  // ends the request thread's wait for an answer
+    request.join();
   }
   REQUIRE(busy);
   const auto start = std::chrono::steady_clock::now();

@@ -26,6 +26,7 @@
 #include "pipeline/address_policy.hpp"
 #include "pipeline/downloader.hpp"
 #include "tests/support/images.hpp"
+#include "tests/support/wait.hpp"
 
 namespace {
 
@@ -36,6 +37,7 @@ using pixpool::DownloadOptions;
 using pixpool::ErrorCode;
 using pixpool::Result;
 using Clock = std::chrono::steady_clock;
+using pixpool::test::wait_until;
 
 constexpr std::size_t kMaxBytes = 100000;
 constexpr std::size_t kHugeBytes = 1000000;
@@ -139,9 +141,11 @@ class Origin {
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is a no-op until the server runs: wait for it (bounded).
-    const auto give_up = Clock::now() + 10s;
-    while (!server_.is_running() && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
-    REQUIRE(server_.is_running());
+    if (!wait_until([this] { return server_.is_running(); }, 10s)) {
+      server_.stop();  // listen_after_bind may still start: make it return at once
+      thread_.join();
+      FAIL("the loopback origin did not start listening within 10 s");
+    }
   }
 
   ~Origin() {
@@ -244,8 +248,13 @@ class TlsOrigin {
   std::string log() const { return pixpool::test::read_file(log_); }
 
  private:
-  void openssl(std::vector<std::string> args) {
-    args.insert(args.begin(), "openssl");
+  void openssl(const std::vector<std::string>& openssl_args) {
+    // Built front to back (an insert at begin() trips GCC 12's
+    // -Wnull-dereference once start() is inlined differently).
+    std::vector<std::string> args;
+    args.reserve(openssl_args.size() + 1);
+    args.emplace_back("openssl");
+    for (const std::string& arg : openssl_args) args.push_back(arg);
     const pid_t pid = spawn(args, dir_, log_);
     REQUIRE_MESSAGE(pid > 0, "cannot run openssl");
     int status = 0;
@@ -283,16 +292,15 @@ class TlsOrigin {
                  "127.0.0.1:" + std::to_string(port_), "-cert", "server.pem", "-key", "server.key"},
                 dir_, log_);
       REQUIRE_MESSAGE(pid_ > 0, "cannot run openssl s_server");
-      const auto give_up = Clock::now() + 10s;
-      while (!accepts_connections(port_)) {
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: port taken?
-          pid_ = -1;
-          break;
-        }
-        REQUIRE_MESSAGE(Clock::now() < give_up, "s_server did not listen: " << log());
-        std::this_thread::sleep_for(10ms);
-      }
+      bool exited = false;  // e.g. the port was taken meanwhile: try another
+      const bool listening = wait_until(
+          [&] {
+            exited = waitpid(pid_, nullptr, WNOHANG) == pid_;
+            return exited || accepts_connections(port_);
+          },
+          10s, 10ms);
+      if (exited) pid_ = -1;
+      REQUIRE_MESSAGE(listening, "s_server did not listen within 10 s: " << log());
     }
     REQUIRE_MESSAGE(pid_ > 0, "s_server did not start: " << log());
   }
@@ -639,11 +647,9 @@ TEST_CASE("Downloader: the destructor fails pending downloads promptly") {
   options.timeout = 60s;
   auto downloader = std::make_unique<Downloader>(options);
   for (int i = 0; i < 6; ++i) futures.push_back(downloader->fetch(origin.url("/slow?ms=30000")));
-  // Let the I/O threads start two of them (not required for the checks).
-  const auto give_up = Clock::now() + 5s;
-  while (downloader->stats().active < 2 && Clock::now() < give_up) {
-    std::this_thread::sleep_for(5ms);
-  }
+  // Let the I/O threads start two of them, so the destructor has running
+  // downloads to abort as well as queued ones.
+  REQUIRE(wait_until([&] { return downloader->stats().active == 2; }, 10s));
   const auto start = Clock::now();
   downloader.reset();
   CHECK(Clock::now() - start < 10s);  // the origin would answer only after 30 s

@@ -12,9 +12,11 @@
 #include "pipeline/pixel_budget.hpp"
 #include "pipeline/tbb_backend.hpp"
 #include "tests/support/images.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using namespace std::chrono_literals;
+using pixpool::test::wait_until;
 
 namespace {
 
@@ -43,7 +45,7 @@ TEST_CASE("pixel budget: a waiter is admitted as soon as room appears") {
   auto hold = budget.reserve(100, in(0ms));
   auto waiter =
       std::async(std::launch::async, [&] { return budget.reserve(50, in(30s)) != nullptr; });
-  while (budget.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  REQUIRE(wait_until([&] { return budget.stats().waiting == 1; }, 10s));
   hold.reset();
   CHECK(waiter.get());
   CHECK(budget.stats().waited_total == 1);
@@ -67,14 +69,13 @@ TEST_CASE("pixel budget: first come first served so a large waiter is not starve
     std::this_thread::sleep_for(20ms);
     return r != nullptr;
   });
-  while (budget.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  REQUIRE(wait_until([&] { return budget.stats().waiting == 1; }, 10s));
   // 30 would fit next to the 60 held, but the large request came first.
   auto small = std::async(std::launch::async, [&] {
     auto r = budget.reserve(30, in(30s));
     return r != nullptr && large_admitted.load();
   });
-  std::this_thread::sleep_for(50ms);
-  CHECK(budget.stats().waiting == 2);
+  REQUIRE(wait_until([&] { return budget.stats().waiting == 2; }, 10s));
   hold.reset();
   CHECK(large.get());
   CHECK(small.get());  // admitted only after the large one
@@ -83,11 +84,21 @@ TEST_CASE("pixel budget: first come first served so a large waiter is not starve
 TEST_CASE("pixel budget: a waiter that gives up does not block the line behind it") {
   PixelBudget budget(100);
   auto hold = budget.reserve(100, in(0ms));
+  // The impatient waiter gives up 300 ms in; the patient one should queue
+  // behind it before then. On a very slow machine the impatient one may give
+  // up first: the waits below accept that (refused_total) rather than hang.
   auto impatient =
-      std::async(std::launch::async, [&] { return budget.reserve(50, in(30ms)) != nullptr; });
-  while (budget.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+      std::async(std::launch::async, [&] { return budget.reserve(50, in(300ms)) != nullptr; });
+  REQUIRE(wait_until(
+      [&] { return budget.stats().waiting == 1 || budget.stats().refused_total == 1; }, 10s));
   auto patient =
       std::async(std::launch::async, [&] { return budget.reserve(50, in(30s)) != nullptr; });
+  REQUIRE(wait_until(
+      [&] {
+        const auto stats = budget.stats();
+        return stats.waiting == 2 || (stats.refused_total == 1 && stats.waiting == 1);
+      },
+      10s));
   CHECK_FALSE(impatient.get());
   hold.reset();
   CHECK(patient.get());
@@ -102,7 +113,7 @@ TEST_CASE("budgeted backend: jobs over the budget wait and run or past the wait 
   SUBCASE("a second job waits for the first and succeeds") {
     BudgetedBackend backend(std::make_unique<TbbBackend>(TbbBackendOptions{2, 16}), budget, 10s);
     auto first = std::async(std::launch::async, [&] { return backend.submit({png, slow}).get(); });
-    while (budget->stats().in_flight == 0) std::this_thread::sleep_for(1ms);
+    REQUIRE(wait_until([&] { return budget->stats().in_flight > 0; }, 10s));
     const auto second = backend.submit({png, slow}).get();
     CHECK(second.ok());
     CHECK(first.get().ok());
@@ -112,7 +123,7 @@ TEST_CASE("budgeted backend: jobs over the budget wait and run or past the wait 
   SUBCASE("a job that cannot get room in time is refused with a clear queue_full") {
     BudgetedBackend backend(std::make_unique<TbbBackend>(TbbBackendOptions{2, 16}), budget, 50ms);
     auto first = std::async(std::launch::async, [&] { return backend.submit({png, slow}).get(); });
-    while (budget->stats().in_flight == 0) std::this_thread::sleep_for(1ms);
+    REQUIRE(wait_until([&] { return budget->stats().in_flight > 0; }, 10s));
     const auto second = backend.submit({png, slow}).get();
     REQUIRE_FALSE(second.ok());
     CHECK(second.error().code == ErrorCode::queue_full);

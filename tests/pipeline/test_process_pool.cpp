@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <future>
-#include <thread>
 #include <vector>
 
 #include "filters/op_chain.hpp"
@@ -13,9 +12,11 @@
 #include "tests/support/images.hpp"
 #include "tests/support/process_info.hpp"
 #include "tests/support/test_zygote.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 using namespace std::chrono_literals;
+using pixpool::test::wait_until;
 
 namespace {
 
@@ -34,13 +35,9 @@ JobSpec photo_job(const std::string& ops = "blur:5,contour") {
   return job;
 }
 
-// Waits (up to 10 s) until the pool is back to `workers` live processes.
+// Waits (up to 30 s) until the pool is back to `workers` live processes.
 bool back_to_size(const Backend& pool, int workers) {
-  for (int i = 0; i < 500; ++i) {
-    if (pool.ready() && pool.stats().workers == workers) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
+  return wait_until([&] { return pool.ready() && pool.stats().workers == workers; }, 30s, 10ms);
 }
 
 }  // namespace
@@ -72,9 +69,7 @@ TEST_CASE("a worker killed while idle is replaced, and no job notices") {
   // covered below), jobs either find a dead worker and retry on a fresh one,
   // or land after the idle health check replaced it.
   for (long pid : before) {
-    for (int i = 0; i < 500 && test::process_alive(static_cast<pid_t>(pid)); ++i) {
-      std::this_thread::sleep_for(2ms);
-    }
+    REQUIRE(wait_until([&] { return !test::process_alive(static_cast<pid_t>(pid)); }, 10s));
   }
   for (int i = 0; i < 4; ++i) CHECK(pool->submit(photo_job()).get().ok());
   REQUIRE(back_to_size(*pool, 2));
@@ -135,12 +130,8 @@ TEST_CASE("destroying a pool leaves no worker, zombie or file descriptor behind"
     pids = pool->stats().worker_pids;
     REQUIRE(pids.size() == 3);
   }
-  bool gone = false;
-  for (int i = 0; i < 250 && !gone; ++i) {
-    gone = test::children_of(zygote).empty();  // zombies would still be listed
-    if (!gone) std::this_thread::sleep_for(20ms);
-  }
-  CHECK(gone);
+  // Zombies would still be listed as children.
+  CHECK(wait_until([&] { return test::children_of(zygote).empty(); }, 10s, 10ms));
   for (long pid : pids) CHECK_FALSE(test::process_alive(static_cast<pid_t>(pid)));
   CHECK(test::open_fd_count() == fds_before);
 }

@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
-#include <thread>
 
 #include "tests/support/images.hpp"
+#include "tests/support/wait.hpp"
 
 #ifndef PIXPOOL_BINARY
 #error "PIXPOOL_BINARY must be defined by the build"
@@ -45,21 +45,26 @@ ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
     _exit(127);
   }
 
+  // Up to 20 s for the "listening on" line; give up at once if it exits.
   const std::regex listening(R"(listening on http://127\.0\.0\.1:(\d+))");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::smatch m;
-    const std::string text = log();
-    if (std::regex_search(text, m, listening)) {
-      port_ = std::stoi(m[1]);
-      return;
-    }
-    if (!running()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  (void)wait_until(
+      [&] {
+        std::smatch m;
+        const std::string text = log();
+        if (std::regex_search(text, m, listening)) {
+          port_ = std::stoi(m[1]);
+          return true;
+        }
+        return !running();
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(10));
+  if (port_ > 0) return;
   const std::string text = log();
-  if (running()) stop(SIGKILL);
-  throw std::runtime_error("pixpool did not start; log:\n" + text);
+  const bool exited = !running();
+  if (!exited) stop(SIGKILL);
+  throw std::runtime_error(std::string("pixpool did not start (") +
+                           (exited ? "it exited" : "no \"listening on\" line within 20 s") +
+                           "); log:\n" + text);
 }
 
 ServerProcess::~ServerProcess() {
@@ -88,13 +93,19 @@ bool ServerProcess::running() {
 int ServerProcess::stop(int signal_number, double timeout_s) {
   if (!running()) return exit_status_;
   kill(pid_, signal_number);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!running()) return exit_status_;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(timeout_s));
+  if (wait_until([this] { return !running(); }, timeout, std::chrono::milliseconds(10))) {
+    return exit_status_;
   }
   kill(pid_, SIGKILL);
-  while (running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // SIGKILL cannot be ignored; only a process stuck in the kernel outlives
+  // it. Past 30 s, give up rather than hang the test (it stays a child).
+  if (!wait_until([this] { return !running(); }, std::chrono::seconds(30),
+                  std::chrono::milliseconds(10))) {
+    std::fprintf(stderr, "pixpool pid %d did not exit 30 s after SIGKILL\n",
+                 static_cast<int>(pid_));
+  }
   return -1;
 }
 
