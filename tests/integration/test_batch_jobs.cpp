@@ -2,9 +2,9 @@
 // curl for uploads and a loopback image origin started by the test.
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -69,7 +69,7 @@ class Origin {
 
 // A folder with `good` copies of a photo and `bad` non-images.
 std::string make_upload_dir(int good, int bad) {
-  const std::string dir = test::make_temp_dir("batch");
+  std::string dir = test::make_temp_dir("batch");
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
   for (int i = 0; i < good; ++i)
     test::write_file(dir + "/good" + std::to_string(i) + ".jpg", photo);
@@ -89,7 +89,10 @@ std::string curl_form_args(const std::string& dir) {
 
 TEST_CASE("curl multipart batches of 1, 10 and 100 images: bad items fail alone") {
   test::ServerProcess server({"--workers", "2"});
-  for (auto [good, bad] : {std::pair{1, 0}, std::pair{8, 2}, std::pair{95, 5}}) {
+  for (const auto& counts : {std::pair{1, 0}, std::pair{8, 2}, std::pair{95, 5}}) {
+    // Named locals, not a structured binding: CAPTURE's lambda captures `good`.
+    const int good = counts.first;
+    const int bad = counts.second;
     CAPTURE(good);
     const std::string dir = make_upload_dir(good, bad);
     const auto r = test::run_command("curl -s" + curl_form_args(dir) + " '" + server.base_url() +
@@ -384,6 +387,7 @@ TEST_CASE("a /v1/batch upload refused as busy (429) leaves the connection clean"
                               "on", "--access-log", "on"});
   const std::string photo = test::read_test_data("baboon_320x240.jpg");
   std::vector<std::jthread> slow;  // joined on the way out if a REQUIRE fails
+  slow.reserve(2);
   for (int i = 0; i < 2; ++i) {
     slow.emplace_back(
         [&] { client_for(server).Post("/v1/process?ops=sleep:1500", photo, "image/jpeg"); });

@@ -2,9 +2,9 @@
 // with a real HTTP client (cpp-httplib's).
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -264,17 +264,18 @@ TEST_CASE("bad input gets a clear 4xx JSON error and the server keeps serving") 
 TEST_CASE("limits: 413 over --max-body-bytes, 422 over --max-pixels") {
   test::ServerProcess server({"--max-body-bytes", "100KiB", "--max-pixels", "50000"});
   auto client = client_for(server);
-  const std::string message =
-      expect_error(client.Post("/v1/process", std::string(200 * 1024, 'x'), "image/jpeg"), 413,
-                   "body_too_large");
+  const std::string message = expect_error(
+      client.Post("/v1/process", std::string(static_cast<std::size_t>(200) * 1024, 'x'),
+                  "image/jpeg"),
+      413, "body_too_large");
   CHECK(contains(message, "102400"));
   httplib::MultipartFormDataItems big = {
-      {"image", std::string(200 * 1024, 'x'), "big.jpg", "image/jpeg"}};
+      {"image", std::string(static_cast<std::size_t>(200) * 1024, 'x'), "big.jpg", "image/jpeg"}};
   expect_error(client.Post("/v1/process", big), 413, "body_too_large");
   expect_error(client.Post("/v1/batch", big), 413, "body_too_large");
   // Chunked uploads carry no Content-Length: the limit is counted while reading.
   const std::string dir = test::make_temp_dir("chunked");
-  test::write_file(dir + "/big.bin", std::string(300 * 1024, 'x'));
+  test::write_file(dir + "/big.bin", std::string(static_cast<std::size_t>(300) * 1024, 'x'));
   for (const char* route : {"/v1/process", "/v1/jobs"}) {
     CAPTURE(route);
     const auto chunked = test::run_command(
@@ -303,6 +304,7 @@ TEST_CASE("concurrent clients of both backends all get correct answers") {
 
   std::atomic<int> ok{0};
   std::vector<std::thread> clients;
+  clients.reserve(12);
   for (int c = 0; c < 12; ++c) {
     clients.emplace_back([&, c] {
       auto client = client_for(server);

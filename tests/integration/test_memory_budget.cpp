@@ -44,6 +44,7 @@ Outcome post_concurrently(const test::ServerProcess& server, const std::string& 
   std::mutex mutex;
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(clients));
   for (int i = 0; i < clients; ++i) {
     threads.emplace_back([&] {
       auto client = client_for(server);
@@ -101,7 +102,7 @@ TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both back
         peak_tree_rss(server.pid(), [&] { outcome = post_concurrently(server, backend, 64); });
     MESSAGE(backend << ": peak RSS (server + workers) " << (peak >> 20) << " MiB; statuses "
                     << outcome.statuses.size() << " kind(s), 200 x "
-                    << (outcome.statuses.count(200) ? outcome.statuses.at(200) : 0));
+                    << (outcome.statuses.contains(200) ? outcome.statuses.at(200) : 0));
     for (const auto& [status, count] : outcome.statuses) MESSAGE(status << " x " << count);
     for (const auto& body : outcome.refusals) MESSAGE(body);
     if (outcome.statuses.size() != 1) MESSAGE(server.log());

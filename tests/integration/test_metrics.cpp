@@ -3,10 +3,10 @@
 // responsive while processing is saturated.
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -56,11 +56,11 @@ struct Exposition {
       for (const char* suffix : {"_bucket", "_sum", "_count"}) {
         const std::string s = suffix;
         if (family.size() > s.size() && family.ends_with(s) &&
-            types.count(family.substr(0, family.size() - s.size())) > 0) {
+            types.contains(family.substr(0, family.size() - s.size()))) {
           family = family.substr(0, family.size() - s.size());
         }
       }
-      if (types.count(family) == 0) errors.push_back("sample without # TYPE: " + line);
+      if (!types.contains(family)) errors.push_back("sample without # TYPE: " + line);
       samples[m[1].str() + (m[2].matched ? m[2].str() : "")] = std::stod(m[5]);
     }
   }
@@ -169,6 +169,7 @@ TEST_CASE("/metrics and /healthz stay responsive while processing is saturated")
   const std::string photo = test::read_test_data("fruits_320x240.jpg");
   std::vector<std::atomic<int>> statuses(6);
   std::vector<std::jthread> clients;  // joined on the way out if a REQUIRE fails
+  clients.reserve(6);
   for (int i = 0; i < 6; ++i) {
     clients.emplace_back([&, i] {
       httplib::Client client("127.0.0.1", server.port());

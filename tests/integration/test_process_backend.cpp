@@ -2,10 +2,10 @@
 // crashing and runaway jobs, readiness, and clean shutdown of the process tree.
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -89,6 +89,7 @@ TEST_CASE("SIGKILLing workers under load: every request is answered, the pool re
     }
   });
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&] {
       auto client = client_for(server);

@@ -57,6 +57,7 @@ TEST_CASE_TEMPLATE("backend gives the same bytes as run_job at concurrency 1, 2,
     CAPTURE(concurrency);
     auto backend = B::make();
     std::vector<std::thread> clients;
+    clients.reserve(static_cast<std::size_t>(concurrency));
     std::vector<int> mismatches(concurrency, 0);
     for (int c = 0; c < concurrency; ++c) {
       clients.emplace_back([&, c] {

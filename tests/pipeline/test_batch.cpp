@@ -401,6 +401,7 @@ TEST_CASE("batch runner: destroying the runner cancels waiting items and waits f
     ~ReleaseOnExit() { backend.release(); }
   } release_on_exit{backend};
   std::vector<BatchInput> inputs;
+  inputs.reserve(6);
   for (int i = 0; i < 6; ++i) inputs.push_back(BatchInput{"", "", "image" + std::to_string(i)});
   auto started = runner->start(std::move(inputs), JobParams{}, backend);
   REQUIRE(started.ok());

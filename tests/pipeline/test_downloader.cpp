@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -14,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -184,6 +184,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd, const 
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
@@ -624,6 +625,7 @@ TEST_CASE("Downloader: 20 parallel downloads on 4 I/O threads") {
   options.io_threads = 4;
   Downloader downloader(options);
   std::vector<std::future<Result<Download>>> futures;
+  futures.reserve(20);
   for (int i = 0; i < 20; ++i) {
     futures.push_back(downloader.fetch(origin.url(i % 2 == 0 ? "/image" : "/redirect/2")));
   }
@@ -646,6 +648,7 @@ TEST_CASE("Downloader: the destructor fails pending downloads promptly") {
   options.io_threads = 2;
   options.timeout = 60s;
   auto downloader = std::make_unique<Downloader>(options);
+  futures.reserve(6);
   for (int i = 0; i < 6; ++i) futures.push_back(downloader->fetch(origin.url("/slow?ms=30000")));
   // Let the I/O threads start two of them, so the destructor has running
   // downloads to abort as well as queued ones.

@@ -9,7 +9,7 @@ using namespace pixpool;
 
 namespace {
 
-JobSpec job_for(std::string bytes, std::string ops = std::string(kDefaultOps)) {
+JobSpec job_for(std::string bytes, const std::string& ops = std::string(kDefaultOps)) {
   JobSpec job;
   job.input = std::move(bytes);
   job.params.ops = *parse_ops(ops);

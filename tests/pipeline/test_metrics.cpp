@@ -112,17 +112,17 @@ TEST_CASE("metrics: stage histograms per backend and stage") {
   // queue 2 ms, decode 30 ms, filter 300 ms, encode 4 s; total 5 s.
   m.record_image("tbb", ok_output(10, StageTimes{2, 30, 300, 4000}), 10, 0, 5000);
   const std::string text = m.exposition(BackendSet{});
-  const std::string queue = "pixpool_stage_seconds_bucket{backend=\"tbb\",stage=\"queue\",";
+  const std::string queue = R"(pixpool_stage_seconds_bucket{backend="tbb",stage="queue",)";
   CHECK(contains(text, queue + "le=\"0.001\"} 0\n"));
   CHECK(contains(text, queue + "le=\"0.0025\"} 1\n"));
   CHECK(contains(text, queue + "le=\"60\"} 1\n"));
   CHECK(contains(text, queue + "le=\"+Inf\"} 1\n"));
   CHECK(contains(text, "pixpool_stage_seconds_sum{backend=\"tbb\",stage=\"queue\"} 0.002\n"));
   CHECK(contains(text, "pixpool_stage_seconds_count{backend=\"tbb\",stage=\"queue\"} 1\n"));
-  const std::string encode = "pixpool_stage_seconds_bucket{backend=\"tbb\",stage=\"encode\",";
+  const std::string encode = R"(pixpool_stage_seconds_bucket{backend="tbb",stage="encode",)";
   CHECK(contains(text, encode + "le=\"2.5\"} 0\n"));
   CHECK(contains(text, encode + "le=\"5\"} 1\n"));
-  const std::string total = "pixpool_stage_seconds_bucket{backend=\"tbb\",stage=\"total\",";
+  const std::string total = R"(pixpool_stage_seconds_bucket{backend="tbb",stage="total",)";
   CHECK(contains(text, total + "le=\"2.5\"} 0\n"));
   CHECK(contains(text, total + "le=\"5\"} 1\n"));
   for (const char* stage : {"decode", "filter"}) {
@@ -163,7 +163,10 @@ TEST_CASE("metrics: the exposition announces every family and its samples belong
       {"pixpool_uptime_seconds", "gauge"},
   };
   std::set<std::string> names;
-  for (const auto& [name, type] : families) {
+  for (const auto& family : families) {
+    // Named locals, not a structured binding: CAPTURE's lambda captures `name`.
+    const auto& name = family.first;
+    const auto& type = family.second;
     CAPTURE(name);
     CHECK(contains(text, "# HELP " + name + " "));
     CHECK(contains(text, "# TYPE " + name + " " + type + "\n"));
@@ -234,6 +237,7 @@ TEST_CASE("metrics: recent() gives percentiles and throughput of successes per b
 TEST_CASE("metrics: concurrent recording loses nothing") {
   Metrics m;
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&m, t] {
       for (int i = 0; i < 1000; ++i) {

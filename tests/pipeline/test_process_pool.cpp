@@ -1,9 +1,9 @@
 // Process-pool specifics: shared-memory growth, fault isolation (crash,
 // timeout, memory cap, killed workers), and clean teardown.
 #include <doctest/doctest.h>
-#include <signal.h>
 
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <vector>
 
@@ -82,6 +82,7 @@ TEST_CASE("a worker killed while idle is replaced, and no job notices") {
 TEST_CASE("a crashing job fails alone with worker_crashed and the pool recovers") {
   auto pool = make_pool(2);
   std::vector<std::future<Result<JobOutput>>> good;
+  good.reserve(6);
   for (int i = 0; i < 6; ++i) good.push_back(pool->submit(photo_job()));
   auto crashed = pool->submit(photo_job("crash")).get();
   REQUIRE_FALSE(crashed.ok());

@@ -267,6 +267,7 @@ TEST_CASE("result store: concurrent put/get stays within bounds") {
   std::atomic<int> wrong_bytes{0};
 
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 500; ++i) {
@@ -294,5 +295,5 @@ TEST_CASE("result store: concurrent put/get stays within bounds") {
   CHECK(stats.entries <= kMaxEntries);
   CHECK(stats.bytes <= kMaxBytes);
   CHECK(stats.entries > 0);
-  CHECK(stats.evicted == 8 * 500 - stats.entries);
+  CHECK(stats.evicted == static_cast<std::size_t>(8) * 500 - stats.entries);
 }

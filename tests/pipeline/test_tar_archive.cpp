@@ -123,7 +123,7 @@ TEST_CASE("tar: an mtime before the epoch is kept to the second") {
 }
 
 TEST_CASE("tar: a 5 MB entry and binary bytes with NULs survive intact") {
-  std::string big(5 * 1024 * 1024, '\0');
+  std::string big(static_cast<std::size_t>(5) * 1024 * 1024, '\0');
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919 + 13) % 251);
   std::string binary;
   for (int i = 0; i < 256; ++i) binary.push_back(static_cast<char>(i));

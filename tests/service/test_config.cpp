@@ -18,7 +18,7 @@ using namespace pixpool;
 
 namespace {
 
-Result<CommandLine> parse(std::vector<std::string> args,
+Result<CommandLine> parse(const std::vector<std::string>& args,
                           std::map<std::string, std::string> env = {}) {
   return parse_command_line(args, [&env](const char* name) -> const char* {
     auto it = env.find(name);

@@ -59,6 +59,7 @@ TEST_CASE("http metrics: requests are counted per route label and status") {
 TEST_CASE("http metrics: concurrent recording loses nothing") {
   HttpMetrics metrics;
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&metrics] {
       for (int i = 0; i < 1000; ++i) {

@@ -68,7 +68,7 @@ std::string encode_with_opencv(const cv::Mat& image, const std::string& extensio
   if (!cv::imencode(extension, image, buffer, params)) {
     throw std::runtime_error("imencode failed for " + extension);
   }
-  return std::string(buffer.begin(), buffer.end());
+  return {buffer.begin(), buffer.end()};
 }
 
 cv::Mat decode_with_opencv(const std::string& bytes) {

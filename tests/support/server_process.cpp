@@ -1,11 +1,11 @@
 #include "tests/support/server_process.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -28,6 +28,11 @@ ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
   log_path_ = make_temp_dir("server") + "/pixpool.log";
   std::vector<std::string> args = {pixpool_binary(), "--host", "127.0.0.1", "--port", "0"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // argv is built before fork: the child only makes async-signal-safe calls.
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
 
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -38,9 +43,6 @@ ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
       dup2(fd, STDERR_FILENO);
       close(fd);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
