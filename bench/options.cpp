@@ -7,6 +7,7 @@
 #include <set>
 #include <string_view>
 
+#include "core/text.hpp"
 #include "filters/image_format.hpp"
 
 namespace pixpool::bench {
@@ -47,22 +48,6 @@ constexpr std::array<std::string_view, 23> kFlags = {
 
 bool is_known_flag(const std::string& flag) {
   return std::find(kFlags.begin(), kFlags.end(), flag) != kFlags.end();
-}
-
-// Levenshtein distance, for "did you mean" on a mistyped flag.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <opencv2/core.hpp>
 #include <utility>
 
+#include "core/text.hpp"
+
 namespace pixpool {
 namespace {
 
@@ -23,13 +25,6 @@ std::string quoted(std::string_view s) {
   out.reserve(s.size() + 2);
   out.append(1, '\'').append(s).append(1, '\'');
   return out;
-}
-
-// Shortest decimal that reads back to the same double ("5", "2.5", "0.1").
-std::string format_number(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc{} ? std::string(buf, end) : std::to_string(v);
 }
 
 std::string arg_names(const OpDef& def) {
@@ -51,7 +46,7 @@ Result<double> parse_value(const OpDef& def, const OpArg& arg, std::string_view 
       value < arg.min || value > arg.max) {
     return ops_error("op " + quoted(def.name) + ": argument " + quoted(arg.name) + " must be " +
                      (arg.type == ArgType::integer ? "a whole number" : "a number") + " between " +
-                     format_number(arg.min) + " and " + format_number(arg.max) + ", got " +
+                     shortest_decimal(arg.min) + " and " + shortest_decimal(arg.max) + ", got " +
                      quoted(text));
   }
   return value;
@@ -104,7 +99,7 @@ Result<Op> parse_args(const OpDef& def, std::string_view args_text) {
     if (!def.args[i].default_value) {
       return ops_error("op " + quoted(def.name) + ": argument " + quoted(def.args[i].name) +
                        " is required (e.g. " + std::string(def.name) + ":" +
-                       format_number(def.args[i].min) + ")");
+                       shortest_decimal(def.args[i].min) + ")");
     }
     op.args[i] = *def.args[i].default_value;
   }
@@ -158,7 +153,7 @@ std::string format_ops(const OpChain& chain) {
   for (const Op& op : chain) {
     if (!out.empty()) out += ',';
     out += op.name();
-    for (double value : op.args) out += ":" + format_number(value);
+    for (double value : op.args) out += ":" + shortest_decimal(value);
   }
   return out;
 }

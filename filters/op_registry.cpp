@@ -1,18 +1,12 @@
 #include "filters/op_registry.hpp"
 
-#include <charconv>
 #include <cstdio>
 
+#include "core/text.hpp"
 #include "filters/ops/builtin_ops.hpp"
 
 namespace pixpool {
 namespace {
-
-std::string number_text(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc{} ? std::string(buf, end) : std::to_string(v);
-}
 
 std::string arg_signature(const OpDef& def) {
   std::string out;
@@ -24,9 +18,9 @@ std::string arg_signature(const OpDef& def) {
 }
 
 std::string arg_range(const OpArg& arg) {
-  std::string out = (arg.type == ArgType::integer ? "integer " : "number ") + number_text(arg.min) +
-                    ".." + number_text(arg.max);
-  out += arg.default_value ? ", default " + number_text(*arg.default_value) : ", required";
+  std::string out = (arg.type == ArgType::integer ? "integer " : "number ") +
+                    shortest_decimal(arg.min) + ".." + shortest_decimal(arg.max);
+  out += arg.default_value ? ", default " + shortest_decimal(*arg.default_value) : ", required";
   return out;
 }
 

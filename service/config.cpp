@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/text.hpp"
 #include "filters/op_chain.hpp"
 
 namespace pixpool {
@@ -360,23 +361,6 @@ const Option* find_option(std::string_view flag) {
 
 char upper(char c) {
   return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-}
-
-// Edit distance (insert, delete, substitute), ignoring case.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min(
-          {row[j] + 1, row[j - 1] + 1, diagonal + (upper(a[i - 1]) == upper(b[j - 1]) ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
