@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "filters/image_format.hpp"
 #include "core/result.hpp"
+#include "filters/image_format.hpp"
 
 namespace pixpool::bench {
 

@@ -6,10 +6,10 @@
 #include <string>
 #include <string_view>
 
+#include "core/result.hpp"
 #include "filters/codec.hpp"
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
-#include "core/result.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {
