@@ -82,7 +82,7 @@ ByteRange range_for(std::string_view header, std::size_t size) {
     const auto suffix = parse_digits(last_text);
     if (!suffix) return {};
     if (*suffix == 0 || size == 0) return unsatisfiable;
-    const std::size_t length = static_cast<std::size_t>(std::min<std::uint64_t>(*suffix, size));
+    const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(*suffix, size));
     return {.kind = ByteRange::Kind::part, .offset = size - length, .length = length};
   }
   const auto first = parse_digits(first_text);

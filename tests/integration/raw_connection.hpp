@@ -45,7 +45,7 @@ class RawConnection {
   RawConnection& operator=(const RawConnection&) = delete;
 
   // Writes all of `bytes`; false when the peer has gone (reset or closed).
-  bool send(std::string_view bytes) {
+  bool send(std::string_view bytes) const {
     while (!bytes.empty()) {
       const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
