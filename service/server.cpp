@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,20 @@ void default_empty_body(httplib::Request& req) {
     req.set_header("Content-Length", "0");
   }
 }
+
+// What httplib owns (and deletes when listening ends) in place of its
+// ThreadPool: a handle on connection threads the server also holds, so
+// /metrics can read their gauges.
+class SharedConnectionThreads final : public httplib::TaskQueue {
+ public:
+  explicit SharedConnectionThreads(std::shared_ptr<ConnectionThreads> threads)
+      : threads_(std::move(threads)) {}
+  void enqueue(std::function<void()> fn) override { threads_->enqueue(std::move(fn)); }
+  void shutdown() override { threads_->shutdown(); }
+
+ private:
+  std::shared_ptr<ConnectionThreads> threads_;
+};
 
 // Makes `res` (an error answer with its body in res.body) end its connection
 // once it is written, whatever the route and the keep-alive settings: the
@@ -229,8 +244,12 @@ HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Res
 }
 
 void Server::Impl::install() {
-  http.new_task_queue = [n = config.http.threads] {
-    return new ConnectionThreads(static_cast<std::size_t>(n));
+  // One set of connection threads per listen (httplib asks once per run()).
+  http.new_task_queue = [this] {
+    auto threads =
+        std::make_shared<ConnectionThreads>(static_cast<std::size_t>(config.http.threads));
+    http_metrics.set_connection_source([threads] { return threads->stats(); });
+    return new SharedConnectionThreads(threads);
   };
   http.set_payload_max_length(config.http.max_body_bytes);
   http.set_read_timeout(config.http.read_timeout);

@@ -354,6 +354,15 @@ TEST_CASE("/healthz and /readyz answer while idle connections and slow uploads p
       std::this_thread::sleep_for(100ms);
     }
   });
+  // Every one of them holds a connection thread; none waits for one.
+  auto metrics = client_for(server).Get("/metrics");
+  REQUIRE(metrics);
+  const auto gauge = [&](const std::string& name) {
+    const auto at = metrics->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stol(metrics->body.substr(at + name.size() + 2));
+  };
+  CHECK(gauge("pixpool_http_connections_served") >= 250);
+  CHECK(gauge("pixpool_http_connections_waiting") == 0);
   std::vector<double> ms;
   for (int i = 0; i < 20; ++i) {
     const auto start = std::chrono::steady_clock::now();

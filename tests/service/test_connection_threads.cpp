@@ -2,10 +2,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "service/connection_threads.hpp"
+#include "service/http_metrics.hpp"
 #include "tests/support/wait.hpp"
 
 using namespace pixpool;
@@ -96,4 +99,16 @@ TEST_CASE("ConnectionThreads reuses idle threads and ends them after idle_exit")
   threads.shutdown();
   threads.enqueue([&] { ++done; });  // dropped after shutdown
   CHECK(done == 6);
+}
+
+TEST_CASE("HttpMetrics exports the connection-thread gauges once given a source") {
+  HttpMetrics metrics;
+  CHECK(metrics.exposition().find("pixpool_http_connection") == std::string::npos);
+  metrics.set_connection_source(
+      [] { return ConnectionThreadStats{.threads = 7, .busy = 5, .waiting = 2}; });
+  const std::string text = metrics.exposition();
+  CHECK(text.find("\npixpool_http_connection_threads 7\n") != std::string::npos);
+  CHECK(text.find("\npixpool_http_connections_served 5\n") != std::string::npos);
+  CHECK(text.find("\npixpool_http_connections_waiting 2\n") != std::string::npos);
+  CHECK(text.find("# TYPE pixpool_http_connections_waiting gauge") != std::string::npos);
 }
