@@ -69,7 +69,6 @@ void UploadBody::refuse(const Error& error) {
       (*reader_)(drop);
     }
   }
-  res_.set_header("Connection", "close");
   send_error(res_, error);
 }
 

@@ -2,11 +2,12 @@
 // One way to read an upload's body and one way to refuse an upload, for
 // every route that takes one (POST /v1/process, /v1/batch, /v1/jobs).
 //
-// Why refusing needs care: cpp-httplib 0.11 ignores a handler's
-// "Connection: close" and keeps reading the connection after the response,
-// so a body left unread is parsed as further requests (each a bogus 400
-// with no method or path in the access log and the metrics). A refusal
-// therefore reads and drops the body first, up to --max-body-bytes.
+// Refusing: every answer with status >= 400 closes its connection (the
+// server's error handler, service/server.cpp), so a body left unread is
+// never parsed as further requests. A refusal still reads and drops the
+// body first, up to --max-body-bytes: closing a socket with unread bytes
+// makes the kernel send a reset, which can cost a client the answer while
+// it is still uploading.
 
 #include <httplib.h>
 
@@ -49,9 +50,9 @@ class UploadBody {
   Result<RequestBody> read();
 
   // Refuses the request with `error` (JSON body, status and Retry-After via
-  // send_error) and "Connection: close". A body not read yet is read and
-  // dropped first, up to max_bytes, so it is not taken for more requests;
-  // beyond that the read is abandoned.
+  // send_error); the server closes the connection after the answer. A body
+  // not read yet is read and dropped first, up to max_bytes, so the client
+  // gets the answer rather than a reset; beyond that the read is abandoned.
   void refuse(const Error& error);
 
  private:

@@ -210,8 +210,23 @@ const std::vector<Option>& options() {
           "port", "TCP port; 0 picks a free one", [](auto& c) -> auto& { return c.http.port; }, 0,
           65535),
       int_option(
-          "http-threads", "HTTP connection threads (they wait; they do no pixel work)",
+          "http-threads",
+          "most HTTP connection threads, started on demand (they wait; they do no pixel work); "
+          "further connections wait for one",
           [](auto& c) -> auto& { return c.http.threads; }, 1, kMaxThreads),
+      int_option(
+          "max-processing",
+          "requests processing or waiting on a backend at once (capped at http-threads - 4); "
+          "more get 429",
+          [](auto& c) -> auto& { return c.http.max_processing; }, 1, kMaxThreads),
+      int_option(
+          "keep-alive-requests",
+          "requests per connection; 1 closes every connection after its response (safe for "
+          "clients talking to pixpool directly); raise it behind a front that never pipelines",
+          [](auto& c) -> auto& { return c.http.keep_alive_requests; }, 1, 100'000),
+      duration_option(
+          "keep-alive-timeout", "how long a connection may wait idle for its next request",
+          [](auto& c) -> auto& { return c.http.keep_alive_timeout; }, seconds{1}, kHour),
       int_option(
           "tbb-threads", "threads in the TBB arena; 0 = number of cores",
           [](auto& c) -> auto& { return c.tbb.threads; }, 0, kMaxThreads),
@@ -259,7 +274,8 @@ const std::vector<Option>& options() {
           "shutdown-timeout", "on SIGTERM, how long in-flight requests may take before a hard exit",
           [](auto& c) -> auto& { return c.http.shutdown_timeout; }, seconds{1}, kHour),
       duration_option(
-          "read-timeout", "how long a client may stall while sending a request",
+          "read-timeout",
+          "how long a client may stall while sending a request or reading a response",
           [](auto& c) -> auto& { return c.http.read_timeout; }, seconds{1}, kHour),
       switch_option(
           "access-log", "one log line per request on stderr",

@@ -24,13 +24,25 @@
 
 namespace pixpool {
 
-// The HTTP listener and how it treats connections.
+// The HTTP listener and how it treats connections. Every limit here is
+// described, with why it has its default, in docs/security.md.
 struct HttpOptions {
   std::string host = "0.0.0.0";
-  int port = 8080;                                     // 0 = pick a free port (printed at startup)
-  int threads = 32;                                    // connections served at once
+  int port = 8080;  // 0 = pick a free port (printed at startup)
+  // Connection threads, started on demand up to this many; beyond it new
+  // connections wait (FIFO). Idle and slow connections each hold one.
+  int threads = 512;
+  // Requests processing (or waiting on a backend, or streaming job events)
+  // at once; more get 429. At most threads - 4, so health probes find a thread.
+  int max_processing = 28;
+  // Requests served per connection. 1 (the default): every response carries
+  // "Connection: close" and the connection closes after it, so a pipelining
+  // client gets an explicit close instead of a silently dropped request.
+  // Raise it only behind a front that never pipelines (deploy/'s nginx).
+  int keep_alive_requests = 1;
+  std::chrono::seconds keep_alive_timeout{5};  // wait for a connection's next (or first) request
   std::size_t max_body_bytes = std::size_t{64} << 20;  // larger request bodies get 413
-  std::chrono::seconds read_timeout{30};               // per socket read while receiving a request
+  std::chrono::seconds read_timeout{10};               // per socket read/write stall
   std::chrono::seconds shutdown_timeout{30};           // SIGTERM: how long in-flight work may take
   bool access_log = true;
 };

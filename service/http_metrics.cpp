@@ -1,12 +1,18 @@
 #include "service/http_metrics.hpp"
 
 #include <sstream>
+#include <utility>
 
 namespace pixpool {
 
 void HttpMetrics::record_request(std::string_view route, int status) {
   std::lock_guard lock(mutex_);
   ++requests_[{std::string(route), status}];
+}
+
+void HttpMetrics::set_connection_source(std::function<ConnectionThreadStats()> source) {
+  std::lock_guard lock(mutex_);
+  connection_source_ = std::move(source);
 }
 
 std::string HttpMetrics::exposition() const {
@@ -17,6 +23,22 @@ std::string HttpMetrics::exposition() const {
   for (const auto& [key, n] : requests_) {
     out << "pixpool_http_requests_total{route=\"" << key.first << "\",status=\"" << key.second
         << "\"} " << n << '\n';
+  }
+  if (connection_source_) {
+    const ConnectionThreadStats c = connection_source_();
+    out << "# HELP pixpool_http_connection_threads HTTP connection threads alive (busy or idle).\n"
+           "# TYPE pixpool_http_connection_threads gauge\n"
+           "pixpool_http_connection_threads "
+        << c.threads
+        << "\n# HELP pixpool_http_connections_served Connections being served by a thread.\n"
+           "# TYPE pixpool_http_connections_served gauge\n"
+           "pixpool_http_connections_served "
+        << c.busy
+        << "\n# HELP pixpool_http_connections_waiting Accepted connections waiting for a thread "
+           "(--http-threads reached).\n"
+           "# TYPE pixpool_http_connections_waiting gauge\n"
+           "pixpool_http_connections_waiting "
+        << c.waiting << '\n';
   }
   return out.str();
 }

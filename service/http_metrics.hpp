@@ -5,11 +5,14 @@
 // Thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "service/connection_threads.hpp"
 
 namespace pixpool {
 
@@ -19,12 +22,21 @@ class HttpMetrics {
   // ("/v1/jobs/{id}", "other" for unknown paths), `status` what was sent.
   void record_request(std::string_view route, int status);
 
+  // Where exposition() reads the connection-thread gauges from (the
+  // server's task queue); until set, they are not exported. `source` must
+  // be callable from any thread for as long as this object is used.
+  void set_connection_source(std::function<ConnectionThreadStats()> source);
+
   // The pixpool_http_requests_total family (# HELP, # TYPE and one sample
-  // per route and status seen) in Prometheus text exposition 0.0.4.
+  // per route and status seen), then, once a connection source is set, the
+  // gauges pixpool_http_connection_threads, pixpool_http_connections_served
+  // and pixpool_http_connections_waiting (accepted, waiting for a thread),
+  // in Prometheus text exposition 0.0.4.
   std::string exposition() const;
 
  private:
   mutable std::mutex mutex_;
+  std::function<ConnectionThreadStats()> connection_source_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
 };
 

@@ -7,15 +7,20 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "service/access_log.hpp"
+#include "service/connection_threads.hpp"
 #include "service/http_errors.hpp"
 #include "service/http_metrics.hpp"
+#include "service/request_guard.hpp"
 #include "service/routes/context.hpp"
 #include "service/routes/routes.hpp"
 
@@ -24,13 +29,96 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Handler = httplib::Server::Handler;
+using HandlerResponse = httplib::Server::HandlerResponse;
 
 // HTTP threads kept free of processing work for health and metrics.
 constexpr int kReservedHttpThreads = 4;
 
-// When the current request started; httplib serves a request on one thread
-// from pre-routing to logging, so a thread_local is enough.
+// httplib serves a connection (every request on it, from pre-routing to
+// logging) on one thread, so per-request state can be thread_local.
+// When the current request started:
 thread_local std::optional<Clock::time_point> request_started;
+// The current request was a HEAD that close_after_response() turned into a
+// GET (for the access log):
+thread_local bool head_answered_as_get = false;
+
+// --max-processing, capped so that a few connection threads stay free for
+// /healthz, /readyz and /metrics.
+int processing_limit(const HttpOptions& http) {
+  return std::min(http.max_processing, std::max(1, http.threads - kReservedHttpThreads));
+}
+
+// Pre-routing check: cpp-httplib has parsed any Range header into
+// req.ranges and would apply it to whatever the route answers (one range ->
+// a slice, several -> a multipart/byteranges answer as large as the ranges
+// add up to). pixpool applies ranges itself, only to stored results
+// (routes/results.cpp), so httplib never does.
+void ignore_ranges(httplib::Request& req) {
+  req.ranges.clear();
+}
+
+// Pre-routing check: RFC 9112 says a request with neither Content-Length
+// nor Transfer-Encoding has an empty body. httplib would instead read until
+// the client closes (`curl -X POST` without data would hang until the read
+// timeout).
+void default_empty_body(httplib::Request& req) {
+  if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+    req.set_header("Content-Length", "0");
+  }
+}
+
+// What httplib owns (and deletes when listening ends) in place of its
+// ThreadPool: a handle on connection threads the server also holds, so
+// /metrics can read their gauges.
+class SharedConnectionThreads final : public httplib::TaskQueue {
+ public:
+  explicit SharedConnectionThreads(std::shared_ptr<ConnectionThreads> threads)
+      : threads_(std::move(threads)) {}
+  void enqueue(std::function<void()> fn) override { threads_->enqueue(std::move(fn)); }
+  void shutdown() override { threads_->shutdown(); }
+
+ private:
+  std::shared_ptr<ConnectionThreads> threads_;
+};
+
+// Makes `res` (an error answer with its body in res.body) end its connection
+// once it is written, whatever the route and the keep-alive settings: the
+// request may have left bytes unread (a refused body, the rest of an
+// over-long header) that must never be parsed as another request.
+//
+// cpp-httplib 0.11.4 closes a connection only when writing a response fails,
+// so the body goes through a content provider that writes it all and then
+// returns false: the client gets the whole answer, then the connection is
+// shut down. "Connection: close" is announced by setting it on the request,
+// the one place write_response_core looks at (a handler's own header would
+// be sent next to "Keep-Alive: ..." and not close anything).
+//
+// HEAD answers never write a body, so a provider would never run: the
+// request is answered as a GET whose provider writes nothing. The client
+// gets the headers (Content-Length is the body's length, as for any HEAD),
+// then the connection closes.
+void close_after_response(httplib::Request& req, httplib::Response& res) {
+  req.headers.erase("Connection");
+  req.set_header("Connection", "close");
+  res.headers.erase("Connection");
+  const bool head = req.method == "HEAD";
+  if (head) {
+    req.method = "GET";
+    head_answered_as_get = true;
+  }
+  auto body = std::make_shared<const std::string>(std::move(res.body));
+  res.body.clear();
+  std::string type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");
+  if (type.empty()) type = "application/json";
+  if (body->empty()) body = std::make_shared<const std::string>("\n");
+  res.set_content_provider(
+      body->size(), type,
+      [body, head](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+        if (!head) sink.write(body->data() + offset, length);
+        return false;  // ends the connection (see above)
+      });
+}
 
 double ms_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
@@ -60,10 +148,10 @@ struct Label {
 
 struct Server::Impl {
   Impl(const Config& c, ServerParts p)
-      : config(c),
-        processing(c.http.threads - kReservedHttpThreads),
-        context{config,    p.backends, p.downloader, p.results,
-                p.batches, p.metrics,  http_metrics, processing} {}
+      : config(c), processing(processing_limit(c.http)), context{config,       p.backends,
+                                                                 p.downloader, p.results,
+                                                                 p.batches,    p.metrics,
+                                                                 http_metrics, processing} {}
 
   const Config config;
   HttpMetrics http_metrics;
@@ -75,6 +163,7 @@ struct Server::Impl {
 
   void install();
   void install_routes();
+  HandlerResponse before_routing(httplib::Request& req, httplib::Response& res);
   std::string label_of(const std::string& path) const;
   void log_access(const httplib::Request& req, const httplib::Response& res);
 };
@@ -141,32 +230,48 @@ std::string Server::Impl::label_of(const std::string& path) const {
   return "other";
 }
 
+// Runs before routing and before any body byte is read: a short sequence
+// of named checks, each of which may answer the request itself.
+HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Response& res) {
+  request_started = Clock::now();
+  ignore_ranges(req);
+  if (auto refusal = check_framing(req)) {
+    send_error(res, *refusal);
+    return HandlerResponse::Handled;
+  }
+  default_empty_body(req);
+  return HandlerResponse::Unhandled;
+}
+
 void Server::Impl::install() {
-  http.new_task_queue = [n = config.http.threads] {
-    return new httplib::ThreadPool(static_cast<std::size_t>(n));
+  // One set of connection threads per listen (httplib asks once per run()).
+  http.new_task_queue = [this] {
+    auto threads =
+        std::make_shared<ConnectionThreads>(static_cast<std::size_t>(config.http.threads));
+    http_metrics.set_connection_source([threads] { return threads->stats(); });
+    return new SharedConnectionThreads(threads);
   };
   http.set_payload_max_length(config.http.max_body_bytes);
   http.set_read_timeout(config.http.read_timeout);
   http.set_write_timeout(config.http.read_timeout);
-  http.set_keep_alive_max_count(100);
-  // Each idle keep-alive connection holds an HTTP thread: do not keep it long.
-  http.set_keep_alive_timeout(2);
+  http.set_keep_alive_max_count(static_cast<std::size_t>(config.http.keep_alive_requests));
+  http.set_keep_alive_timeout(config.http.keep_alive_timeout.count());
   http.set_tcp_nodelay(true);
 
-  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    request_started = Clock::now();
-    // RFC 9112: a request with neither Content-Length nor Transfer-Encoding
-    // has an empty body. httplib would instead read until the client closes
-    // (`curl -X POST` without data would hang until the read timeout).
-    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-      const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+  // Handlers get a const Request; the object itself is not const.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return before_routing(const_cast<httplib::Request&>(req), res);
   });
+  // Every status >= 400, httplib's own (400 malformed, 413, 414, 416
+  // unparsable Range) included: a JSON body, no range applied to it, and
+  // the connection closed after it.
   http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        auto& request = const_cast<httplib::Request&>(req);
+        ignore_ranges(request);
         fill_error_body(res);
-        return httplib::Server::HandlerResponse::Handled;
+        close_after_response(request, res);
+        return HandlerResponse::Handled;
       }));
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
@@ -186,25 +291,31 @@ void Server::Impl::install() {
 }
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
+  const std::string_view method = head_answered_as_get ? "HEAD" : std::string_view(req.method);
+  head_answered_as_get = false;
   http_metrics.record_request(label_of(req.path), res.status);
-  if (!config.http.access_log) return;
-  std::string duration = "-";
+  std::string duration;
   if (request_started) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3f", ms_between(*request_started, Clock::now()));
     duration = buf;
     request_started.reset();
   }
-  const std::string bytes_in =
-      req.has_header("Content-Length") ? req.get_header_value("Content-Length") : "0";
-  const std::string backend =
-      res.has_header("X-Pixpool-Backend") ? res.get_header_value("X-Pixpool-Backend") : "-";
-  char line[2048];
-  std::snprintf(line, sizeof line, "%s %s %s %d in=%s out=%zu backend=%s ms=%s\n",
-                utc_timestamp().c_str(), req.method.c_str(), req.path.c_str(), res.status,
-                bytes_in.c_str(), res.body.size(), backend.c_str(), duration.c_str());
+  if (!config.http.access_log) return;
+  const std::string bytes_in = req.get_header_value("Content-Length");
+  const std::string backend = res.get_header_value("X-Pixpool-Backend");
+  const std::string timestamp = utc_timestamp();
+  const std::string line =
+      access_log_line(AccessLogEntry{.timestamp = timestamp,
+                                     .method = method,
+                                     .path = req.path,
+                                     .status = res.status,
+                                     .bytes_in = bytes_in,
+                                     .bytes_out = res.body.size() + res.content_length_,
+                                     .backend = backend,
+                                     .duration = duration});
   std::lock_guard lock(log_mutex);
-  std::fputs(line, stderr);
+  std::fputs(line.c_str(), stderr);
 }
 
 Server::Server(const Config& config, ServerParts parts)

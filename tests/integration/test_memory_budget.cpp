@@ -88,15 +88,16 @@ long long peak_tree_rss(pid_t server, Work&& work) {
 
 TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both backends") {
   // As on a many-core machine, the backends may run far more images at once
-  // than memory allows: 32 TBB threads, 16 worker processes, 72 HTTP threads
-  // (4 are kept for health checks, so every upload is inside the server at
-  // once). Only the default pixel budget stands between that and 64 x 72 MB
-  // of pixels: without it the tbb peak measured 2.6 GiB.
+  // than memory allows: 32 TBB threads, 16 worker processes, 68 processing
+  // slots (--max-processing; 72 HTTP threads keep 4 for health checks), so
+  // every upload is inside the server at once. Only the default pixel budget
+  // stands between that and 64 x 72 MB of pixels: without it the tbb peak
+  // measured 2.6 GiB.
   for (const std::string backend : {"tbb", "process"}) {
     CAPTURE(backend);
-    test::ServerProcess server({"--access-log", "on", "--http-threads", "72", "--tbb-threads", "32",
-                                "--workers", "16", "--max-body-bytes", "16MiB", "--admission-wait",
-                                "120s"});
+    test::ServerProcess server({"--access-log", "on", "--http-threads", "72", "--max-processing",
+                                "68", "--tbb-threads", "32", "--workers", "16", "--max-body-bytes",
+                                "16MiB", "--admission-wait", "120s"});
     Outcome outcome;
     const long long peak =
         peak_tree_rss(server.pid(), [&] { outcome = post_concurrently(server, backend, 64); });

@@ -119,7 +119,7 @@ TEST_CASE("defaults come from the parts' options structs") {
   CHECK(c.download.timeout == std::chrono::seconds{10});
   CHECK(c.admission.wait == std::chrono::seconds{10});
   CHECK(c.admission.max_inflight_pixels == 100'000'000u);
-  CHECK(c.http.read_timeout == std::chrono::seconds{30});
+  CHECK(c.http.read_timeout == std::chrono::seconds{10});
   CHECK(c.http.shutdown_timeout == std::chrono::seconds{30});
   CHECK(c.batches.max_items == 1000u);
   CHECK(c.download.ca_file.empty());

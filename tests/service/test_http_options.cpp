@@ -1,0 +1,66 @@
+// The HTTP edge's options (issue 11): connection threads, processing slots,
+// keep-alive, timeouts.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "service/config.hpp"
+
+using namespace pixpool;
+
+namespace {
+
+Result<CommandLine> parse(const std::vector<std::string>& args,
+                          std::map<std::string, std::string> env = {}) {
+  return parse_command_line(args, [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+}  // namespace
+
+TEST_CASE("HTTP edge defaults: safe for clients talking to pixpool directly") {
+  auto cli = parse({});
+  REQUIRE(cli.ok());
+  const HttpOptions& http = cli->config.http;
+  CHECK(http.threads == 512);
+  CHECK(http.max_processing == 28);
+  CHECK(http.keep_alive_requests == 1);
+  CHECK(http.keep_alive_timeout == std::chrono::seconds{5});
+  CHECK(http.read_timeout == std::chrono::seconds{10});
+}
+
+TEST_CASE("HTTP edge flags and their variables") {
+  auto cli = parse({"--keep-alive-requests", "1000", "--keep-alive-timeout", "30s",
+                    "--max-processing", "8", "--http-threads", "64"});
+  REQUIRE(cli.ok());
+  CHECK(cli->config.http.keep_alive_requests == 1000);
+  CHECK(cli->config.http.keep_alive_timeout == std::chrono::seconds{30});
+  CHECK(cli->config.http.max_processing == 8);
+  CHECK(cli->config.http.threads == 64);
+  auto env = parse({}, {{"PIXPOOL_KEEP_ALIVE_REQUESTS", "50"},
+                        {"PIXPOOL_KEEP_ALIVE_TIMEOUT", "2s"},
+                        {"PIXPOOL_MAX_PROCESSING", "3"}});
+  REQUIRE(env.ok());
+  CHECK(env->config.http.keep_alive_requests == 50);
+  CHECK(env->config.http.keep_alive_timeout == std::chrono::seconds{2});
+  CHECK(env->config.http.max_processing == 3);
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--keep-alive-requests", "0"},
+                                                               {"--keep-alive-timeout", "500ms"},
+                                                               {"--max-processing", "0"}}) {
+    CAPTURE(bad[0]);
+    auto r = parse(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find(bad[0]) != std::string::npos);
+  }
+  const std::string help = help_text();
+  for (const char* flag : {"--keep-alive-requests", "--keep-alive-timeout", "--max-processing",
+                           "PIXPOOL_KEEP_ALIVE_REQUESTS"}) {
+    CAPTURE(flag);
+    CHECK(help.find(flag) != std::string::npos);
+  }
+}
