@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "service/access.hpp"
 #include "service/http_errors.hpp"
 #include "service/http_metrics.hpp"
 #include "service/routes/context.hpp"
@@ -66,6 +67,7 @@ struct Server::Impl {
                 p.batches, p.metrics,  http_metrics, processing} {}
 
   const Config config;
+  const AccessControl access{config.access};  // API keys and CORS, before routing
   HttpMetrics http_metrics;
   ProcessingLimit processing;
   RouteContext context;
@@ -153,8 +155,13 @@ void Server::Impl::install() {
   http.set_keep_alive_timeout(2);
   http.set_tcp_nodelay(true);
 
-  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  // A refused client is told before it sends its body (curl waits for 100).
+  http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    return access.expect_continue(req, res);
+  });
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_started = Clock::now();
+    if (access.handle(req, res)) return httplib::Server::HandlerResponse::Handled;
     // RFC 9112: a request with neither Content-Length nor Transfer-Encoding
     // has an empty body. httplib would instead read until the client closes
     // (`curl -X POST` without data would hang until the read timeout).
