@@ -171,7 +171,7 @@ bool ApiKeySet::matches(std::string_view presented) const {
   // exactly when a key's length and all its (padded) bytes are equal.
   std::uint32_t found = 0;
   for (const Key& key : keys_) {
-    std::uint32_t diff = static_cast<std::uint32_t>(key.length ^ presented.size());
+    auto diff = static_cast<std::uint32_t>(key.length ^ presented.size());
     for (std::size_t i = 0; i < kMaxApiKeyLength; ++i) {
       diff |= static_cast<std::uint32_t>(key.bytes[i] ^ candidate[i]);
     }

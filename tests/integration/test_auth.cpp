@@ -80,14 +80,14 @@ bool has_cors_header(const Reply& reply) {
 }
 
 std::string photo_file(const std::string& dir) {
-  const std::string path = dir + "/photo.jpg";
+  std::string path = dir + "/photo.jpg";
   test::write_file(path, test::read_test_data("fruits_320x240.jpg"));
   return path;
 }
 
 // A key file holding kKeyB (with a comment), for --api-keys-file.
 std::string key_file(const std::string& dir) {
-  const std::string path = dir + "/keys";
+  std::string path = dir + "/keys";
   test::write_file(path, "# pixpool API keys, one per line\n\n" + kKeyB + "\n");
   return path;
 }
