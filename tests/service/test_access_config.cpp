@@ -99,7 +99,7 @@ TEST_CASE("access flags: a bad key is a startup error naming the flag, never the
   CHECK_FALSE(parse({"--api-keys-file", "/nonexistent/keys"}).ok());
 }
 
-TEST_CASE("access flags: --metrics-auth needs keys; CORS origins are checked") {
+TEST_CASE("access flags: --metrics-auth needs keys, and CORS origins are checked") {
   auto lonely = parse({"--metrics-auth"});
   REQUIRE_FALSE(lonely.ok());
   CHECK(lonely.error().message.find("--metrics-auth needs API keys") != std::string::npos);
