@@ -44,7 +44,10 @@ namespace pixpool {
   X(out_of_memory, false)  /* the job needed more memory than it may use */              \
   X(shutting_down, true)   /* the server is draining; another replica can serve */       \
   X(unavailable, true)     /* the backend cannot run jobs now (e.g. no workers) */       \
-  X(internal, false)       /* a bug */
+  X(internal, false)       /* a bug */                                                   \
+  /* access: API keys and CORS (service/access.hpp) */                                   \
+  X(unauthorized, false)     /* no valid API key (Authorization: Bearer) */              \
+  X(forbidden_origin, false) /* a CORS preflight from an origin not in --cors-origins */
 
 enum class ErrorCode : std::int32_t {
 #define PIXPOOL_ERROR_ENUM(name, retryable) name,

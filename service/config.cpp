@@ -16,6 +16,8 @@
 
 #include "core/text.hpp"
 #include "filters/op_chain.hpp"
+#include "service/auth.hpp"
+#include "service/cors.hpp"
 
 namespace pixpool {
 namespace {
@@ -64,6 +66,7 @@ struct Option {
   // Stores `text` into the config; returns an error message or "".
   std::function<std::string(Config&, std::string_view)> set;
   bool is_switch = false;  // on/off: the value may be left out, meaning on
+  bool secret = false;     // errors never echo the value (API keys)
 };
 
 std::string env_name(std::string_view flag) {
@@ -198,6 +201,24 @@ std::string check_ca_file(const std::string& path) {
   return err;
 }
 
+// Access control (API keys, CORS): a list of strings shown as its count or
+// joined with commas in --help.
+std::string show_list(const std::vector<std::string>& items, bool count_only) {
+  if (items.empty()) return "none";
+  if (count_only) return std::to_string(items.size()) + " key(s)";
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// Settings that only make sense together, checked once all are read.
+std::string access_conflicts(const AccessOptions& access) {
+  if (access.metrics_auth && access.api_keys.empty() && access.api_file_keys.empty()) {
+    return "--metrics-auth needs API keys (--api-keys or --api-keys-file)";
+  }
+  return "";
+}
+
 const std::vector<Option>& options() {
   static const std::vector<Option> all = {
       Option{"host", "ADDR", "address to listen on", [](const Config& c) { return c.http.host; },
@@ -280,6 +301,47 @@ const std::vector<Option>& options() {
       switch_option(
           "access-log", "one log line per request on stderr",
           [](auto& c) -> auto& { return c.http.access_log; }),
+      // Access control: API keys and CORS.
+      Option{"api-keys", "KEY,KEY",
+             "API keys (comma-separated, 16-256 printable ASCII characters each; several for "
+             "rotation): every route but /healthz, /readyz (and /metrics) then needs "
+             "Authorization: Bearer KEY. Prefer the variable or --api-keys-file: flags show in ps",
+             [](const Config& c) { return show_list(c.access.api_keys, true); },
+             [](Config& c, std::string_view t) -> std::string {
+               auto keys = parse_api_key_list(t);
+               if (!keys) return keys.error().message;
+               c.access.api_keys = std::move(*keys);
+               return "";
+             },
+             /*is_switch=*/false, /*secret=*/true},
+      Option{"api-keys-file", "PATH",
+             "file of API keys, one per line (# comments); read at startup, its keys are "
+             "valid together with --api-keys",
+             [](const Config& c) {
+               return c.access.api_keys_file.empty() ? std::string("none") : c.access.api_keys_file;
+             },
+             [](Config& c, std::string_view t) -> std::string {
+               c.access.api_keys_file = std::string(t);
+               c.access.api_file_keys.clear();
+               if (t.empty()) return "";
+               auto keys = read_api_key_file(c.access.api_keys_file);
+               if (!keys) return keys.error().message;
+               c.access.api_file_keys = std::move(*keys);
+               return "";
+             }},
+      switch_option(
+          "metrics-auth", "/metrics needs an API key too (it is open by default, for scrapers)",
+          [](auto& c) -> auto& { return c.access.metrics_auth; }),
+      Option{"cors-origins", "ORIGINS",
+             "origins whose browser scripts may call the API, comma-separated "
+             "(https://app.example,http://localhost:3000), or * for any; CORS is off without it",
+             [](const Config& c) { return show_list(c.access.cors_origins, false); },
+             [](Config& c, std::string_view t) -> std::string {
+               auto origins = parse_cors_origins(t);
+               if (!origins) return origins.error().message;
+               c.access.cors_origins = std::move(*origins);
+               return "";
+             }},
       int_option(
           "io-threads", "threads downloading url= sources (separate from compute)",
           [](auto& c) -> auto& { return c.download.io_threads; }, 1, kMaxThreads),
@@ -559,14 +621,19 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& args,
     const std::string name = env_name(o.flag);
     if (const char* value = getenv(name.c_str()); value != nullptr) {
       if (std::string err = o.set(out.config, value); !err.empty()) {
-        return Error{ErrorCode::invalid_parameter, name + "=" + value + ": " + err};
+        return Error{ErrorCode::invalid_parameter,
+                     name + (o.secret ? "" : "=" + std::string(value)) + ": " + err};
       }
     }
   }
   for (const auto& [option, value] : flags) {
     if (std::string err = option->set(out.config, value); !err.empty()) {
-      return Error{ErrorCode::invalid_parameter, "--" + option->flag + "=" + value + ": " + err};
+      return Error{ErrorCode::invalid_parameter,
+                   "--" + option->flag + (option->secret ? "" : "=" + value) + ": " + err};
     }
+  }
+  if (std::string err = access_conflicts(out.config.access); !err.empty()) {
+    return Error{ErrorCode::invalid_parameter, err};
   }
   out.warnings = unknown_variable_warnings(env_names);
   return out;

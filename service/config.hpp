@@ -54,8 +54,19 @@ struct MemoryAdmissionOptions {
   std::chrono::milliseconds wait = std::chrono::seconds{10};
 };
 
+// Access control (service/access.hpp): API keys and CORS. Keys are never
+// printed: --help shows how many, errors name a key's position.
+struct AccessOptions {
+  std::vector<std::string> api_keys;       // --api-keys / PIXPOOL_API_KEYS
+  std::string api_keys_file;               // --api-keys-file: one key per line
+  std::vector<std::string> api_file_keys;  // its keys, read at startup
+  bool metrics_auth = false;               // /metrics needs a key too
+  std::vector<std::string> cors_origins;   // allowed origins, or just "*"; empty = CORS off
+};
+
 struct Config {
   HttpOptions http;
+  AccessOptions access;
   MemoryAdmissionOptions admission;
   // --max-queue sets max_pending of both backends; --tbb-threads, --workers,
   // --job-timeout and --worker-memory-mb the rest.

@@ -40,6 +40,10 @@ int http_status(ErrorCode code) {
     case ErrorCode::worker_crashed:
     case ErrorCode::internal:
       return 500;
+    case ErrorCode::unauthorized:
+      return 401;
+    case ErrorCode::forbidden_origin:
+      return 403;
   }
   return 500;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "service/access.hpp"
 #include "service/access_log.hpp"
 #include "service/connection_threads.hpp"
 #include "service/http_errors.hpp"
@@ -154,6 +155,7 @@ struct Server::Impl {
                                                                  http_metrics, processing} {}
 
   const Config config;
+  const AccessControl access{config.access};  // API keys and CORS, before routing
   HttpMetrics http_metrics;
   ProcessingLimit processing;
   RouteContext context;
@@ -239,6 +241,7 @@ HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Res
     send_error(res, *refusal);
     return HandlerResponse::Handled;
   }
+  if (access.handle(req, res)) return HandlerResponse::Handled;  // API keys, CORS preflight
   default_empty_body(req);
   return HandlerResponse::Unhandled;
 }
@@ -258,6 +261,15 @@ void Server::Impl::install() {
   http.set_keep_alive_timeout(config.http.keep_alive_timeout.count());
   http.set_tcp_nodelay(true);
 
+  // A refused client is told before it sends its body (curl waits for 100).
+  // httplib asks this before pre-routing, so the framing is checked here too.
+  http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (auto refusal = check_framing(req)) {
+      send_error(res, *refusal);
+      return res.status;
+    }
+    return access.expect_continue(req, res);
+  });
   // Handlers get a const Request; the object itself is not const.
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     return before_routing(const_cast<httplib::Request&>(req), res);
