@@ -54,6 +54,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The compose rendering of the template: the official image's envsubst of
+# the PIXPOOL_LB_* variables, the compose replica list (its host names
+# pointed at loopback, which nginx -t must resolve), checked by nginx -t.
+if command -v envsubst >/dev/null 2>&1; then
+  mkdir -p "$work/compose"
+  sed 's/pixpool-r[0-9]*:8080/127.0.0.1:8080/' "$root/deploy/nginx-replicas.compose.conf" \
+    >"$work/compose/replicas.conf"
+  PIXPOOL_LB_LISTEN=127.0.0.1:8080 PIXPOOL_LB_REPLICAS_CONF="$work/compose/replicas.conf" \
+    PIXPOOL_LB_MAX_BODY=64m envsubst '${PIXPOOL_LB_LISTEN} ${PIXPOOL_LB_REPLICAS_CONF} ${PIXPOOL_LB_MAX_BODY}' \
+    <"$root/deploy/nginx.conf.template" >"$work/compose/default.conf"
+  c="$work/compose"
+  cat >"$c/nginx.conf" <<EOF
+pid $c/nginx.pid;
+error_log $c/error.log;
+events {}
+http {
+    client_body_temp_path $c/body;
+    proxy_temp_path $c/proxy;
+    fastcgi_temp_path $c/fastcgi;
+    uwsgi_temp_path $c/uwsgi;
+    scgi_temp_path $c/scgi;
+    access_log off;
+    include $c/default.conf;
+}
+EOF
+  nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+  "$nginx_bin" -t -q -p "$c" -c "$c/nginx.conf" -e "$c/error.log" >"$c/check.log" 2>&1 \
+    || { cat "$c/check.log"; fail "nginx -t rejects the compose rendering of deploy/nginx.conf.template"; }
+  step "the compose rendering of the template passes nginx -t"
+fi
+
 # json FILE PYTHON_EXPR: evaluates EXPR with d = the parsed JSON of FILE.
 json() { "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
