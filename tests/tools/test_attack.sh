@@ -20,6 +20,10 @@ fi
 python=/usr/bin/python3
 [ -x "$python" ] || python="$(command -v python3)"
 
+# The suite's own parser and criteria first: a judge that passes anything
+# would make the run below meaningless.
+"$python" "$root/scripts/attack" --self-test || exit 1
+
 work="$(mktemp -d /tmp/pixpool-test-attack.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
