@@ -222,7 +222,7 @@ code="$(curl -sS -o "$work/big.out" -w '%{http_code}' --max-time 30 --data-binar
 [ "$code" = 200 ] || fail "a 1.9 MB upload through the lb: $code $(head -c 300 "$work/big.out")"
 # A body on a GET is refused by the front itself, in pixpool's JSON.
 code="$(curl -sS -o "$work/get-body.json" -w '%{http_code}' --max-time 10 -X GET --data x "$LB/healthz")"
-[ "$code" = 400 ] && [ "$(json "$work/get-body.json" 'd["error"]["code"]')" = invalid_request ] \
+[ "$code" = 400 ] && [ "$(json "$work/get-body.json" 'd["error"]["code"]')" = invalid_parameter ] \
   || fail "GET with a body via the lb: $code $(cat "$work/get-body.json")"
 # Several ranges never reach a replica: /metrics comes whole, not in parts.
 code="$(curl -sS -D "$work/metrics.head" -o "$work/metrics.txt" -w '%{http_code}' --max-time 10 \
