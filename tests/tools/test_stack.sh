@@ -54,6 +54,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The compose rendering of the template: the official image's envsubst of
+# the PIXPOOL_LB_* variables, the compose replica list (its host names
+# pointed at loopback, which nginx -t must resolve), checked by nginx -t.
+if command -v envsubst >/dev/null 2>&1; then
+  mkdir -p "$work/compose"
+  sed 's/pixpool-r[0-9]*:8080/127.0.0.1:8080/' "$root/deploy/nginx-replicas.compose.conf" \
+    >"$work/compose/replicas.conf"
+  PIXPOOL_LB_LISTEN=127.0.0.1:8080 PIXPOOL_LB_REPLICAS_CONF="$work/compose/replicas.conf" \
+    PIXPOOL_LB_MAX_BODY=64m envsubst '${PIXPOOL_LB_LISTEN} ${PIXPOOL_LB_REPLICAS_CONF} ${PIXPOOL_LB_MAX_BODY}' \
+    <"$root/deploy/nginx.conf.template" >"$work/compose/default.conf"
+  c="$work/compose"
+  cat >"$c/nginx.conf" <<EOF
+pid $c/nginx.pid;
+error_log $c/error.log;
+events {}
+http {
+    client_body_temp_path $c/body;
+    proxy_temp_path $c/proxy;
+    fastcgi_temp_path $c/fastcgi;
+    uwsgi_temp_path $c/uwsgi;
+    scgi_temp_path $c/scgi;
+    access_log off;
+    include $c/default.conf;
+}
+EOF
+  nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+  "$nginx_bin" -t -q -p "$c" -c "$c/nginx.conf" -e "$c/error.log" >"$c/check.log" 2>&1 \
+    || { cat "$c/check.log"; fail "nginx -t rejects the compose rendering of deploy/nginx.conf.template"; }
+  step "the compose rendering of the template passes nginx -t"
+fi
+
 # json FILE PYTHON_EXPR: evaluates EXPR with d = the parsed JSON of FILE.
 json() { "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
@@ -172,6 +203,34 @@ read -r code type < <(curl -sS -o "$work/url.jpg" -w '%{http_code} %{content_typ
   || fail "GET /v1/process?url=$ORIGIN/fruits_320x240.jpg via the lb: $code $type $(head -c 300 "$work/url.jpg")"
 step "?url= download from the origin works through the lb"
 
+# The front's own limits (deploy/nginx.conf.template, docs/security.md).
+# An upload over nginx's 1 MiB body buffer is spooled to the stack's temp
+# folder by nginx's worker, and still arrives whole.
+"$python" - "$work/big.png" <<'EOF'
+import random, struct, sys, zlib
+w, h = 900, 700
+rnd = random.Random(3)
+raw = b"".join(b"\x00" + rnd.randbytes(w * 3) for _ in range(h))
+def chunk(k, d):
+    return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+EOF
+[ "$(stat -c %s "$work/big.png")" -gt $((1 << 20)) ] || fail "the test image is not over 1 MiB"
+code="$(curl -sS -o "$work/big.out" -w '%{http_code}' --max-time 30 --data-binary "@$work/big.png" \
+          "$LB/v1/process?ops=contour&format=jpeg")"
+[ "$code" = 200 ] || fail "a 1.9 MB upload through the lb: $code $(head -c 300 "$work/big.out")"
+# A body on a GET is refused by the front itself, in pixpool's JSON.
+code="$(curl -sS -o "$work/get-body.json" -w '%{http_code}' --max-time 10 -X GET --data x "$LB/healthz")"
+[ "$code" = 400 ] && [ "$(json "$work/get-body.json" 'd["error"]["code"]')" = invalid_parameter ] \
+  || fail "GET with a body via the lb: $code $(cat "$work/get-body.json")"
+# Several ranges never reach a replica: /metrics comes whole, not in parts.
+code="$(curl -sS -D "$work/metrics.head" -o "$work/metrics.txt" -w '%{http_code}' --max-time 10 \
+          -H 'Range: bytes=0-0,0-0,0-' "$LB/metrics")"
+[ "$code" = 200 ] && ! grep -qi 'multipart/byteranges\|^Content-Range' "$work/metrics.head" \
+  || fail "a multi-range /metrics via the lb answered $code"
+step "front: a 1.9 MB upload is buffered and arrives, a GET body is refused (400), ranges are dropped"
+
 # down stops every process it started.
 pids=()
 for f in "$PIXPOOL_STACK_DIR"/pids/*.pid; do
@@ -196,5 +255,21 @@ if pgrep -f "$PIXPOOL_STACK_DIR/nginx" >/dev/null; then
 fi
 [ "$system_nginx_runs" = 1 ] || [ "$(system_nginx_files)" = "$system_before" ] \
   || fail "the system nginx's files changed: before [$system_before] after [$(system_nginx_files)]"
+
+# The single-server deployment: one replica, no origin (so no private
+# download source is allowed), the same front.
+read -r lb base < <(pick_ports) || fail "no free ports"
+single_args=(--replicas 1 --no-origin --port "$lb" --base-port "$base")
+[ -n "$bin" ] && single_args+=(--bin "$bin")
+timeout 120 "$stack" up "${single_args[@]}" >"$work/up-single.log" 2>&1 \
+  || { cat "$work/up-single.log"; fail "scripts/stack up --replicas 1 --no-origin failed"; }
+names="$(cd "$PIXPOOL_STACK_DIR/pids" && echo *.pid)"
+[ "$names" = "nginx.pid r1.pid" ] || fail "single-server stack runs: $names"
+code="$(curl -sS -o "$work/single.json" -w '%{http_code}' --max-time 20 \
+          "http://127.0.0.1:$lb/v1/process?url=http://127.0.0.1:$base/fruits_320x240.jpg")"
+[ "$code" = 403 ] && [ "$(json "$work/single.json" 'd["error"]["code"]')" = source_forbidden ] \
+  || fail "single-server stack: a loopback url= answered $code $(cat "$work/single.json")"
+timeout 60 "$stack" down >"$work/down-single.log" 2>&1 || fail "scripts/stack down (single) failed"
+step "single-server stack (--replicas 1 --no-origin): up, loopback downloads refused, down"
 
 echo "test_stack: OK"
