@@ -44,7 +44,10 @@ namespace pixpool {
   X(out_of_memory, false)  /* the job needed more memory than it may use */              \
   X(shutting_down, true)   /* the server is draining; another replica can serve */       \
   X(unavailable, true)     /* the backend cannot run jobs now (e.g. no workers) */       \
-  X(internal, false)       /* a bug */
+  X(internal, false)       /* a bug */                                                   \
+  /* issue 11, downloads and abandoned work */                                           \
+  X(download_queue_full, true) /* every I/O thread busy and --download-queue waiting */  \
+  X(client_gone, false)        /* the client closed its connection while the job waited */
 
 enum class ErrorCode : std::int32_t {
 #define PIXPOOL_ERROR_ENUM(name, retryable) name,
@@ -64,7 +67,8 @@ inline constexpr std::size_t kErrorCodeCount = std::size(kAllErrorCodes);
 std::string_view code_name(ErrorCode code);
 
 // True for codes where retrying the same request later may succeed
-// (queue_full, shutting_down, unavailable); HTTP adds Retry-After to them.
+// (queue_full, shutting_down, unavailable, download_queue_full); HTTP adds
+// Retry-After to them.
 bool is_retryable(ErrorCode code);
 
 // The code with this number (as sent over the worker socket), or nullopt when
