@@ -129,7 +129,7 @@ TEST_CASE("admission queue: a queued job whose token is cancelled is withdrawn a
   queue.wait_drained();  // a withdrawn job is finished: nothing to wait for
 }
 
-TEST_CASE("admission queue: one token guards several queued jobs; the live one is served") {
+TEST_CASE("admission queue: one token guards several queued jobs, the live one is served") {
   AdmissionQueue queue("test", 4);
   auto token = std::make_shared<CancelToken>();
   std::vector<std::future<Result<JobOutput>>> gone;

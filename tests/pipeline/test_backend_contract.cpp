@@ -129,7 +129,7 @@ TEST_CASE_TEMPLATE("backend shutdown finishes pending jobs, then refuses new one
 }
 
 TEST_CASE_TEMPLATE(
-    "backend drops queued jobs whose client went away; the live one behind runs next", B,
+    "backend drops queued jobs whose client went away, the live one behind runs next", B,
     test::TbbFactory, test::ProcessFactory) {
   auto backend = B::make();  // two workers
   // Both workers busy for a while.
