@@ -33,7 +33,8 @@ Result<JobOutput> submit(std::string bytes, JobParams params, Backend& backend,
 
 // The download of `url`; the I/O pool works, this thread only waits. With
 // queue_full_retry, a full download queue is retried like a full backend.
-Result<Download> fetch(std::string url, Downloader& downloader, const ImageRunOptions& options) {
+Result<Download> fetch(const std::string& url, Downloader& downloader,
+                       const ImageRunOptions& options) {
   const auto give_up = Clock::now() + options.queue_full_retry;
   for (;;) {
     auto download = get_unless_gone(downloader.fetch(url, options.cancel), options.cancel.get());
@@ -48,14 +49,14 @@ Result<Download> fetch(std::string url, Downloader& downloader, const ImageRunOp
 }  // namespace
 
 ImageRun run_image(ImageSource source, JobParams params, Backend& backend, Downloader& downloader,
-                   Metrics& metrics, ImageRunOptions options) {
+                   Metrics& metrics, const ImageRunOptions& options) {
   // The image's clock: total_ms starts here, with the bytes or URL in hand.
   const auto start = Clock::now();
   ImageRun run;
   std::string bytes = std::move(source.bytes);
   bool have_bytes = true;
   if (!source.url.empty()) {
-    auto download = fetch(std::move(source.url), downloader, options);
+    auto download = fetch(source.url, downloader, options);
     run.download_ms = ms_since(start);
     if (download) {
       bytes = std::move(download->bytes);

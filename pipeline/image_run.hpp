@@ -67,6 +67,6 @@ struct ImageRun {
 // Waits happen on the calling thread; with a cancel token they poll it, so
 // the token's probe is asked only when something actually has to wait.
 ImageRun run_image(ImageSource source, JobParams params, Backend& backend, Downloader& downloader,
-                   Metrics& metrics, ImageRunOptions options = {});
+                   Metrics& metrics, const ImageRunOptions& options = {});
 
 }  // namespace pixpool

@@ -107,8 +107,8 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   // client that closes its connection has its image dropped unrun.
   const ConnectionWatch watch(req);
   options.cancel = watch.token();
-  ImageRun run = run_image(std::move(source), std::move(job), **backend, ctx.downloader,
-                           ctx.metrics, std::move(options));
+  ImageRun run =
+      run_image(std::move(source), std::move(job), **backend, ctx.downloader, ctx.metrics, options);
   Result<JobOutput>& result = run.output;
   if (!result) return send_error(res, result.error());
 
