@@ -146,6 +146,7 @@ TEST_CASE("url= requests waiting on a slow origin hold no processing slot: uploa
                         "--access-log", "off"});
   const std::string photo = pixpool::test::read_test_data("baboon_320x240.jpg");
   std::vector<std::future<Answer>> hanging;
+  hanging.reserve(6);
   for (int i = 0; i < 6; ++i) {
     hanging.push_back(
         std::async(std::launch::async, [&] { return get(server.port(), url_path(origin)); }));
@@ -190,6 +191,7 @@ TEST_CASE("beyond io-threads running and --download-queue waiting: 429 download_
                         "on", "--access-log", "off"});
   unsetenv("PIXPOOL_DOWNLOAD_QUEUE");
   std::vector<std::future<Answer>> requests;
+  requests.reserve(3);
   for (int i = 0; i < 3; ++i) {
     requests.push_back(
         std::async(std::launch::async, [&] { return get(server.port(), url_path(origin)); }));
@@ -238,6 +240,7 @@ TEST_CASE("queued jobs of clients that closed their connections are dropped, unr
   // Five clients queue 2 s jobs behind it, then go away.
   constexpr int kAbandoned = 5;
   std::vector<int> sockets;
+  sockets.reserve(kAbandoned);
   for (int i = 0; i < kAbandoned; ++i) {
     sockets.push_back(send_request(port, "/v1/process?ops=sleep:2000", photo));
   }

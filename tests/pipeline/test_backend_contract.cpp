@@ -134,12 +134,14 @@ TEST_CASE_TEMPLATE(
   auto backend = B::make();  // two workers
   // Both workers busy for a while.
   std::vector<std::future<Result<JobOutput>>> running;
+  running.reserve(2);
   for (int i = 0; i < 2; ++i) running.push_back(backend->submit(sleeping_job(700)));
   REQUIRE(test::wait_until([&] { return backend->stats().busy == 2; }, std::chrono::seconds(10)));
 
   // Five queued jobs of one client that then goes away, and a live one after them.
   auto token = std::make_shared<CancelToken>();
   std::vector<std::future<Result<JobOutput>>> abandoned;
+  abandoned.reserve(5);
   for (int i = 0; i < 5; ++i) {
     JobSpec job = sleeping_job(700);
     job.cancel = token;
