@@ -47,7 +47,10 @@ namespace pixpool {
   X(internal, false)       /* a bug */                                                   \
   /* access: API keys and CORS (service/access.hpp) */                                   \
   X(unauthorized, false)     /* no valid API key (Authorization: Bearer) */              \
-  X(forbidden_origin, false) /* a CORS preflight from an origin not in --cors-origins */
+  X(forbidden_origin, false) /* a CORS preflight from an origin not in --cors-origins */ \
+  /* issue 11, downloads and abandoned work */                                           \
+  X(download_queue_full, true) /* every I/O thread busy and --download-queue waiting */  \
+  X(client_gone, false)        /* the client closed its connection while the job waited */
 
 enum class ErrorCode : std::int32_t {
 #define PIXPOOL_ERROR_ENUM(name, retryable) name,
@@ -67,7 +70,8 @@ inline constexpr std::size_t kErrorCodeCount = std::size(kAllErrorCodes);
 std::string_view code_name(ErrorCode code);
 
 // True for codes where retrying the same request later may succeed
-// (queue_full, shutting_down, unavailable); HTTP adds Retry-After to them.
+// (queue_full, shutting_down, unavailable, download_queue_full); HTTP adds
+// Retry-After to them.
 bool is_retryable(ErrorCode code);
 
 // The code with this number (as sent over the worker socket), or nullopt when

@@ -20,6 +20,7 @@ struct BackendStats {
   std::size_t queued = 0;         // jobs accepted but not started
   std::uint64_t completed = 0;    // jobs that produced an image
   std::uint64_t failed = 0;       // jobs that ended in an error value
+  std::uint64_t abandoned = 0;    // jobs dropped unrun: their client went away while they waited
   std::uint64_t restarts = 0;     // workers replaced after a crash or timeout
   std::vector<long> worker_pids;  // worker processes (process backend only)
 };
@@ -33,8 +34,9 @@ class Backend {
 
   // Queues `job`. The future always becomes ready with an output or an error;
   // submit never throws. Errors: queue_full when the backend already holds its
-  // maximum of pending jobs, shutting_down after shutdown() began, plus every
-  // error of run_job.
+  // maximum of pending jobs, shutting_down after shutdown() began,
+  // client_gone when job.cancel is cancelled before the job starts (it never
+  // runs), plus every error of run_job.
   virtual std::future<Result<JobOutput>> submit(JobSpec job) = 0;
 
   virtual BackendStats stats() const = 0;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -105,6 +106,7 @@ bool matches_prefix(const std::string& url, const std::string& prefix) {
 // Per-attempt state shared with the curl callbacks (one request, no redirects).
 struct Transfer {
   const std::atomic<bool>* stop = nullptr;  // the downloader is being destroyed
+  const CancelToken* cancel = nullptr;      // the requester went away (may be null)
   bool check_address = true;                // false: allow_private or allowlisted URL
   std::size_t max_bytes = 0;
   const std::string* ca_file = nullptr;  // CA bundle for https; empty = libcurl's default
@@ -184,9 +186,15 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* userd
   return n;
 }
 
-// Called at least about once a second, even while waiting: aborts on shutdown.
+// Called at least about once a second, even while waiting: aborts on
+// shutdown and once the requester has gone.
 int on_progress(void* clientp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<Transfer*>(clientp)->stop->load() ? 1 : 0;
+  const auto* t = static_cast<Transfer*>(clientp);
+  return t->stop->load() || (t->cancel != nullptr && t->cancel->cancelled()) ? 1 : 0;
+}
+
+Error client_gone_error(const std::string& url) {
+  return Error{ErrorCode::client_gone, "the client went away; download of " + url + " dropped"};
 }
 
 long to_ms(std::chrono::nanoseconds d) {
@@ -239,6 +247,8 @@ Result<Answer> request_once(const std::string& url, Transfer& t, Clock::time_poi
   // The callbacks' own reasons first: they explain the curl error they caused.
   if (code == CURLE_ABORTED_BY_CALLBACK && t.stop->load())
     return Error{ErrorCode::shutting_down, "the downloader is shutting down"};
+  if (code == CURLE_ABORTED_BY_CALLBACK && t.cancel != nullptr && t.cancel->cancelled())
+    return client_gone_error(url);
   if (t.too_large) {
     return Error{ErrorCode::source_too_large,
                  "source is larger than " + std::to_string(t.max_bytes) + " bytes"};
@@ -288,36 +298,48 @@ struct Downloader::State {
   struct Task {
     std::string url;
     std::promise<Result<Download>> promise;
+    Clock::time_point queued_at;
+    Clock::time_point deadline;  // queued_at + options.timeout
+    std::shared_ptr<CancelToken> cancel;
+    CancelToken::HookId withdraw_hook = 0;  // cancel's hook for this task, 0 if none
   };
 
   explicit State(DownloadOptions o) : options(std::move(o)) {}
 
-  Result<Download> download(const std::string& url);
+  Result<Download> download(const Task& task);
   void run();
+  // The cancel token's hook: drops `task` if it still waits in the queue.
+  void withdraw(const std::shared_ptr<Task>& task);
+  // Fails a task that never ran (counted as failed).
+  void fail_unrun(Task& task, Error error);
 
   const DownloadOptions options;
   std::atomic<bool> stop{false};  // aborts running transfers (destructor)
 
   mutable std::mutex mutex;
   std::condition_variable wake;
-  std::deque<Task> queue;  // guarded by mutex
-  bool stopping = false;   // guarded by mutex: no new tasks are taken
-  std::size_t active = 0;  // guarded by mutex
+  std::deque<std::shared_ptr<Task>> queue;  // guarded by mutex
+  bool stopping = false;                    // guarded by mutex: no new tasks are taken
+  std::size_t active = 0;                   // guarded by mutex
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> abandoned{0};
   std::vector<std::thread> threads;
 };
 
-Result<Download> Downloader::State::download(const std::string& url) {
-  const auto start = Clock::now();
-  const auto deadline = start + options.timeout;
+Result<Download> Downloader::State::download(const Task& task) {
+  const std::string& url = task.url;
+  const auto deadline = task.deadline;
   std::string current = url;
   for (int redirects = 0;; ++redirects) {
     if (stop.load()) return Error{ErrorCode::shutting_down, "the downloader is shutting down"};
+    if (task.cancel != nullptr && task.cancel->cancelled()) return client_gone_error(url);
     auto parsed = parse_url(current);
     if (!parsed) return parsed.error();
     Transfer t;
     t.stop = &stop;
+    t.cancel = task.cancel.get();
     t.max_bytes = options.max_bytes;
     t.ca_file = &options.ca_file;
     // Each hop is judged by its own URL: an allowlisted origin cannot redirect
@@ -335,7 +357,7 @@ Result<Download> Downloader::State::download(const std::string& url) {
       d.bytes = std::move(t.body);
       d.final_url = parsed->url;
       d.status = status;
-      d.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      d.ms = std::chrono::duration<double, std::milli>(Clock::now() - task.queued_at).count();
       return d;
     }
     if (status < 300 || status >= 400) {
@@ -361,7 +383,7 @@ Result<Download> Downloader::State::download(const std::string& url) {
 
 void Downloader::State::run() {
   for (;;) {
-    Task task;
+    std::shared_ptr<Task> task;
     {
       std::unique_lock lock(mutex);
       wake.wait(lock, [&] { return stopping || !queue.empty(); });
@@ -370,22 +392,52 @@ void Downloader::State::run() {
       queue.pop_front();
       ++active;
     }
+    // Ours now: a cancel aborts the transfer through on_progress instead.
+    if (task->cancel != nullptr) task->cancel->clear_withdraw(task->withdraw_hook);
     Result<Download> result = Error{ErrorCode::internal, "download did not run"};
-    try {
-      result = download(task.url);
-    } catch (const std::bad_alloc&) {
-      result = Error{ErrorCode::out_of_memory, "no memory for the download"};
-    } catch (const std::exception& e) {
-      result = Error{ErrorCode::internal, std::string("download failed: ") + e.what()};
+    const auto now = Clock::now();
+    if (now >= task->deadline) {
+      // Its whole --download-timeout went on waiting for a thread: never connect.
+      const auto waited =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - task->queued_at);
+      result = Error{ErrorCode::timeout,
+                     "download of " + task->url + " timed out (limit " +
+                         std::to_string(options.timeout.count()) + " ms) after waiting " +
+                         std::to_string(waited.count()) + " ms for a download thread"};
+    } else {
+      try {
+        result = download(*task);
+      } catch (const std::bad_alloc&) {
+        result = Error{ErrorCode::out_of_memory, "no memory for the download"};
+      } catch (const std::exception& e) {
+        result = Error{ErrorCode::internal, std::string("download failed: ") + e.what()};
+      }
     }
     // Stats first, so a caller woken by the future sees them updated.
     (result.ok() ? completed : failed).fetch_add(1);
+    if (!result.ok() && result.error().code == ErrorCode::client_gone) abandoned.fetch_add(1);
     {
       std::lock_guard lock(mutex);
       --active;
     }
-    task.promise.set_value(std::move(result));
+    task->promise.set_value(std::move(result));
   }
+}
+
+void Downloader::State::withdraw(const std::shared_ptr<Task>& task) {
+  {
+    std::lock_guard lock(mutex);
+    const auto it = std::find(queue.begin(), queue.end(), task);
+    if (it == queue.end()) return;  // running (it aborts) or done
+    queue.erase(it);
+  }
+  abandoned.fetch_add(1);
+  fail_unrun(*task, client_gone_error(task->url));
+}
+
+void Downloader::State::fail_unrun(Task& task, Error error) {
+  failed.fetch_add(1);
+  task.promise.set_value(std::move(error));
 }
 
 Downloader::Downloader(DownloadOptions options)
@@ -399,7 +451,7 @@ Downloader::Downloader(DownloadOptions options)
 }
 
 Downloader::~Downloader() {
-  std::deque<State::Task> pending;
+  std::deque<std::shared_ptr<State::Task>> pending;
   {
     std::lock_guard lock(state_->mutex);
     state_->stopping = true;
@@ -408,25 +460,55 @@ Downloader::~Downloader() {
   state_->stop.store(true);  // running transfers abort at their next progress callback
   state_->wake.notify_all();
   for (auto& task : pending) {
-    state_->failed.fetch_add(1);
-    task.promise.set_value(Error{ErrorCode::shutting_down, "the downloader is shutting down"});
+    if (task->cancel != nullptr) task->cancel->clear_withdraw(task->withdraw_hook);
+    state_->fail_unrun(*task, Error{ErrorCode::shutting_down, "the downloader is shutting down"});
   }
   for (auto& thread : state_->threads) thread.join();
 }
 
-std::future<Result<Download>> Downloader::fetch(std::string url) {
-  State::Task task{std::move(url), {}};
-  auto future = task.promise.get_future();
+std::future<Result<Download>> Downloader::fetch(std::string url,
+                                                std::shared_ptr<CancelToken> cancel) {
+  auto task = std::make_shared<State::Task>();
+  task->url = std::move(url);
+  task->queued_at = Clock::now();
+  task->deadline = task->queued_at + state_->options.timeout;
+  task->cancel = std::move(cancel);
+  auto future = task->promise.get_future();
+  if (task->cancel != nullptr) {
+    // Before the task is queued, so a cancel from now on finds it (the hook
+    // waits for the mutex); not under the mutex, as a cancelled token runs it at once.
+    task->withdraw_hook =
+        task->cancel->set_withdraw([s = state_.get(), weak = std::weak_ptr<State::Task>(task)] {
+          if (auto t = weak.lock()) s->withdraw(t);
+        });
+  }
+  std::optional<Error> refusal;
   {
     std::lock_guard lock(state_->mutex);
-    if (!state_->stopping) {
-      state_->queue.push_back(std::move(task));
+    // Running + waiting: a task an idle thread has not picked up yet still
+    // counts as waiting, so max_queued 0 admits exactly io_threads.
+    const std::size_t threads = static_cast<std::size_t>(std::max(1, state_->options.io_threads));
+    if (state_->stopping) {
+      refusal = Error{ErrorCode::shutting_down, "the downloader is shutting down"};
+    } else if (task->cancel != nullptr && task->cancel->cancelled()) {
+      refusal = client_gone_error(task->url);
+    } else if (state_->active + state_->queue.size() >= threads + state_->options.max_queued) {
+      refusal = Error{ErrorCode::download_queue_full,
+                      "all " + std::to_string(threads) + " download threads are busy and " +
+                          std::to_string(state_->queue.size()) +
+                          " downloads are waiting (--download-queue); retry later"};
+    } else {
+      state_->queue.push_back(task);
       state_->wake.notify_one();
-      return future;
     }
   }
-  state_->failed.fetch_add(1);
-  task.promise.set_value(Error{ErrorCode::shutting_down, "the downloader is shutting down"});
+  if (refusal) {
+    if (task->cancel != nullptr) task->cancel->clear_withdraw(task->withdraw_hook);
+    if (refusal->code == ErrorCode::download_queue_full) state_->refused.fetch_add(1);
+    if (refusal->code == ErrorCode::client_gone) state_->abandoned.fetch_add(1);
+    state_->fail_unrun(*task, std::move(*refusal));
+    return future;
+  }
   return future;
 }
 
@@ -439,6 +521,8 @@ Downloader::Stats Downloader::stats() const {
   }
   s.completed = state_->completed.load();
   s.failed = state_->failed.load();
+  s.refused = state_->refused.load();
+  s.abandoned = state_->abandoned.load();
   return s;
 }
 

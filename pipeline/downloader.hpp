@@ -8,6 +8,11 @@
 // (so DNS tricks and redirects cannot reach internal addresses); the byte cap
 // is enforced while streaming, not only from Content-Length; proxies from the
 // environment are ignored.
+//
+// Admission: at most io_threads downloads run and max_queued wait for a
+// thread; beyond that fetch() refuses at once (download_queue_full). The
+// timeout runs from fetch(): time spent waiting for a thread counts, and a
+// download whose deadline passes while queued fails without connecting.
 
 #include <chrono>
 #include <cstddef>
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "pipeline/cancellation.hpp"
 
 namespace pixpool {
 
@@ -33,6 +39,9 @@ struct DownloadOptions {
   // private CA), given to libcurl as CURLOPT_CAINFO in place of its default
   // bundle file. Empty = libcurl's defaults.
   std::string ca_file;
+  // --download-queue: downloads waiting for an I/O thread; beyond them a new
+  // one is refused with download_queue_full (429).
+  std::size_t max_queued = 64;
 };
 
 struct Download {
@@ -49,22 +58,31 @@ class Downloader {
   Downloader(const Downloader&) = delete;
   Downloader& operator=(const Downloader&) = delete;
 
-  // Queues a download. The future always becomes ready. Errors:
+  // Queues a download; `cancel` (may be null) drops it when cancelled while
+  // queued, and aborts it while running. The future always becomes ready.
+  // Errors:
+  //  download_queue_full  io_threads downloads run and max_queued wait
+  //                     (returned at once, nothing is queued)
+  //  client_gone        `cancel` was cancelled before the download finished
   //  invalid_parameter  malformed URL
   //  source_forbidden   scheme not http(s); address forbidden (message names
   //                     the address); redirect limit exceeded is origin_failed
   //  source_too_large   body over max_bytes (Content-Length or streamed)
   //  origin_failed      origin answered >= 400 (message has its status),
   //                     refused/reset connection, DNS failure, > max_redirects
-  //  timeout            connect or total timeout
+  //  timeout            connect or total timeout, counted from fetch()
+  //                     (waiting for a thread included)
   //  shutting_down      the downloader is being destroyed
-  std::future<Result<Download>> fetch(std::string url);
+  std::future<Result<Download>> fetch(std::string url,
+                                      std::shared_ptr<CancelToken> cancel = nullptr);
 
   struct Stats {
     std::size_t active = 0;  // downloads in progress
     std::size_t queued = 0;  // waiting for an I/O thread
     std::uint64_t completed = 0;
-    std::uint64_t failed = 0;
+    std::uint64_t failed = 0;     // refused and abandoned ones included
+    std::uint64_t refused = 0;    // download_queue_full
+    std::uint64_t abandoned = 0;  // client_gone: cancelled while queued or running
   };
   Stats stats() const;
 

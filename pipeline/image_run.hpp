@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "core/result.hpp"
@@ -31,10 +33,19 @@ struct ImageSource {
 };
 
 struct ImageRunOptions {
-  // How long to keep resubmitting while the backend answers queue_full
-  // (it may be momentarily full: single requests compete for it). 0: answer
-  // queue_full at once, as /v1/process does; batch items wait.
+  // How long to keep resubmitting while the backend answers queue_full, or
+  // the Downloader download_queue_full (they may be momentarily full: single
+  // requests compete for them). 0: answer at once, as /v1/process does;
+  // batch items wait.
   std::chrono::milliseconds queue_full_retry{0};
+  // The requester's token: every wait (for a download, memory, the backend's
+  // queue) checks it every kCancelCheckInterval, and once it is cancelled
+  // the image is dropped where it waits (client_gone). nullptr: never.
+  std::shared_ptr<CancelToken> cancel = nullptr;
+  // Called once the image's bytes are in hand, just before submitting, e.g.
+  // to take a processing slot only after a download (so downloads do not
+  // hold one). An error ends the image with it. Empty: none.
+  std::function<Result<void>()> before_submit = nullptr;
 };
 
 struct ImageRun {
@@ -50,8 +61,12 @@ struct ImageRun {
 // Runs `source` with `params` on `backend` and records the outcome, input
 // bytes and stage times in `metrics`. Never throws for bad input: errors
 // are in `output` (those of Downloader::fetch, empty_body for an empty
-// source, and those of Backend::submit).
+// source, those of options.before_submit, and those of Backend::submit;
+// client_gone when options.cancel was cancelled while the image waited).
+//
+// Waits happen on the calling thread; with a cancel token they poll it, so
+// the token's probe is asked only when something actually has to wait.
 ImageRun run_image(ImageSource source, JobParams params, Backend& backend, Downloader& downloader,
-                   Metrics& metrics, ImageRunOptions options = {});
+                   Metrics& metrics, const ImageRunOptions& options = {});
 
 }  // namespace pixpool

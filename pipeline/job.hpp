@@ -2,6 +2,7 @@
 // One unit of work for a backend: encoded bytes in, encoded bytes out.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include "filters/image_format.hpp"
 #include "filters/op_chain.hpp"
 #include "filters/strips.hpp"
+#include "pipeline/cancellation.hpp"
 
 namespace pixpool {
 
@@ -25,6 +27,10 @@ struct JobParams {
 struct JobSpec {
   std::string input;  // encoded image bytes, format judged from them
   JobParams params;
+  // Set when the requester may go away while the job waits (a client's
+  // connection): admission drops the job, unrun, once it is cancelled.
+  // nullptr: the job is never cancelled.
+  std::shared_ptr<CancelToken> cancel = nullptr;
 };
 
 // Milliseconds spent in each stage; queue is filled in by the backend.

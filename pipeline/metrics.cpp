@@ -157,6 +157,11 @@ std::string Metrics::exposition(const BackendSet& backends) const {
   for (const auto& [name, s] : live) {
     out << "pixpool_worker_restarts_total{backend=\"" << name << "\"} " << s.restarts << '\n';
   }
+  family("pixpool_jobs_abandoned_total", "counter",
+         "Jobs dropped unrun because their client went away while they waited, by backend.");
+  for (const auto& [name, s] : live) {
+    out << "pixpool_jobs_abandoned_total{backend=\"" << name << "\"} " << s.abandoned << '\n';
+  }
   family("pixpool_uptime_seconds", "gauge", "Seconds since the server started.");
   out << "pixpool_uptime_seconds "
       << number(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count())

@@ -10,6 +10,7 @@
 // a job waits for running ones to finish, up to a deadline, and is then
 // refused with queue_full (429); it never runs out of memory.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "pipeline/backend.hpp"
+#include "pipeline/cancellation.hpp"
 
 namespace pixpool {
 
@@ -35,12 +37,15 @@ class PixelBudget {
   explicit PixelBudget(std::uint64_t capacity);
 
   // Returns a reservation of `pixels` or nullptr when none could be made by
-  // `deadline`. Requests larger than the capacity are clamped to it, so such
-  // an image runs alone rather than never. First come, first served: a large
-  // image is not starved by a stream of small ones.
+  // `deadline`, or when `cancel` (may be null) is cancelled while waiting:
+  // it is checked (CancelToken::check) every kCancelCheckInterval. Requests
+  // larger than the capacity are clamped to it, so such an image runs alone
+  // rather than never. First come, first served: a large image is not
+  // starved by a stream of small ones.
   class Reservation;
   std::unique_ptr<Reservation> reserve(std::uint64_t pixels,
-                                       std::chrono::steady_clock::time_point deadline);
+                                       std::chrono::steady_clock::time_point deadline,
+                                       CancelToken* cancel = nullptr);
 
   PixelBudgetStats stats() const;
 
@@ -76,7 +81,9 @@ class PixelBudget::Reservation {
 // it to `inner`, and holds the reservation until the job's result is ready.
 // Jobs whose header cannot be read, or that are over `max_pixels` (decode
 // refuses those before allocating), pass straight through.
-// Errors: queue_full when no room came up within `max_wait`; else inner's.
+// Errors: queue_full when no room came up within `max_wait`; client_gone
+// when job.cancel was cancelled while it waited for room; else inner's.
+// stats().abandoned adds the jobs dropped here to inner's.
 class BudgetedBackend final : public Backend {
  public:
   BudgetedBackend(std::unique_ptr<Backend> inner, std::shared_ptr<PixelBudget> budget,
@@ -84,7 +91,7 @@ class BudgetedBackend final : public Backend {
 
   std::string_view name() const override { return inner_->name(); }
   std::future<Result<JobOutput>> submit(JobSpec job) override;
-  BackendStats stats() const override { return inner_->stats(); }
+  BackendStats stats() const override;
   bool ready() const override { return inner_->ready(); }
   bool healthy() const override { return inner_->healthy(); }
   void shutdown() override { inner_->shutdown(); }
@@ -93,6 +100,7 @@ class BudgetedBackend final : public Backend {
   std::unique_ptr<Backend> inner_;
   std::shared_ptr<PixelBudget> budget_;
   std::chrono::milliseconds max_wait_;
+  std::atomic<std::uint64_t> abandoned_{0};  // cancelled while waiting for room
 };
 
 }  // namespace pixpool

@@ -255,6 +255,7 @@ BackendStats ProcessPoolBackend::stats() const {
   s.queued = q.queued;
   s.completed = q.completed;
   s.failed = q.failed;
+  s.abandoned = q.abandoned;
   s.restarts = state_->restarts.load();
   std::lock_guard lock(state_->mutex);
   for (long pid : state_->pids) {

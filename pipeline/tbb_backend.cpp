@@ -53,7 +53,9 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
   // every finish, so State outlives its tasks.
   state_->arena.enqueue([state = state_.get()] {
     auto queued = state->queue.take();
-    if (!queued) return;  // cannot happen: one task per pushed job
+    // None left: jobs withdrawn by their cancel token (or skipped by an
+    // earlier task) leave their tasks with nothing to do.
+    if (!queued) return;
     // Idle arena threads help with this image's filter strips.
     const int idle = state->threads - static_cast<int>(state->queue.stats().busy);
     Result<JobOutput> result = run_job(queued->job, tbb_strip_runner(1 + std::max(0, idle)));
@@ -70,6 +72,7 @@ BackendStats TbbBackend::stats() const {
   s.queued = q.queued;
   s.completed = q.completed;
   s.failed = q.failed;
+  s.abandoned = q.abandoned;
   return s;
 }
 

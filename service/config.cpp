@@ -395,6 +395,12 @@ const std::vector<Option>& options() {
                c.download.ca_file = std::move(path);
                return "";
              }},
+      // issue 11 (downloads): the download queue.
+      size_option(
+          "download-queue",
+          "downloads waiting for an I/O thread (beyond --io-threads running); more get 429 "
+          "download_queue_full; the wait counts toward --download-timeout",
+          [](auto& c) -> auto& { return c.download.max_queued; }, 0, 1'000'000, false),
       int_option(
           "batch-threads", "batch/job items in flight across all batches",
           [](auto& c) -> auto& { return c.batches.threads; }, 1, kMaxThreads),

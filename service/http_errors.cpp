@@ -29,7 +29,10 @@ int http_status(ErrorCode code) {
     case ErrorCode::too_large_for_format:
       return 422;
     case ErrorCode::queue_full:
+    case ErrorCode::download_queue_full:
       return 429;
+    case ErrorCode::client_gone:
+      return 499;  // nginx's "client closed request": only the access log sees it
     case ErrorCode::shutting_down:
     case ErrorCode::unavailable:
       return 503;

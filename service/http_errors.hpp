@@ -9,7 +9,8 @@
 namespace pixpool {
 
 // 400 bad parameters, 401 (no valid API key), 403 (SSRF, CORS origin), 404, 405, 413, 415, 422,
-// 429, 500 (bugs, crashed workers), 503 (draining), 504 (timeouts).
+// 429 (queue_full, download_queue_full), 499 (client_gone: nginx's "client closed request", seen
+// only in logs), 500 (bugs, crashed workers), 503 (draining), 504 (timeouts).
 int http_status(ErrorCode code);
 
 // The JSON error body.

@@ -8,6 +8,7 @@
 
 #include "service/batch_api.hpp"
 #include "service/body_reader.hpp"
+#include "service/connection_probe.hpp"
 #include "service/http_errors.hpp"
 #include "service/request_params.hpp"
 #include "service/routes/routes.hpp"
@@ -61,7 +62,17 @@ void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Respon
          {"links",
           {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}});
   }
-  (*batch)->wait_until_done();  // items run on the runner; this thread only waits
+  // Items run on the runner; this thread only waits. A client that closes
+  // its connection meanwhile gets its items that have not started cancelled.
+  const ConnectionWatch watch(req);
+  for (std::size_t seen = 0; !(*batch)->over();) {
+    seen = (*batch)->wait_for_progress(seen, kCancelCheckInterval).size();
+    if (!(*batch)->over() && watch.closed()) {
+      (*batch)->cancel();
+      break;
+    }
+  }
+  (*batch)->wait_until_done();
   if (request->archive) {
     auto tar = batch_archive(**batch, ctx.results);
     if (!tar) return send_error(res, tar.error());

@@ -2,11 +2,13 @@
 // field `image`, or no body and url=): one image, answered with its bytes.
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pipeline/image_run.hpp"
 #include "service/body_reader.hpp"
+#include "service/connection_probe.hpp"
 #include "service/http_errors.hpp"
 #include "service/request_params.hpp"
 #include "service/routes/routes.hpp"
@@ -62,9 +64,12 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   auto backend = ctx.backends.find(params->backend);
   if (!backend) return upload.refuse(backend.error());
   res.set_header("X-Pixpool-Backend", params->backend);
-  auto slot = ctx.processing.admit();  // held until the answer is ready
-  if (!slot) return upload.refuse(slot.error());
 
+  // The processing slot: an upload takes it before its body is read (that
+  // read holds the thread); a url= request only once its bytes have arrived,
+  // so requests waiting on slow origins hold a download place, not compute.
+  std::optional<ProcessingSlot> slot;
+  ImageRunOptions options;
   ImageSource source;
   if (const auto url = query->find("url"); url != query->end()) {
     if (reader != nullptr && (req.get_header_value<std::uint64_t>("Content-Length") > 0 ||
@@ -73,10 +78,19 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
           {ErrorCode::invalid_parameter, "send either an image body or url=, not both"});
     }
     source.url = url->second;
+    options.before_submit = [&ctx, &slot]() -> Result<void> {
+      auto admitted = ctx.processing.admit();
+      if (!admitted) return admitted.error();
+      slot.emplace(std::move(admitted.value()));
+      return {};
+    };
   } else if (reader == nullptr) {
     return upload.refuse({ErrorCode::invalid_parameter,
                           "GET needs url=: GET /v1/process?url=https://... (or POST the image)"});
   } else {
+    auto admitted = ctx.processing.admit();  // held until the answer is ready
+    if (!admitted) return upload.refuse(admitted.error());
+    slot.emplace(std::move(admitted.value()));
     auto body = upload.read();
     if (!body) return upload.refuse(body.error());
     auto image = image_of(std::move(body.value()));
@@ -89,8 +103,12 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   job.format = params->format;
   job.quality = params->quality;
   job.max_pixels = config.max_pixels;
+  // While this thread waits (download, memory, the backend's queue), a
+  // client that closes its connection has its image dropped unrun.
+  const ConnectionWatch watch(req);
+  options.cancel = watch.token();
   ImageRun run =
-      run_image(std::move(source), std::move(job), **backend, ctx.downloader, ctx.metrics);
+      run_image(std::move(source), std::move(job), **backend, ctx.downloader, ctx.metrics, options);
   Result<JobOutput>& result = run.output;
   if (!result) return send_error(res, result.error());
 

@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <future>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "pipeline/admission_queue.hpp"
 
@@ -97,4 +100,108 @@ TEST_CASE("admission queue: take waits at most its timeout") {
   CHECK(queue.take(30ms) == nullptr);
   CHECK(std::chrono::steady_clock::now() - start >= 30ms);
   CHECK_FALSE(queue.closed());
+}
+
+// --- abandoned jobs (issue 11: work for a client that has gone away) ---------
+
+TEST_CASE("admission queue: a queued job whose token is cancelled is withdrawn at once, unrun") {
+  AdmissionQueue queue("test", 2);
+  auto token = std::make_shared<CancelToken>();
+  JobSpec job = job_named("abandoned");
+  job.cancel = token;
+  auto admitted = queue.push(std::move(job));
+  REQUIRE(admitted.ok());
+  CHECK(queue.stats().pending == 1);
+
+  token->cancel();
+  // The future is ready now, not when an executor would have reached it.
+  REQUIRE(admitted->wait_for(0s) == std::future_status::ready);
+  auto result = admitted->get();
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::client_gone);
+  const AdmissionStats stats = queue.stats();
+  CHECK(stats.pending == 0);  // its slot is free for live work
+  CHECK(stats.queued == 0);
+  CHECK(stats.abandoned == 1);
+  CHECK(stats.failed == 0);  // it never ran
+  CHECK(queue.take() == nullptr);
+  queue.stop();
+  queue.wait_drained();  // a withdrawn job is finished: nothing to wait for
+}
+
+TEST_CASE("admission queue: one token guards several queued jobs, the live one is served") {
+  AdmissionQueue queue("test", 4);
+  auto token = std::make_shared<CancelToken>();
+  std::vector<std::future<Result<JobOutput>>> gone;
+  for (const char* name : {"gone1", "gone2"}) {
+    JobSpec job = job_named(name);
+    job.cancel = token;
+    auto admitted = queue.push(std::move(job));
+    REQUIRE(admitted.ok());
+    gone.push_back(std::move(admitted.value()));
+  }
+  auto live = queue.push(job_named("live"));
+  REQUIRE(live.ok());
+  token->cancel();
+  for (auto& f : gone) {
+    REQUIRE(f.wait_for(0s) == std::future_status::ready);
+    CHECK(f.get().error().code == ErrorCode::client_gone);
+  }
+  auto taken = queue.take();
+  REQUIRE(taken != nullptr);
+  CHECK(taken->job.input == "live");
+  queue.finish(*taken, output_of(*taken));
+  CHECK(live->get().ok());
+  CHECK(queue.stats().abandoned == 2);
+  CHECK(queue.stats().completed == 1);
+}
+
+TEST_CASE("admission queue: a job already taken runs to the end even if cancelled") {
+  AdmissionQueue queue("test", 2);
+  auto token = std::make_shared<CancelToken>();
+  JobSpec job = job_named("running");
+  job.cancel = token;
+  auto admitted = queue.push(std::move(job));
+  REQUIRE(admitted.ok());
+  auto taken = queue.take();
+  REQUIRE(taken != nullptr);
+  token->cancel();  // too late: it is running
+  queue.finish(*taken, output_of(*taken));
+  CHECK(admitted->get().ok());
+  CHECK(queue.stats().abandoned == 0);
+}
+
+TEST_CASE("admission queue: a job cancelled before push is refused with client_gone") {
+  AdmissionQueue queue("test", 2);
+  auto token = std::make_shared<CancelToken>();
+  token->cancel();
+  JobSpec job = job_named("late");
+  job.cancel = token;
+  auto admitted = queue.push(std::move(job));
+  REQUIRE_FALSE(admitted.ok());
+  CHECK(admitted.error().code == ErrorCode::client_gone);
+  CHECK(queue.stats().pending == 0);
+  CHECK(queue.stats().abandoned == 1);
+}
+
+TEST_CASE("cancel token: check() asks the probe and stays cancelled") {
+  int asked = 0;
+  bool gone = false;
+  CancelToken token([&] {
+    ++asked;
+    return gone;
+  });
+  CHECK_FALSE(token.check());
+  CHECK(asked == 1);
+  gone = true;
+  CHECK(token.check());
+  CHECK(token.cancelled());
+  gone = false;
+  CHECK(token.check());  // sticky
+  CHECK(asked == 2);     // not asked again once cancelled
+  int hooks = 0;
+  token.set_withdraw([&] { ++hooks; });  // already cancelled: runs at once
+  CHECK(hooks == 1);
+  token.cancel();
+  CHECK(hooks == 1);
 }

@@ -3,13 +3,16 @@
 // the admission limit, and shutdown.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "filters/op_chain.hpp"
 #include "tests/pipeline/backend_factories.hpp"
 #include "tests/support/images.hpp"
+#include "tests/support/wait.hpp"
 
 using namespace pixpool;
 
@@ -123,4 +126,42 @@ TEST_CASE_TEMPLATE("backend shutdown finishes pending jobs, then refuses new one
   }
   CHECK_FALSE(backend->ready());
   CHECK(backend->submit(sample_jobs().front()).get().error().code == ErrorCode::shutting_down);
+}
+
+TEST_CASE_TEMPLATE(
+    "backend drops queued jobs whose client went away, the live one behind runs next", B,
+    test::TbbFactory, test::ProcessFactory) {
+  auto backend = B::make();  // two workers
+  // Both workers busy for a while.
+  std::vector<std::future<Result<JobOutput>>> running;
+  running.reserve(2);
+  for (int i = 0; i < 2; ++i) running.push_back(backend->submit(sleeping_job(700)));
+  REQUIRE(test::wait_until([&] { return backend->stats().busy == 2; }, std::chrono::seconds(10)));
+
+  // Five queued jobs of one client that then goes away, and a live one after them.
+  auto token = std::make_shared<CancelToken>();
+  std::vector<std::future<Result<JobOutput>>> abandoned;
+  abandoned.reserve(5);
+  for (int i = 0; i < 5; ++i) {
+    JobSpec job = sleeping_job(700);
+    job.cancel = token;
+    abandoned.push_back(backend->submit(std::move(job)));
+  }
+  const auto live_submitted = std::chrono::steady_clock::now();
+  auto live = backend->submit(sleeping_job(0));
+  CHECK(backend->stats().queued == 6);
+  token->cancel();
+  for (auto& f : abandoned) {
+    REQUIRE(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    CHECK(f.get().error().code == ErrorCode::client_gone);
+  }
+  CHECK(backend->stats().queued == 1);
+  CHECK(live.get().ok());
+  // The live job waited for a running sleep, not for five more of them.
+  CHECK(std::chrono::steady_clock::now() - live_submitted < std::chrono::milliseconds(2500));
+  for (auto& f : running) CHECK(f.get().ok());
+  const BackendStats stats = backend->stats();
+  CHECK(stats.abandoned == 5);
+  CHECK(stats.completed == 3);  // two sleeps and the live job: the abandoned never ran
+  CHECK(stats.failed == 0);
 }

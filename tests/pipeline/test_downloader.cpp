@@ -72,6 +72,7 @@ class Origin {
   Origin() : image_(pixpool::test::read_test_data("fruits_320x240.jpg")) {
     server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
     server_.Get("/image", [this](const httplib::Request&, httplib::Response& res) {
+      ++image_requests_;
       res.set_content(image_, "image/jpeg");
     });
     server_.Get("/text", [](const httplib::Request&, httplib::Response& res) {
@@ -79,6 +80,7 @@ class Origin {
     });
     // Sleeps ?ms= (default 5 s) in small steps, so stopping the origin is quick.
     server_.Get("/slow", [this](const httplib::Request& req, httplib::Response& res) {
+      ++slow_requests_;
       const int ms = req.has_param("ms") ? std::stoi(req.get_param_value("ms")) : 5000;
       const auto until = Clock::now() + std::chrono::milliseconds(ms);
       while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(10ms);
@@ -163,11 +165,15 @@ class Origin {
   std::string prefix() const { return url("/"); }
   int port() const { return port_; }
   const std::string& image() const { return image_; }
+  int image_requests() const { return image_requests_.load(); }
+  int slow_requests() const { return slow_requests_.load(); }
 
  private:
   std::string image_;
   httplib::Server server_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> image_requests_{0};  // requests for /image that reached the origin
+  std::atomic<int> slow_requests_{0};   // requests for /slow that reached the origin
   int port_ = 0;
   std::thread thread_;
 };
@@ -698,4 +704,108 @@ TEST_CASE("Downloader: https from an origin whose CA is given as ca_file") {
     CHECK(error.code == ErrorCode::origin_failed);
     CHECK_MESSAGE(contains(error.message, "certificate"), error.message);
   }
+}
+
+// --- admission: the bounded download queue and its deadline (issue 11) ---------
+
+TEST_CASE("Downloader: beyond io_threads running and max_queued waiting, fetch refuses at once") {
+  Origin origin;
+  DownloadOptions options;
+  options.io_threads = 1;
+  options.max_queued = 2;
+  options.allow_private = true;
+  Downloader downloader(options);
+  auto running = downloader.fetch(origin.url("/slow?ms=1500"));
+  REQUIRE(wait_until([&] { return downloader.stats().active == 1; }, 10s));
+  auto waiting1 = downloader.fetch(origin.url("/image"));
+  auto waiting2 = downloader.fetch(origin.url("/image"));
+  CHECK(downloader.stats().queued == 2);
+
+  const auto asked = Clock::now();
+  auto refused = downloader.fetch(origin.url("/image"));
+  REQUIRE(refused.wait_for(0s) == std::future_status::ready);  // no waiting for a thread
+  CHECK(Clock::now() - asked < 100ms);
+  auto result = refused.get();
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::download_queue_full);
+  CHECK(result.error().message.find("--download-queue") != std::string::npos);
+  CHECK(downloader.stats().refused == 1);
+
+  CHECK(running.get().ok());
+  CHECK(waiting1.get().ok());
+  CHECK(waiting2.get().ok());
+  CHECK(origin.image_requests() == 2);  // the refused one never reached the origin
+  // Room again once the queue has drained.
+  CHECK(downloader.fetch(origin.url("/image")).get().ok());
+}
+
+TEST_CASE("Downloader: max_queued 0 runs io_threads downloads and queues none") {
+  Origin origin;
+  DownloadOptions options;
+  options.io_threads = 2;
+  options.max_queued = 0;
+  options.allow_private = true;
+  Downloader downloader(options);
+  auto a = downloader.fetch(origin.url("/slow?ms=800"));
+  auto b = downloader.fetch(origin.url("/slow?ms=800"));
+  auto c = downloader.fetch(origin.url("/image")).get();
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code == ErrorCode::download_queue_full);
+  CHECK(a.get().ok());
+  CHECK(b.get().ok());
+}
+
+TEST_CASE("Downloader: the wait for an I/O thread counts toward the timeout") {
+  Origin origin;
+  DownloadOptions options;
+  options.io_threads = 1;
+  options.timeout = 600ms;
+  options.allow_private = true;
+  Downloader downloader(options);
+  const auto start = Clock::now();
+  // The first holds the only thread for its 600 ms; the second starts with
+  // (about) nothing left; the third's 600 ms have all passed in the queue.
+  auto first = downloader.fetch(origin.url("/slow?ms=5000"));
+  auto second = downloader.fetch(origin.url("/slow?ms=5000"));
+  auto third = downloader.fetch(origin.url("/image"));
+  for (auto* f : {&first, &second}) {
+    auto result = f->get();
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.error().code == ErrorCode::timeout);
+  }
+  auto third_result = third.get();
+  REQUIRE_FALSE(third_result.ok());
+  CHECK(third_result.error().code == ErrorCode::timeout);
+  CHECK(third_result.error().message.find("waiting") != std::string::npos);
+  // All within about one timeout of fetch(), not one after the other.
+  CHECK(Clock::now() - start < 1100ms);
+  CHECK(origin.image_requests() == 0);  // the third never connected
+}
+
+TEST_CASE("Downloader: a cancelled download is dropped from the queue, or aborted while running") {
+  Origin origin;
+  DownloadOptions options;
+  options.io_threads = 1;
+  options.allow_private = true;
+  Downloader downloader(options);
+  auto running_token = std::make_shared<pixpool::CancelToken>();
+  auto queued_token = std::make_shared<pixpool::CancelToken>();
+  auto running = downloader.fetch(origin.url("/slow?ms=8000"), running_token);
+  REQUIRE(wait_until([&] { return origin.slow_requests() == 1; }, 10s));
+  auto queued = downloader.fetch(origin.url("/image"), queued_token);
+  CHECK(downloader.stats().queued == 1);
+
+  queued_token->cancel();
+  REQUIRE(queued.wait_for(0s) == std::future_status::ready);  // withdrawn at once
+  CHECK(queued.get().error().code == ErrorCode::client_gone);
+  CHECK(downloader.stats().queued == 0);
+
+  const auto cancelled_at = Clock::now();
+  running_token->cancel();
+  auto result = running.get();  // curl's progress callback aborts it (about once a second)
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::client_gone);
+  CHECK(Clock::now() - cancelled_at < 3s);
+  CHECK(downloader.stats().abandoned == 2);
+  CHECK(origin.image_requests() == 0);
 }

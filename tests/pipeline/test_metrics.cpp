@@ -152,6 +152,7 @@ TEST_CASE("metrics: the exposition announces every family and its samples belong
   stats.busy = 1;
   stats.queued = 2;
   stats.restarts = 4;
+  stats.abandoned = 5;
   backends.add(std::make_unique<StatsBackend>("fake", stats));
   const std::string text = m.exposition(backends);
 
@@ -160,7 +161,7 @@ TEST_CASE("metrics: the exposition announces every family and its samples belong
       {"pixpool_bytes_in_total", "counter"}, {"pixpool_bytes_out_total", "counter"},
       {"pixpool_workers", "gauge"},          {"pixpool_inflight", "gauge"},
       {"pixpool_queue_depth", "gauge"},      {"pixpool_worker_restarts_total", "counter"},
-      {"pixpool_uptime_seconds", "gauge"},
+      {"pixpool_uptime_seconds", "gauge"},   {"pixpool_jobs_abandoned_total", "counter"},
   };
   std::set<std::string> names;
   for (const auto& family : families) {
@@ -177,6 +178,7 @@ TEST_CASE("metrics: the exposition announces every family and its samples belong
   CHECK(contains(text, "pixpool_inflight{backend=\"fake\"} 1\n"));
   CHECK(contains(text, "pixpool_queue_depth{backend=\"fake\"} 2\n"));
   CHECK(contains(text, "pixpool_worker_restarts_total{backend=\"fake\"} 4\n"));
+  CHECK(contains(text, "pixpool_jobs_abandoned_total{backend=\"fake\"} 5\n"));
   CHECK(contains(text, "pixpool_uptime_seconds "));
 
   // Every sample is `name[{labels}] value` of an announced family.

@@ -137,3 +137,28 @@ TEST_CASE("budgeted backend: jobs over the budget wait and run or past the wait 
     CHECK(result.error().code == ErrorCode::unsupported_image);
   }
 }
+
+TEST_CASE("budgeted backend: a job whose client goes away while it waits for room is dropped") {
+  const std::string png = test::encode_with_opencv(test::synthetic_image(100, 100, 3), ".png");
+  JobParams slow;
+  slow.ops = *parse_ops("sleep:1000");
+  auto budget = std::make_shared<PixelBudget>(15'000);  // one 100x100 image at a time
+  BudgetedBackend backend(std::make_unique<TbbBackend>(TbbBackendOptions{2, 16}), budget, 30s);
+  auto first = std::async(std::launch::async, [&] { return backend.submit({png, slow}).get(); });
+  REQUIRE(wait_until([&] { return budget->stats().in_flight > 0; }, 10s));
+
+  // The waiter's probe reports its client gone 200 ms in.
+  const auto gone_at = std::chrono::steady_clock::now() + 200ms;
+  auto token =
+      std::make_shared<CancelToken>([&] { return std::chrono::steady_clock::now() >= gone_at; });
+  JobSpec waiting{png, slow, token};
+  const auto result = backend.submit(std::move(waiting)).get();
+  const auto waited = std::chrono::steady_clock::now() - (gone_at - 200ms);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::client_gone);
+  CHECK(waited < 900ms);  // dropped while the first job still runs, not after it
+  CHECK(budget->stats().refused_total == 0);  // not a refusal for lack of room
+  CHECK(first.get().ok());
+  CHECK(backend.stats().abandoned == 1);
+  CHECK(backend.stats().completed == 1);
+}
