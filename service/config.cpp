@@ -298,6 +298,15 @@ const std::vector<Option>& options() {
           "read-timeout",
           "how long a client may stall while sending a request or reading a response",
           [](auto& c) -> auto& { return c.http.read_timeout; }, seconds{1}, kHour),
+      duration_option(
+          "header-timeout",
+          "how long a client may take to send a request's line and headers (from accept, or "
+          "from the previous response); slower connections are shut down",
+          [](auto& c) -> auto& { return c.http.header_timeout; }, milliseconds{100}, kHour),
+      size_option(
+          "max-header-bytes",
+          "most bytes of a request's line and headers; a connection sending more is shut down",
+          [](auto& c) -> auto& { return c.http.max_header_bytes; }, kKiB, 16 * kMiB, true),
       switch_option(
           "access-log", "one log line per request on stderr",
           [](auto& c) -> auto& { return c.http.access_log; }),

@@ -43,7 +43,12 @@ struct HttpOptions {
   std::chrono::seconds keep_alive_timeout{5};  // wait for a connection's next (or first) request
   std::size_t max_body_bytes = std::size_t{64} << 20;  // larger request bodies get 413
   std::chrono::seconds read_timeout{10};               // per socket read/write stall
-  std::chrono::seconds shutdown_timeout{30};           // SIGTERM: how long in-flight work may take
+  // The request head (request line + headers), which cpp-httplib does not
+  // limit: longer or larger and the connection is shut down
+  // (service/request_head_watchdog.hpp).
+  std::chrono::milliseconds header_timeout = std::chrono::seconds{10};
+  std::size_t max_header_bytes = std::size_t{64} << 10;
+  std::chrono::seconds shutdown_timeout{30};  // SIGTERM: how long in-flight work may take
   bool access_log = true;
 };
 

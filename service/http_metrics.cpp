@@ -15,6 +15,11 @@ void HttpMetrics::set_connection_source(std::function<ConnectionThreadStats()> s
   connection_source_ = std::move(source);
 }
 
+void HttpMetrics::set_head_cut_source(std::function<RequestHeadWatchdog::Stats()> source) {
+  std::lock_guard lock(mutex_);
+  head_cut_source_ = std::move(source);
+}
+
 std::string HttpMetrics::exposition() const {
   std::ostringstream out;
   out << "# HELP pixpool_http_requests_total HTTP requests answered, by route and status.\n"
@@ -39,6 +44,15 @@ std::string HttpMetrics::exposition() const {
            "# TYPE pixpool_http_connections_waiting gauge\n"
            "pixpool_http_connections_waiting "
         << c.waiting << '\n';
+  }
+  if (head_cut_source_) {
+    const RequestHeadWatchdog::Stats cut = head_cut_source_();
+    out << "# HELP pixpool_http_request_heads_cut_total Connections shut down before their request "
+           "head was complete: slower than --header-timeout, or larger than --max-header-bytes.\n"
+           "# TYPE pixpool_http_request_heads_cut_total counter\n"
+           "pixpool_http_request_heads_cut_total{reason=\"timeout\"} "
+        << cut.cut_timeout << "\npixpool_http_request_heads_cut_total{reason=\"too_large\"} "
+        << cut.cut_too_large << '\n';
   }
   return out.str();
 }

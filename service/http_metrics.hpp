@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "service/connection_threads.hpp"
+#include "service/request_head_watchdog.hpp"
 
 namespace pixpool {
 
@@ -27,16 +28,22 @@ class HttpMetrics {
   // be callable from any thread for as long as this object is used.
   void set_connection_source(std::function<ConnectionThreadStats()> source);
 
+  // Where exposition() reads the counts of connections cut in their request
+  // head (the RequestHeadWatchdog); same rules as set_connection_source.
+  void set_head_cut_source(std::function<RequestHeadWatchdog::Stats()> source);
+
   // The pixpool_http_requests_total family (# HELP, # TYPE and one sample
   // per route and status seen), then, once a connection source is set, the
   // gauges pixpool_http_connection_threads, pixpool_http_connections_served
   // and pixpool_http_connections_waiting (accepted, waiting for a thread),
-  // in Prometheus text exposition 0.0.4.
+  // and, once a head-cut source is set, pixpool_http_request_heads_cut_total
+  // {reason="timeout"|"too_large"}, in Prometheus text exposition 0.0.4.
   std::string exposition() const;
 
  private:
   mutable std::mutex mutex_;
   std::function<ConnectionThreadStats()> connection_source_;
+  std::function<RequestHeadWatchdog::Stats()> head_cut_source_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
 };
 

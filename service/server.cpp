@@ -22,6 +22,7 @@
 #include "service/http_errors.hpp"
 #include "service/http_metrics.hpp"
 #include "service/request_guard.hpp"
+#include "service/request_head_watchdog.hpp"
 #include "service/routes/context.hpp"
 #include "service/routes/routes.hpp"
 
@@ -156,6 +157,8 @@ struct Server::Impl {
 
   const Config config;
   const AccessControl access{config.access};  // API keys and CORS, before routing
+  // Header deadline and size limit; started by bind(), once the socket exists.
+  std::unique_ptr<RequestHeadWatchdog> head_watchdog;
   HttpMetrics http_metrics;
   ProcessingLimit processing;
   RouteContext context;
@@ -166,6 +169,7 @@ struct Server::Impl {
   void install();
   void install_routes();
   HandlerResponse before_routing(httplib::Request& req, httplib::Response& res);
+  void start_head_watchdog(int listen_fd);
   std::string label_of(const std::string& path) const;
   void log_access(const httplib::Request& req, const httplib::Response& res);
 };
@@ -236,6 +240,7 @@ std::string Server::Impl::label_of(const std::string& path) const {
 // of named checks, each of which may answer the request itself.
 HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Response& res) {
   request_started = Clock::now();
+  if (head_watchdog) head_watchdog->head_done(req.remote_addr, req.remote_port);
   ignore_ranges(req);
   if (auto refusal = check_framing(req)) {
     send_error(res, *refusal);
@@ -244,6 +249,14 @@ HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Res
   if (access.handle(req, res)) return HandlerResponse::Handled;  // API keys, CORS preflight
   default_empty_body(req);
   return HandlerResponse::Unhandled;
+}
+
+// Before run(): no request is served yet, so no thread reads head_watchdog.
+void Server::Impl::start_head_watchdog(int listen_fd) {
+  head_watchdog = std::make_unique<RequestHeadWatchdog>(
+      listen_fd, RequestHeadLimits{.timeout = config.http.header_timeout,
+                                   .max_bytes = config.http.max_header_bytes});
+  http_metrics.set_head_cut_source([w = head_watchdog.get()] { return w->stats(); });
 }
 
 void Server::Impl::install() {
@@ -303,6 +316,7 @@ void Server::Impl::install() {
 }
 
 void Server::Impl::log_access(const httplib::Request& req, const httplib::Response& res) {
+  if (head_watchdog) head_watchdog->response_done(req.remote_addr, req.remote_port);
   const std::string_view method = head_answered_as_get ? "HEAD" : std::string_view(req.method);
   head_answered_as_get = false;
   http_metrics.record_request(label_of(req.path), res.status);
@@ -352,15 +366,16 @@ Result<int> Server::bind() {
     httplib::Server& http;
     ~RestoreOptions() { http.set_socket_options(httplib::default_socket_options); }
   } restore{impl_->http};
+  int port = -1;
   if (c.port == 0) {
-    const int port = impl_->http.bind_to_any_port(c.host);
-    if (port > 0) {
-      ::listen(listen_fd, SOMAXCONN);
-      return port;
-    }
+    port = impl_->http.bind_to_any_port(c.host);
   } else if (impl_->http.bind_to_port(c.host, c.port)) {
+    port = c.port;
+  }
+  if (port > 0) {
     ::listen(listen_fd, SOMAXCONN);
-    return c.port;
+    impl_->start_head_watchdog(listen_fd);
+    return port;
   }
   return Error{ErrorCode::internal, "cannot listen on " + c.host + ":" + std::to_string(c.port) +
                                         " (address in use or not available?)"};

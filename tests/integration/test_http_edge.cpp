@@ -379,3 +379,84 @@ TEST_CASE("/healthz and /readyz answer while idle connections and slow uploads p
   MESSAGE("health probes with 200 idle + 50 slow connections: p50 "
           << ms[ms.size() / 2] << " ms, max " << ms.back() << " ms");
 }
+
+namespace {
+
+// The value of `pixpool_http_request_heads_cut_total{reason="<reason>"}`.
+long heads_cut(const test::ServerProcess& server, const std::string& reason) {
+  auto res = client_for(server).Get("/metrics");
+  if (!res) return -1;
+  const std::string name = "pixpool_http_request_heads_cut_total{reason=\"" + reason + "\"} ";
+  const auto at = res->body.find(name);
+  return at == std::string::npos ? -1 : std::stol(res->body.substr(at + name.size()));
+}
+
+}  // namespace
+
+TEST_CASE("a request head that never ends is cut at --max-header-bytes") {
+  // httplib keeps every header line in memory and has no limit of its own:
+  // before the watchdog, four such connections took the server to 3.4 GB.
+  test::ServerProcess server({"--max-header-bytes", "64KiB"});
+  REQUIRE(heads_cut(server, "too_large") == 0);
+  RawConnection conn(server.port());
+  REQUIRE(conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  std::string lines;
+  for (int i = 0; i < 1000; ++i) lines += "X-Flood-" + std::to_string(i) + ": y\r\n";
+  std::size_t sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  // Stream header lines until the server cuts the connection (a send fails);
+  // at most 64 MiB, far past what the kernel's buffers can hide.
+  while (sent < (std::size_t{64} << 20) && std::chrono::steady_clock::now() < deadline) {
+    if (!conn.send(lines)) break;
+    sent += lines.size();
+  }
+  MESSAGE("header bytes sent before the cut: " << sent);
+  CHECK(sent < (std::size_t{64} << 20));
+  CHECK(wait_until([&] { return heads_cut(server, "too_large") == 1; }, 5s));
+  CHECK(heads_cut(server, "timeout") == 0);
+  // The server is fine and answers the next client at once.
+  const auto got = exchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(first_status(got.bytes) == 200);
+}
+
+TEST_CASE("a request head slower than --header-timeout is cut, a slow body is not") {
+  test::ServerProcess server({"--header-timeout", "500ms"});
+  SUBCASE("headers trickling in one byte every 50 ms (slowloris)") {
+    RawConnection conn(server.port());
+    const std::string request =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
+    const auto start = std::chrono::steady_clock::now();
+    bool cut = false;
+    for (const char c : request) {  // 10+ s of trickle if nothing cuts it
+      if (!conn.send(std::string(1, c))) {
+        cut = true;
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    const auto got = conn.read_until_close(kPrompt);
+    const auto took = std::chrono::steady_clock::now() - start;
+    MESSAGE("slow head cut after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    CHECK((cut || got.closed));
+    CHECK(first_status(got.bytes) != 200);  // never served
+    CHECK(took < 5s);
+    CHECK(wait_until([&] { return heads_cut(server, "timeout") == 1; }, 5s));
+  }
+  SUBCASE("the body may take longer than the head's deadline") {
+    const std::string photo = test::read_test_data("fruits_320x240.jpg");
+    RawConnection conn(server.port());
+    REQUIRE(
+        conn.send("POST /v1/process?ops=contour HTTP/1.1\r\nHost: x\r\n"
+                  "Content-Type: image/jpeg\r\nContent-Length: " +
+                  std::to_string(photo.size()) + "\r\n\r\n"));
+    const std::size_t third = photo.size() / 3;
+    for (std::size_t at = 0; at < photo.size(); at += third) {
+      REQUIRE(conn.send(photo.substr(at, third)));
+      std::this_thread::sleep_for(400ms);  // 1.2 s in all, past the 500 ms deadline
+    }
+    const auto got = conn.read_until_close(10s);
+    CHECK(first_status(got.bytes) == 200);
+    CHECK(heads_cut(server, "timeout") == 0);
+  }
+}

@@ -64,3 +64,25 @@ TEST_CASE("HTTP edge flags and their variables") {
     CHECK(help.find(flag) != std::string::npos);
   }
 }
+
+TEST_CASE("the request head's deadline and size limit: defaults, flags, ranges") {
+  auto cli = parse({});
+  REQUIRE(cli.ok());
+  CHECK(cli->config.http.header_timeout == std::chrono::seconds{10});
+  CHECK(cli->config.http.max_header_bytes == 64 * 1024);
+  auto set = parse({"--header-timeout", "2s", "--max-header-bytes", "16KiB"});
+  REQUIRE(set.ok());
+  CHECK(set->config.http.header_timeout == std::chrono::seconds{2});
+  CHECK(set->config.http.max_header_bytes == 16 * 1024);
+  auto env = parse({}, {{"PIXPOOL_HEADER_TIMEOUT", "750ms"}, {"PIXPOOL_MAX_HEADER_BYTES", "8k"}});
+  REQUIRE(env.ok());
+  CHECK(env->config.http.header_timeout == std::chrono::milliseconds{750});
+  CHECK(env->config.http.max_header_bytes == 8 * 1024);
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--header-timeout", "10ms"},
+                                                               {"--max-header-bytes", "100"}}) {
+    CAPTURE(bad[0]);
+    auto r = parse(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find(bad[0]) != std::string::npos);
+  }
+}
