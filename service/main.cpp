@@ -5,6 +5,7 @@
 //     inherits the mask and only the signal thread sees SIGTERM/SIGINT;
 //  3. then the backends' threads, then the HTTP server.
 
+#include <malloc.h>
 #include <oneapi/tbb/global_control.h>
 #include <pthread.h>
 #include <unistd.h>  // environ
@@ -100,6 +101,14 @@ int main(int argc, char** argv) {
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::size_t pool_share = config.buffer_pool_bytes / (worker_count + 1);
   if (pool_share > 0) install_buffer_pool(pool_share);
+  // Blocks of 4 MiB and up (upload bodies, encoded outputs, refused uploads
+  // read up to --max-body-bytes) are mapped and unmapped on their own.
+  // glibc's default threshold grows with every large block freed (up to
+  // 32 MiB), after which such blocks stay cached in the per-thread arenas:
+  // the attack suite's smuggling row left 650 MiB behind. Pixel buffers are
+  // pooled separately (install_buffer_pool), so this costs no page faults
+  // there. Set before the zygote forks, so workers inherit it.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   auto zygote = Zygote::start();
   if (!zygote) {
     std::fprintf(stderr, "pixpool: cannot start the worker zygote: %s\n",
