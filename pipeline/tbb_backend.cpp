@@ -4,6 +4,8 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 
 #include "pipeline/admission_queue.hpp"
 #include "pipeline/strip_runner.hpp"
@@ -36,6 +38,12 @@ struct TbbBackend::State {
 
   const int threads;
   AdmissionQueue queue;
+  // Arena tasks not finished yet. A job withdrawn by its cancel token is
+  // finished without its task, which still runs later (and finds nothing):
+  // shutdown() waits for these too, so no task outlives State.
+  std::mutex tasks_mutex;
+  std::condition_variable tasks_done;
+  int tasks = 0;  // guarded by tasks_mutex
   tbb::task_arena arena;
 };
 
@@ -49,17 +57,24 @@ std::future<Result<JobOutput>> TbbBackend::submit(JobSpec job) {
   auto admitted = state_->queue.push(std::move(job));
   if (!admitted) return ready_error(admitted.error().code, admitted.error().message);
   // One arena task per admitted job; each takes the oldest queued job. The
-  // task's last touch of `state` is queue.finish(), and shutdown() waits for
-  // every finish, so State outlives its tasks.
+  // task's last touch of `state` is the decrement of `tasks` (under its
+  // mutex), and shutdown() waits for it, so State outlives its tasks.
+  {
+    std::lock_guard lock(state_->tasks_mutex);
+    ++state_->tasks;
+  }
   state_->arena.enqueue([state = state_.get()] {
-    auto queued = state->queue.take();
     // None left: jobs withdrawn by their cancel token (or skipped by an
     // earlier task) leave their tasks with nothing to do.
-    if (!queued) return;
-    // Idle arena threads help with this image's filter strips.
-    const int idle = state->threads - static_cast<int>(state->queue.stats().busy);
-    Result<JobOutput> result = run_job(queued->job, tbb_strip_runner(1 + std::max(0, idle)));
-    state->queue.finish(*queued, std::move(result));
+    if (auto queued = state->queue.take()) {
+      // Idle arena threads help with this image's filter strips.
+      const int idle = state->threads - static_cast<int>(state->queue.stats().busy);
+      Result<JobOutput> result = run_job(queued->job, tbb_strip_runner(1 + std::max(0, idle)));
+      state->queue.finish(*queued, std::move(result));
+    }
+    std::lock_guard lock(state->tasks_mutex);
+    --state->tasks;
+    state->tasks_done.notify_all();
   });
   return std::move(admitted.value());
 }
@@ -83,6 +98,8 @@ bool TbbBackend::ready() const {
 void TbbBackend::shutdown() {
   state_->queue.stop();
   state_->queue.wait_drained();
+  std::unique_lock lock(state_->tasks_mutex);
+  state_->tasks_done.wait(lock, [this] { return state_->tasks == 0; });
 }
 
 }  // namespace pixpool

@@ -55,7 +55,15 @@ ConnectionWatch::ConnectionWatch(const httplib::Request& req) : state_(std::make
   state_->remote_port = req.remote_port;
   state_->local_addr = req.local_addr;
   state_->local_port = req.local_port;
-  token_ = std::make_shared<CancelToken>([state = state_] { return state->closed(); });
+  // The probe runs inside waits that must not throw (memory budget,
+  // queues): any failure (bad_alloc while short of memory) is "not gone".
+  token_ = std::make_shared<CancelToken>([state = state_]() noexcept {
+    try {
+      return state->closed();
+    } catch (...) {
+      return false;
+    }
+  });
 }
 
 ConnectionWatch::~ConnectionWatch() {

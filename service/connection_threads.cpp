@@ -1,5 +1,7 @@
 #include "service/connection_threads.hpp"
 
+#include <cstdio>
+#include <system_error>
 #include <utility>
 
 namespace pixpool {
@@ -22,9 +24,16 @@ void ConnectionThreads::enqueue(std::function<void()> fn) {
     return;
   }
   if (threads_.size() < max_threads_) {
-    std::thread thread([this] { serve(); });
-    const auto id = thread.get_id();
-    threads_.emplace(id, std::move(thread));
+    // Out of threads (RLIMIT_NPROC, a pids cgroup): the connection stays
+    // queued for a running thread; an exception here would end the server
+    // (httplib's accept loop does not catch).
+    try {
+      std::thread thread([this] { serve(); });
+      const auto id = thread.get_id();
+      threads_.emplace(id, std::move(thread));
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "pixpool: cannot start a connection thread: %s\n", e.what());
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 #include "service/request_head_watchdog.hpp"
 
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <optional>
@@ -110,6 +112,7 @@ void RequestHeadWatchdog::sweep() {
     int fd;
     std::string key;
     std::optional<std::int64_t> read;
+    Clock::time_point sampled;
   };
   std::vector<Seen> seen;
   for (const int fd : open_descriptors()) {
@@ -118,7 +121,7 @@ void RequestHeadWatchdog::sweep() {
     if (!local || local->port != listen_port_) continue;
     const auto peer = peer_endpoint(fd);
     if (!peer) continue;
-    seen.push_back({fd, key_of(peer->host, peer->port), bytes_read(fd)});
+    seen.push_back({fd, key_of(peer->host, peer->port), bytes_read(fd), Clock::now()});
   }
 
   std::vector<const Seen*> to_cut;
@@ -129,23 +132,40 @@ void RequestHeadWatchdog::sweep() {
     for (const Seen& s : seen) {
       Connection& c = connection(s.key);
       c.seen_in_sweep = sweep;
-      if (!c.in_head || c.cut || !s.read) continue;
-      if (c.read_at_head_start < 0) c.read_at_head_start = *s.read;
+      if (!c.in_head || !s.read) continue;
+      // A sample taken before the head began (response_done ran in between)
+      // belongs to the previous request: wait for the next sweep.
+      if (c.read_at_head_start < 0) {
+        if (s.sampled >= c.head_since) c.read_at_head_start = *s.read;
+        continue;
+      }
       const bool too_large =
           *s.read - c.read_at_head_start > static_cast<std::int64_t>(limits_.max_bytes);
       const bool too_slow = now - c.head_since > limits_.timeout;
       if (!too_large && !too_slow) continue;
-      c.cut = true;
       ++(too_large ? stats_.cut_too_large : stats_.cut_timeout);
       to_cut.push_back(&s);
+      // Forget it: the aborted socket is never listed again (it has no peer
+      // now), and a new connection from the same address and port, which a
+      // reset allows at once, must start with a fresh entry, not inherit
+      // this one.
+      connections_.erase(s.key);
     }
     // Connections not seen in this sweep (nor registered since) are closed.
     std::erase_if(connections_,
                   [sweep](const auto& entry) { return entry.second.seen_in_sweep + 1 < sweep; });
   }
   for (const Seen* s : to_cut) {
-    const auto peer = peer_endpoint(s->fd);  // still the same connection?
-    if (peer && key_of(peer->host, peer->port) == s->key) abort_connection(s->fd);
+    // A duplicate pins the socket: httplib may close `fd` meanwhile and the
+    // number be reused, but the check and the abort act on one socket.
+    const int pinned = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+    if (pinned < 0) continue;
+    const auto local = local_endpoint(pinned);
+    const auto peer = peer_endpoint(pinned);
+    if (local && local->port == listen_port_ && peer && key_of(peer->host, peer->port) == s->key) {
+      abort_connection(pinned);
+    }
+    close(pinned);
   }
 }
 

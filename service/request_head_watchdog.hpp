@@ -19,8 +19,11 @@
 // connection is thus bounded by the limit plus what one client can send in
 // one interval.
 //
-// The peer is looked up again right before the shutdown, so a descriptor
-// number reused by a new connection in between is not cut. Linux only.
+// The socket is pinned (dup) and its endpoints checked again right before the
+// abort, so a descriptor number reused by a new connection in between is not
+// cut. A connection waiting for a thread beyond --http-threads, or idle
+// between kept-alive requests, counts as in its head: keep
+// --keep-alive-timeout below --header-timeout. Linux only.
 
 #include <chrono>
 #include <condition_variable>
@@ -65,7 +68,6 @@ class RequestHeadWatchdog {
     bool in_head = true;
     std::chrono::steady_clock::time_point head_since;
     std::int64_t read_at_head_start = -1;  // -1: take it at the next check
-    bool cut = false;
     std::uint64_t seen_in_sweep = 0;
   };
 
