@@ -20,22 +20,23 @@ std::optional<SocketEndpoint> numeric(const sockaddr_storage& address, socklen_t
   return SocketEndpoint{host, std::atoi(port)};
 }
 
-}  // namespace
-
-std::optional<SocketEndpoint> local_endpoint(int fd) {
+// `get` is getsockname or getpeername; IPv4 and IPv6 only.
+std::optional<SocketEndpoint> endpoint(int fd, int (*get)(int, sockaddr*, socklen_t*)) {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return std::nullopt;
+  if (get(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return std::nullopt;
   if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return std::nullopt;
   return numeric(address, length);
 }
 
+}  // namespace
+
+std::optional<SocketEndpoint> local_endpoint(int fd) {
+  return endpoint(fd, getsockname);
+}
+
 std::optional<SocketEndpoint> peer_endpoint(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return std::nullopt;
-  if (address.ss_family != AF_INET && address.ss_family != AF_INET6) return std::nullopt;
-  return numeric(address, length);
+  return endpoint(fd, getpeername);
 }
 
 std::vector<int> open_descriptors() {

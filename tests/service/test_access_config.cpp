@@ -10,22 +10,16 @@
 #include <vector>
 
 #include "service/config.hpp"
+#include "tests/service/parse_config.hpp"
 
 using namespace pixpool;
+using pixpool::test::parse;
 
 namespace {
 
 const std::string kKeyA = "key-a-0123456789abcdef";
 const std::string kKeyB = "key-b-fedcba9876543210";
 const std::string kKeyC = "key-c-from-the-file-0001";
-
-Result<CommandLine> parse(const std::vector<std::string>& args,
-                          std::map<std::string, std::string> env = {}) {
-  return parse_command_line(args, [&env](const char* name) -> const char* {
-    auto it = env.find(name);
-    return it == env.end() ? nullptr : it->second.c_str();
-  });
-}
 
 // A temporary key file, removed at scope exit.
 struct KeyFile {

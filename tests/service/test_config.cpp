@@ -13,20 +13,10 @@
 
 #include "filters/op_registry.hpp"
 #include "service/config.hpp"
+#include "tests/service/parse_config.hpp"
 
 using namespace pixpool;
-
-namespace {
-
-Result<CommandLine> parse(const std::vector<std::string>& args,
-                          std::map<std::string, std::string> env = {}) {
-  return parse_command_line(args, [&env](const char* name) -> const char* {
-    auto it = env.find(name);
-    return it == env.end() ? nullptr : it->second.c_str();
-  });
-}
-
-}  // namespace
+using pixpool::test::parse;
 
 TEST_CASE("defaults") {
   auto cli = parse({});

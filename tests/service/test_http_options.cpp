@@ -8,20 +8,10 @@
 #include <vector>
 
 #include "service/config.hpp"
+#include "tests/service/parse_config.hpp"
 
 using namespace pixpool;
-
-namespace {
-
-Result<CommandLine> parse(const std::vector<std::string>& args,
-                          std::map<std::string, std::string> env = {}) {
-  return parse_command_line(args, [&env](const char* name) -> const char* {
-    auto it = env.find(name);
-    return it == env.end() ? nullptr : it->second.c_str();
-  });
-}
-
-}  // namespace
+using pixpool::test::parse;
 
 TEST_CASE("HTTP edge defaults: safe for clients talking to pixpool directly") {
   auto cli = parse({});
