@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -73,14 +74,23 @@ class FuzzServer final : public httplib::Server {
                              const httplib::ContentReader& reader) { handle(req, res, reader); });
   }
 
+  // PIXPOOL_FUZZ_VERBOSE=1 prints each answer: which seeds reach which branch.
   void run(BufferStream& stream) {
     bool closed = false;
     (void)process_request(stream, true, closed, nullptr);
+    if (verbose_) std::fprintf(stderr, "answer %d %s\n", status_, answer_.c_str());
   }
 
  private:
   void handle(const httplib::Request& req, httplib::Response& res,
-              const httplib::ContentReader& reader) const {
+              const httplib::ContentReader& reader) {
+    handle_batch(req, res, reader);
+    status_ = res.status;
+    answer_ = res.body;
+  }
+
+  void handle_batch(const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& reader) const {
     pixpool::UploadBody upload(req, res, &reader, config_.http.max_body_bytes);
     auto query = pixpool::parse_query(req.target);
     if (!query) return upload.refuse(query.error());
@@ -98,9 +108,13 @@ class FuzzServer final : public httplib::Server {
       if (!input.url.empty() && (!input.bytes.empty() || !input.name.empty())) std::abort();
     }
     res.status = 200;
+    res.body = std::to_string(request->inputs.size()) + " item(s)";
   }
 
   pixpool::Config config_;
+  bool verbose_ = std::getenv("PIXPOOL_FUZZ_VERBOSE") != nullptr;
+  int status_ = 0;
+  std::string answer_;
 };
 
 std::string chunked(std::string_view body) {
