@@ -92,6 +92,27 @@ Result<cv::Mat> decode_jpeg(std::string_view bytes) {
   return apply_exif_orientation(std::move(image), jpeg_exif_orientation(bytes));
 }
 
+// cv::imdecode picks its decoder by its own signature checks, over every
+// codec OpenCV was built with, not by the format we sniffed. Ours (BMP,
+// JPEG, WebP, TIFF, PNG) are all checked at offset 0 and ahead of the rest,
+// except that OpenCV's WebP check is stricter than a RIFF/WEBP sniff (it
+// needs a parseable VP8/VP8L/VP8X header): a WebP it declines falls through
+// to the next decoder that matches, and Debian's OpenCV has GDCM, which
+// claims anything with "DICM" at offset 128 and abort()s (a failed assert in
+// gdcm::Reader) on malformed data, taking the whole server down with it.
+// Found fuzzing decode_image (crash-413799ef9c7e64c9c494beebfc2ff3da7d7e14e5).
+// No other OpenCV 4.6 decoder looks past offset 0, so refusing that one
+// signature keeps imdecode on the decoder we checked the header for.
+Result<void> claimed_by_another_decoder(std::string_view bytes) {
+  constexpr std::size_t kDicomMagicAt = 128;
+  if (bytes.size() >= kDicomMagicAt + 4 && bytes.substr(kDicomMagicAt, 4) == "DICM") {
+    return {ErrorCode::unsupported_image,
+            "not a supported image (DICOM signature at byte 128; expected JPEG, PNG, WebP, BMP or "
+            "TIFF data)"};
+  }
+  return {};
+}
+
 // Brings any decoded depth/channel layout to 8-bit grey, BGR or BGRA.
 Result<cv::Mat> to_8bit(cv::Mat image) {
   switch (image.depth()) {
@@ -140,6 +161,7 @@ Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixe
     if (!decoded) return decoded.error();
     image = std::move(decoded.value());
   } else {
+    if (auto stolen = claimed_by_another_decoder(bytes); !stolen) return stolen.error();
     cv::Mat wrapped(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
     image = cv::imdecode(wrapped, cv::IMREAD_UNCHANGED);
     if (image.empty()) {

@@ -210,3 +210,35 @@ TEST_CASE("check_encodable knows the format size limits") {
         ErrorCode::too_large_for_format);
   CHECK(check_encodable(100000, 1, ImageFormat::png).ok());
 }
+
+// Found fuzzing decode_image: OpenCV declined this WebP's VP8L header and
+// handed the bytes to the next decoder whose signature matched, GDCM (by
+// "DICM" at byte 128), which abort()ed the process on a failed assert. The
+// reproducer is kept in tests/fuzz/corpus/decode/.
+TEST_CASE("decode_image: crash-413799ef — WebP with DICM at byte 128 reached GDCM's abort") {
+  const std::string reproducer(
+      "\x52\x49\x46\x46\xa0\x00\x00\x00\x57\x45\x42\x50\x56\x50\x38\x4c"
+      "\x3a\x2f\x2f\x00\x2f\x03\xc0\x00\x10\x7f\xa0\x2a\xb2\xad\xa4\x44"
+      "\x84\x58\x36\x52\xd1\x84\x2a\x9a\xc0\x02\xb8\x3a\x31\xd4\x50\x54"
+      "\x5b\x3b\xf4\x0f\xa6\xd5\xcc\xd2\x4a\x02\x47\x00\x1d\xb4\xd0\xf8"
+      "\xcf\xa0\x83\x73\xd4\x04\x00\x9a\xbc\xc8\xc7\x4d\xb4\xb5\x74\x49"
+      "\x42\x85\x79\x83\x29\x8d\x64\xab\x99\xf9\xf6\x38\x3f\xf0\x50\x0d"
+      "\x25\x24\x8f\xca\x9a\xa1\x36\x54\x6c\x0a\x19\xbc\xad\x25\x24\x45"
+      "\xf8\x1d\xa3\x68\x37\xff\xd8\xa2\xe2\x1c\x9f\xff\x3d\x82\x64\x1c"
+      "\x44\x49\x43\x4d",
+      132);
+  REQUIRE(read_header(reproducer).ok());  // it does probe as a WebP
+  auto decoded = decode_image(reproducer, kDefaultMaxPixels);
+  REQUIRE_FALSE(decoded.ok());
+  CHECK(decoded.error().code == ErrorCode::unsupported_image);
+
+  // Any non-JPEG input with that signature is refused before cv::imdecode.
+  std::string png = test::encode_with_opencv(test::synthetic_image(64, 64, 3), ".png");
+  REQUIRE(png.size() > 132);
+  CHECK(decode_image(png, kDefaultMaxPixels).ok());
+  png.replace(128, 4, "DICM");
+  auto refused = decode_image(png, kDefaultMaxPixels);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::unsupported_image);
+  CHECK(refused.error().message.find("DICOM signature") != std::string::npos);
+}
