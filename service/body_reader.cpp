@@ -23,10 +23,15 @@ Result<RequestBody> UploadBody::read() {
     return !too_large;
   };
   bool ok = true;
+  bool too_many_parts = false;
   if (req_.is_multipart_form_data()) {
     body.multipart = true;
     ok = (*reader_)(
         [&](const httplib::MultipartFormData& part) {
+          if (body.parts.size() == kMaxBodyParts) {
+            too_many_parts = true;
+            return false;
+          }
           body.parts.push_back(BodyPart{part.name, part.filename, {}});
           return true;
         },
@@ -48,6 +53,10 @@ Result<RequestBody> UploadBody::read() {
   if (too_large || res_.status == 413) {
     return Error{ErrorCode::body_too_large, "request body is larger than the limit of " +
                                                 std::to_string(max_bytes_) + " bytes"};
+  }
+  if (too_many_parts) {
+    return Error{ErrorCode::invalid_parameter, "too many items: the multipart body has more than " +
+                                                   std::to_string(kMaxBodyParts) + " parts"};
   }
   if (!ok) return Error{ErrorCode::invalid_parameter, "could not read the request body"};
   return body;

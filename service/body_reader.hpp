@@ -19,6 +19,13 @@
 
 namespace pixpool {
 
+// Most multipart parts one body may hold: above --max-batch-items' ceiling
+// (100'000), so every batch that can be accepted fits. Each part costs at
+// least a BodyPart (96 bytes) however small it is: unbounded, a 64 MiB body
+// of ~50-byte empty parts held some 1.3 million of them (an estimated
+// 120-380 MB) before its batch was refused (seen fuzzing batch_multipart).
+inline constexpr std::size_t kMaxBodyParts = 100'001;
+
 struct BodyPart {
   std::string name;      // the multipart field name
   std::string filename;  // "" unless the part is a file
@@ -44,9 +51,10 @@ class UploadBody {
   // Reads the whole body (multipart parts or raw bytes), counting content
   // bytes against max_bytes, chunked uploads included (httplib enforces its
   // limit only when Content-Length is given). Call once. Errors:
-  // body_too_large over max_bytes; invalid_parameter when the body cannot
-  // be read (malformed multipart, connection lost); an empty body is not an
-  // error here.
+  // body_too_large over max_bytes; invalid_parameter for more than
+  // kMaxBodyParts parts ("too many items") or when the body cannot be read
+  // (malformed multipart, connection lost); an empty body is not an error
+  // here.
   Result<RequestBody> read();
 
   // Refuses the request with `error` (JSON body, status and Retry-After via

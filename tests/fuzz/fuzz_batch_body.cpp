@@ -33,7 +33,8 @@
 
 namespace {
 
-constexpr std::size_t kMaxBodyBytes = 16 * 1024;  // small, so the fuzzer reaches the limit
+constexpr std::size_t kMaxBodyBytes = std::size_t{16}
+                                      << 10;  // small, so the fuzzer reaches the limit
 
 // The request bytes as a connection, the answer thrown away.
 class BufferStream final : public httplib::Stream {
