@@ -28,8 +28,9 @@ constexpr std::chrono::milliseconds kHealthCheckInterval{100};
 // zygote is replaced) before it fails with unavailable.
 constexpr std::chrono::seconds kWorkerWait{5};
 
-// Reruns of one job after its worker died with the zygote (not its fault).
-constexpr int kMaxZygoteLosses = 3;
+// Reruns of one job after its worker died with the zygote (not its fault);
+// a bound all the same, so no job can loop forever.
+constexpr int kMaxZygoteLosses = 8;
 
 // Above this, a finished job's pages are handed back to the kernel.
 constexpr std::size_t kResidentBufferBytes = std::size_t{16} << 20;

@@ -10,7 +10,7 @@
 // worker_crashed, so a poison image costs two workers, never the pool.
 // Deaths caused by the zygote's own death (its workers die with it) do not
 // count against the job: it waits for the replacement zygote's workers (at
-// most 5 s) and runs again, at most 3 times. A job that exceeds the job
+// most 5 s) and runs again, at most 8 times. A job that exceeds the job
 // timeout is SIGKILLed with its worker and fails with timeout, never
 // retried. Either way the worker is replaced at once and other jobs carry
 // on. A worker found dead while idle is replaced and the job goes to the new

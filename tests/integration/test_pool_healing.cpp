@@ -185,6 +185,10 @@ TEST_CASE("SIGKILLing the zygote under load: no failed request, tbb unaffected, 
   });
 
   for (int round = 0; round < 5; ++round) {
+    // Kills spaced by progress (each after new answers), and each while a
+    // job is in a worker: a job may still live through several of them.
+    const int answered = process_ok.load();
+    REQUIRE(wait_until([&] { return process_ok >= answered + 2; }, 20s, 5ms));
     REQUIRE(wait_until(
         [&] { return get_json(server, "/readyz")["backends"]["process"]["busy"] >= 1; }, 20s, 2ms));
     const pid_t zygote = zygote_of(server);
@@ -217,12 +221,19 @@ TEST_CASE("a worker SIGKILLed mid-job: the request succeeds and the retry is cou
     answer = client_for(server).Post("/v1/process?backend=process&ops=sleep:1500,contour", photo,
                                      "image/jpeg");
   });
+  // Delivered: a worker sleeps in the job's first op. Kill that one.
+  pid_t victim = -1;
   REQUIRE(wait_until(
-      [&] { return get_json(server, "/readyz")["backends"]["process"]["busy"] == 1; }, 20s, 2ms));
-  // Kill both workers: one of them has the job.
-  for (const auto& pid : get_json(server, "/readyz")["backends"]["process"]["worker_pids"]) {
-    CHECK(kill(pid.get<pid_t>(), SIGKILL) == 0);
-  }
+      [&] {
+        for (const auto& pid : get_json(server, "/readyz")["backends"]["process"]["worker_pids"]) {
+          if (test::wait_channel(pid.get<pid_t>()).find("nanosleep") != std::string::npos) {
+            victim = pid.get<pid_t>();
+          }
+        }
+        return victim > 0;
+      },
+      20s, 2ms));
+  CHECK(kill(victim, SIGKILL) == 0);
   request.join();
   REQUIRE(answer.has_value());
   REQUIRE(*answer);
@@ -256,6 +267,11 @@ TEST_CASE("a zygote that cannot be replaced: 503 with a true Retry-After, states
   REQUIRE(wait_until([&] { return healed(server, 2, -1); }, 20s, 10ms));
   const pid_t zygote = zygote_of(server);
   REQUIRE(kill(zygote, SIGKILL) == 0);
+  // Jobs arriving before the first failed start are accepted and wait (at
+  // most 5 s) for workers; refusals start once a replacement has failed.
+  REQUIRE(wait_until(
+      [&] { return get_json(server, "/readyz")["backends"]["process"]["state"] == "unavailable"; },
+      20s, 5ms));
 
   // Every refusal's Retry-After matches the estimate /readyz shows next to
   // it (rounded up, >= 1), and it grows with the back-off: not a constant.

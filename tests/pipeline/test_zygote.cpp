@@ -125,7 +125,13 @@ TEST_CASE("a worker killed mid-job: the job runs again on a fresh worker and suc
   auto pool = make_pool(test::zygote(), 1);
   const long victim = pool->stats().worker_pids.at(0);
   auto job = pool->submit(photo_job("sleep:1500,blur:5,contour"));
-  REQUIRE(wait_until([&] { return pool->stats().busy == 1; }, 10s, 2ms));
+  // Delivered: the worker sleeps in the job's first op.
+  REQUIRE(wait_until(
+      [&] {
+        return test::wait_channel(static_cast<pid_t>(victim)).find("nanosleep") !=
+               std::string::npos;
+      },
+      10s, 2ms));
   REQUIRE(kill(static_cast<pid_t>(victim), SIGKILL) == 0);
   auto out = job.get();
   REQUIRE(out.ok());
@@ -154,7 +160,16 @@ TEST_CASE("jobs running when the zygote dies are rerun on the new zygote's worke
   auto pool = make_pool(zygote, 2);
   std::vector<std::future<Result<JobOutput>>> jobs;
   for (int i = 0; i < 4; ++i) jobs.push_back(pool->submit(photo_job("sleep:600,blur:5")));
-  REQUIRE(wait_until([&] { return pool->stats().busy == 2; }, 10s, 2ms));
+  REQUIRE(wait_until(
+      [&] {
+        int sleeping = 0;
+        for (long pid : pool->stats().worker_pids) {
+          sleeping +=
+              test::wait_channel(static_cast<pid_t>(pid)).find("nanosleep") != std::string::npos;
+        }
+        return sleeping == 2;
+      },
+      10s, 2ms));
   REQUIRE(kill(zygote->pid(), SIGKILL) == 0);
   for (auto& job : jobs) CHECK(job.get().ok());
   CHECK(pool->stats().retried >= 2);

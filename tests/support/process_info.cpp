@@ -138,3 +138,20 @@ std::string command_name(pid_t pid) {
 }
 
 }  // namespace pixpool::test
+
+namespace pixpool::test {
+
+std::string wait_channel(pid_t pid) {
+  std::string where;
+  std::error_code ec;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "wchan");
+    std::string one;
+    std::getline(in, one);
+    where += (where.empty() ? "" : ",") + one;
+  }
+  return where;
+}
+
+}  // namespace pixpool::test

@@ -50,3 +50,12 @@ std::vector<pid_t> zombies_of(pid_t pid);
 std::string command_name(pid_t pid);
 
 }  // namespace pixpool::test
+
+namespace pixpool::test {
+
+// Where the threads of `pid` sleep in the kernel (/proc/<pid>/task/*/wchan,
+// comma-separated), e.g. "hrtimer_nanosleep" in the list while a worker runs
+// the test op sleep.
+std::string wait_channel(pid_t pid);
+
+}  // namespace pixpool::test
