@@ -225,7 +225,8 @@ TEST_CASE("a worker SIGKILLed mid-job: the request succeeds and the retry is cou
   pid_t victim = -1;
   REQUIRE(wait_until(
       [&] {
-        for (const auto& pid : get_json(server, "/readyz")["backends"]["process"]["worker_pids"]) {
+        const auto ready = get_json(server, "/readyz");  // outlives the loop below
+        for (const auto& pid : ready["backends"]["process"]["worker_pids"]) {
           if (test::wait_channel(pid.get<pid_t>()).find("nanosleep") != std::string::npos) {
             victim = pid.get<pid_t>();
           }
