@@ -124,9 +124,9 @@ TEST_CASE("SIGKILLing the zygote 5 times: ready again within 2 s, no zombie, fd 
 
   // The new zygote holds stdio and its control socket; a worker its socket
   // and its shared buffer: no listening or client socket, no other memfd.
+  // (The zygote closes its copies of a worker's fds just after handing them over.)
   const pid_t zygote = zygote_of(server);
-  const auto zygote_fds = extra_fds(zygote);
-  CHECK(zygote_fds.size() == 1);
+  CHECK(wait_until([&] { return extra_fds(zygote).size() == 1; }, 10s, 2ms));
   const auto pids = get_json(server, "/readyz")["backends"]["process"]["worker_pids"];
   REQUIRE(pids.size() == 2);
   for (const auto& pid : pids) {

@@ -100,8 +100,12 @@ TEST_CASE("no descriptor of the server reaches a new zygote or its workers") {
   auto pool = make_pool(zygote, 1);
   kill_zygote_and_wait(*zygote, *pool, 1);
 
-  // The zygote: stdio and its control socket (fd 3), nothing else.
+  // The zygote: stdio and its control socket (fd 3), nothing else, once it
+  // has closed its copies of the last worker's socket and memfd (it does so
+  // just after handing them over).
+  CHECK(wait_until([&] { return extra_fds(zygote->pid()).size() == 1; }, 10s, 2ms));
   const auto zygote_fds = extra_fds(zygote->pid());
+  for (const auto& fd : zygote_fds) MESSAGE("zygote fd " << fd);
   REQUIRE(zygote_fds.size() == 1);
   CHECK(zygote_fds[0].rfind("3 -> socket:", 0) == 0);
   // A worker: its socket and its shared-memory buffer.
