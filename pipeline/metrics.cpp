@@ -173,12 +173,6 @@ std::string Metrics::exposition(const BackendSet& backends) const {
     out << "pixpool_zygote_restarts_total{backend=\"" << name << "\"} " << s.zygote_restarts
         << '\n';
   }
-  family("pixpool_backend_available", "gauge",
-         "1 while the backend can take work (ready, degraded or recovering), by backend.");
-  for (const auto& [name, s] : live) {
-    out << "pixpool_backend_available{backend=\"" << name << "\"} "
-        << (s.state.health == BackendHealth::unavailable ? 0 : 1) << '\n';
-  }
   family("pixpool_uptime_seconds", "gauge", "Seconds since the server started.");
   out << "pixpool_uptime_seconds "
       << number(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count())

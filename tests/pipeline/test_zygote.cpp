@@ -110,7 +110,11 @@ TEST_CASE("no descriptor of the server reaches a new zygote or its workers") {
   CHECK(zygote_fds[0].rfind("3 -> socket:", 0) == 0);
   // A worker: its socket and its shared-memory buffer.
   const long worker = pool->stats().worker_pids.at(0);
+  // (At start a worker briefly reads its own /proc/<pid>/maps: pthread's
+  // stack lookup.)
+  CHECK(wait_until([&] { return extra_fds(static_cast<pid_t>(worker)).size() == 2; }, 10s, 2ms));
   const auto worker_fds = extra_fds(static_cast<pid_t>(worker));
+  for (const auto& fd : worker_fds) MESSAGE("worker fd " << fd);
   CHECK(worker_fds.size() == 2);
   int sockets = 0;
   int buffers = 0;
