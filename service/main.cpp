@@ -110,8 +110,9 @@ int main(int argc, char** argv) {
   }
 
   // The zygote installs its share too (ZygoteEnvironment), so worker
-  // processes reuse buffers as well. The idle-buffer allowance is split evenly between this process
-  // and the workers: idle memory stays within buffer_pool_bytes however many there are.
+  // processes reuse buffers as well. The idle-buffer allowance is split
+  // evenly between this process and the workers: idle memory stays within
+  // buffer_pool_bytes however many there are.
   const int worker_count =
       config.process.workers > 0
           ? config.process.workers
