@@ -170,6 +170,7 @@ TEST_CASE("SIGKILLing the zygote under load: no failed request, tbb unaffected, 
     }
   };
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back(client_loop, "/v1/process?backend=process&ops=sleep:60,blur:5,contour",
                          std::ref(process_ok), std::ref(process_failed));

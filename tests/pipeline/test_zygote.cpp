@@ -167,6 +167,7 @@ TEST_CASE("jobs running when the zygote dies are rerun on the new zygote's worke
   auto zygote = test::start_zygote();
   auto pool = make_pool(zygote, 2);
   std::vector<std::future<Result<JobOutput>>> jobs;
+  jobs.reserve(4);
   for (int i = 0; i < 4; ++i) jobs.push_back(pool->submit(photo_job("sleep:600,blur:5")));
   REQUIRE(wait_until(
       [&] {
