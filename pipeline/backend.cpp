@@ -1,6 +1,33 @@
 #include "pipeline/backend.hpp"
 
+#include <algorithm>
+
 namespace pixpool {
+
+std::string_view health_name(BackendHealth health) {
+  switch (health) {
+    case BackendHealth::ready:
+      return "ready";
+    case BackendHealth::degraded:
+      return "degraded";
+    case BackendHealth::recovering:
+      return "recovering";
+    case BackendHealth::unavailable:
+      return "unavailable";
+  }
+  return "unavailable";
+}
+
+long long retry_after_seconds(std::chrono::milliseconds wait) {
+  return std::max<long long>(1, (wait.count() + 999) / 1000);
+}
+
+Error unavailable_error(std::string_view backend, const BackendState& state) {
+  return Error{ErrorCode::unavailable,
+               "the " + std::string(backend) + " backend cannot take work now" +
+                   (state.reason.empty() ? std::string() : ": " + state.reason) + " (retry after " +
+                   std::to_string(retry_after_seconds(state.available_in)) + " s)"};
+}
 
 std::future<Result<JobOutput>> ready_error(ErrorCode code, std::string message) {
   std::promise<Result<JobOutput>> promise;

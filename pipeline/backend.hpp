@@ -2,6 +2,7 @@
 // The Backend interface: where the pixel work of a job runs. HTTP threads
 // submit and wait on the future; they never do pixel work themselves.
 
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -14,15 +15,45 @@
 
 namespace pixpool {
 
+// Whether a backend can take work, for /readyz, /healthz, /v1/backends and
+// Retry-After. Only `unavailable` refuses jobs (503 unavailable).
+enum class BackendHealth {
+  ready,        // full strength
+  degraded,     // serving with fewer workers than configured (refilling)
+  recovering,   // no worker now, expected back soon (e.g. the zygote is being replaced);
+                // jobs are accepted and wait a bounded time for one
+  unavailable,  // cannot take work: shutting down, or recovery keeps failing
+};
+
+// "ready", "degraded", "recovering", "unavailable".
+std::string_view health_name(BackendHealth health);
+
+struct BackendState {
+  BackendHealth health = BackendHealth::ready;
+  std::chrono::milliseconds available_in{0};  // estimate until it can take work again; 0 = now
+  std::string reason;                         // why not ready; empty when ready
+};
+
+// The refusal of a backend in `state`: unavailable, with the estimate as a
+// trailing "(retry after N s)" (N = available_in rounded up, at least 1)
+// that service/http_errors turns into Retry-After.
+Error unavailable_error(std::string_view backend, const BackendState& state);
+
+// Seconds for Retry-After: `wait` rounded up, at least 1.
+long long retry_after_seconds(std::chrono::milliseconds wait);
+
 struct BackendStats {
-  int workers = 0;                // threads or processes doing pixel work
-  std::size_t busy = 0;           // jobs running now
-  std::size_t queued = 0;         // jobs accepted but not started
-  std::uint64_t completed = 0;    // jobs that produced an image
-  std::uint64_t failed = 0;       // jobs that ended in an error value
-  std::uint64_t abandoned = 0;    // jobs dropped unrun: their client went away while they waited
-  std::uint64_t restarts = 0;     // workers replaced after a crash or timeout
-  std::vector<long> worker_pids;  // worker processes (process backend only)
+  int workers = 0;              // threads or processes doing pixel work
+  std::size_t busy = 0;         // jobs running now
+  std::size_t queued = 0;       // jobs accepted but not started
+  std::uint64_t completed = 0;  // jobs that produced an image
+  std::uint64_t failed = 0;     // jobs that ended in an error value
+  std::uint64_t abandoned = 0;  // jobs dropped unrun: their client went away while they waited
+  std::uint64_t restarts = 0;   // workers replaced after a crash or timeout
+  std::uint64_t retried = 0;    // jobs run again after their worker died mid-job
+  std::uint64_t zygote_restarts = 0;  // zygotes replaced (process backend only)
+  BackendState state;                 // can it take work now (BudgetedBackend passes it through)
+  std::vector<long> worker_pids;      // worker processes (process backend only)
 };
 
 class Backend {
@@ -45,7 +76,7 @@ class Backend {
   virtual bool ready() const = 0;
 
   // False when the backend is broken for good and the process should be
-  // restarted (/healthz turns 503). Default: always healthy.
+  // restarted. Default: always healthy. /healthz uses stats().state.
   virtual bool healthy() const { return true; }
 
   // Stops accepting jobs and waits for the pending ones. Idempotent.

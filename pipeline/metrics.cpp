@@ -162,6 +162,17 @@ std::string Metrics::exposition(const BackendSet& backends) const {
   for (const auto& [name, s] : live) {
     out << "pixpool_jobs_abandoned_total{backend=\"" << name << "\"} " << s.abandoned << '\n';
   }
+  family("pixpool_jobs_retried_total", "counter",
+         "Jobs run again on a fresh worker after their worker died mid-job, by backend.");
+  for (const auto& [name, s] : live) {
+    out << "pixpool_jobs_retried_total{backend=\"" << name << "\"} " << s.retried << '\n';
+  }
+  family("pixpool_zygote_restarts_total", "counter",
+         "Worker zygotes replaced after they died, by backend.");
+  for (const auto& [name, s] : live) {
+    out << "pixpool_zygote_restarts_total{backend=\"" << name << "\"} " << s.zygote_restarts
+        << '\n';
+  }
   family("pixpool_uptime_seconds", "gauge", "Seconds since the server started.");
   out << "pixpool_uptime_seconds "
       << number(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count())

@@ -20,8 +20,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How often an idle dispatcher checks that its worker is still alive.
-constexpr std::chrono::milliseconds kHealthCheckInterval{200};
+// How often an idle dispatcher checks that its worker is still alive, and
+// how long it waits for a zygote before looking at the queue again.
+constexpr std::chrono::milliseconds kHealthCheckInterval{100};
+
+// How long a job waits for a worker while the pool refills (e.g. while the
+// zygote is replaced) before it fails with unavailable.
+constexpr std::chrono::seconds kWorkerWait{5};
+
+// Reruns of one job after its worker died with the zygote (not its fault);
+// a bound all the same, so no job can loop forever.
+constexpr int kMaxZygoteLosses = 8;
 
 // Above this, a finished job's pages are handed back to the kernel.
 constexpr std::size_t kResidentBufferBytes = std::size_t{16} << 20;
@@ -31,6 +40,15 @@ struct Slot {
   WorkerProcess process;
   SharedBuffer buffer;
   bool alive = false;
+  bool ever_started = false;
+};
+
+// How one attempt at a job ended.
+enum class Outcome {
+  done,           // the worker answered (an image or the job's own error)
+  not_delivered,  // the worker was gone before it got the job
+  died,           // the worker died after it got the job
+  killed,         // we killed the worker (timeout, bad reply): not retried
 };
 
 // True when the worker's end is closed (it died while idle) or it sent
@@ -56,39 +74,77 @@ struct ProcessPoolBackend::State {
 
   std::atomic<int> alive{0};
   std::atomic<std::uint64_t> restarts{0};
+  std::atomic<std::uint64_t> retried{0};
 
-  Result<void> start_worker(std::size_t index);
+  Result<void> start_worker(std::size_t index, Clock::time_point deadline);
   void retire_worker(std::size_t index, bool kill_it);
   Result<JobOutput> execute(std::size_t index, const JobSpec& job);
-  Result<JobOutput> execute_once(std::size_t index, const JobSpec& job, bool& delivered);
+  Result<JobOutput> execute_once(std::size_t index, const JobSpec& job, Outcome& outcome);
   void dispatch_loop(std::size_t index);
   void check_idle_worker(std::size_t index);
+  BackendState state() const;
 };
+
+BackendState ProcessPoolBackend::State::state() const {
+  BackendState s;
+  if (queue.stopping()) {
+    s.health = BackendHealth::unavailable;
+    s.reason = "shutting down";
+    return s;
+  }
+  const ZygoteStatus z = zygote->status();
+  const int live = alive.load();
+  const int size = static_cast<int>(slots.size());
+  if (live == size && z.up) return s;
+  // Until workers exist again: the zygote's estimate plus a refill step.
+  s.available_in =
+      z.available_in + (live > 0 ? std::chrono::milliseconds{0} : kHealthCheckInterval);
+  if (!z.up) {
+    s.reason = "the worker zygote is being replaced";
+    if (z.failed_starts > 0) {
+      s.reason += " (" + std::to_string(z.failed_starts) + " failed start" +
+                  (z.failed_starts > 1 ? "s" : "") + ": " + z.last_error + ")";
+    }
+  } else {
+    s.reason = std::to_string(live) + " of " + std::to_string(size) + " workers alive, refilling";
+  }
+  if (live > 0) {
+    s.health = BackendHealth::degraded;
+    s.available_in = std::chrono::milliseconds{0};
+  } else if (z.up || z.failed_starts == 0) {
+    s.health = BackendHealth::recovering;
+  } else {
+    s.health = BackendHealth::unavailable;
+  }
+  return s;
+}
 
 void ProcessPoolBackend::State::check_idle_worker(std::size_t index) {
   Slot& slot = slots[index];
   if (slot.alive && !peer_gone(slot.process.socket.get())) return;
-  const bool was_alive = slot.alive;
   retire_worker(index, true);
-  if (start_worker(index) && was_alive) ++restarts;
+  // Waits for a zygote at most one interval: the loop comes back here.
+  (void)start_worker(index, Clock::now() + kHealthCheckInterval);
 }
 
-Result<void> ProcessPoolBackend::State::start_worker(std::size_t index) {
-  auto worker = zygote->spawn(WorkerSettings{options.worker_memory_mb});
+Result<void> ProcessPoolBackend::State::start_worker(std::size_t index,
+                                                     Clock::time_point deadline) {
+  auto worker = zygote->spawn(WorkerSettings{options.worker_memory_mb}, deadline);
   if (!worker) {
     return Error{ErrorCode::unavailable,
                  "cannot start a worker process: " + worker.error().message};
   }
   Slot& slot = slots[index];
-  const int memfd = dup(worker->memfd.get());
-  auto buffer = SharedBuffer::map(UniqueFd(memfd));
+  auto buffer = SharedBuffer::map(std::move(worker->memfd));
   if (!buffer) {
-    kill(worker->pid, SIGKILL);
+    (void)kill(worker->pid, SIGKILL);  // its zygote reaps it
     return buffer.error();
   }
   slot.process = std::move(worker.value());
   slot.buffer = std::move(buffer.value());
   slot.alive = true;
+  if (slot.ever_started) ++restarts;
+  slot.ever_started = true;
   ++alive;
   std::lock_guard lock(mutex);
   pids[index] = slot.process.pid;
@@ -98,7 +154,7 @@ Result<void> ProcessPoolBackend::State::start_worker(std::size_t index) {
 void ProcessPoolBackend::State::retire_worker(std::size_t index, bool kill_it) {
   Slot& slot = slots[index];
   if (!slot.alive) return;
-  if (kill_it) kill(slot.process.pid, SIGKILL);
+  if (kill_it) (void)kill(slot.process.pid, SIGKILL);
   slot.process = WorkerProcess{};  // closing the socket ends an idle worker
   slot.buffer = SharedBuffer{};
   slot.alive = false;
@@ -108,14 +164,15 @@ void ProcessPoolBackend::State::retire_worker(std::size_t index, bool kill_it) {
 }
 
 Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, const JobSpec& job,
-                                                          bool& delivered) {
+                                                          Outcome& outcome) {
   Slot& slot = slots[index];
-  delivered = false;
+  outcome = Outcome::not_delivered;
   if (peer_gone(slot.process.socket.get())) {
     retire_worker(index, true);
     return Error{ErrorCode::worker_crashed, "worker died while idle"};
   }
   const std::string& input = job.input;
+  outcome = Outcome::done;
   if (auto ok = slot.buffer.grow_to(input.size()); !ok) return ok.error();
   std::memcpy(slot.buffer.data(), input.data(), input.size());
   // Cores whose workers sit idle may help with this image's filter strips.
@@ -129,9 +186,9 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   if (send(slot.process.socket.get(), &request, sizeof request, MSG_NOSIGNAL) !=
       static_cast<ssize_t>(sizeof request)) {
     retire_worker(index, true);
+    outcome = Outcome::not_delivered;
     return Error{ErrorCode::worker_crashed, "worker unreachable"};
   }
-  delivered = true;
 
   const pid_t pid = slot.process.pid;
   const auto deadline = Clock::now() + options.job_timeout;
@@ -140,6 +197,7 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       retire_worker(index, true);
+      outcome = Outcome::killed;
       return Error{ErrorCode::timeout, "job exceeded the job timeout of " +
                                            std::to_string(options.job_timeout.count()) +
                                            " ms; worker " + std::to_string(pid) + " was killed"};
@@ -148,6 +206,7 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
     const int ready = poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
     if (ready < 0 && errno != EINTR) {
       retire_worker(index, true);
+      outcome = Outcome::killed;
       return Error{ErrorCode::internal, std::string("poll: ") + std::strerror(errno)};
     }
     if (ready > 0) break;
@@ -157,6 +216,7 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   const ssize_t n = recv(slot.process.socket.get(), &reply, sizeof reply, 0);
   if (n != static_cast<ssize_t>(sizeof reply)) {
     retire_worker(index, true);
+    outcome = Outcome::died;
     return Error{ErrorCode::worker_crashed,
                  "worker " + std::to_string(pid) + " died while processing the job"};
   }
@@ -164,12 +224,14 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
   if (reply.ok == 1) {
     if (auto ok = slot.buffer.follow(reply.buffer_size); !ok) {
       retire_worker(index, true);
+      outcome = Outcome::killed;
       return ok.error();
     }
   }
   auto answer = wire::decode_reply(reply, slot.buffer.size());
   if (!answer) {
     retire_worker(index, true);
+    outcome = Outcome::killed;
     return answer.error();
   }
   if (!answer->ok()) return answer->error();
@@ -185,24 +247,55 @@ Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, con
 }
 
 Result<JobOutput> ProcessPoolBackend::State::execute(std::size_t index, const JobSpec& job) {
-  // A job that never reached a worker (it had died while idle) is not that
-  // job's fault: give it one more try on a fresh worker.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Deaths this job may have caused (its worker died and the zygote did
+  // not), deaths the zygote caused, and workers found dead before delivery.
+  int crashes = 0;
+  int zygote_losses = 0;
+  int undelivered = 0;
+  std::vector<pid_t> dead;
+  for (;;) {
     if (!slots[index].alive) {
-      if (auto ok = start_worker(index); !ok) return ok.error();
-      ++restarts;
+      // A bounded wait while the pool refills (a new zygote, a fresh worker).
+      if (auto ok = start_worker(index, Clock::now() + kWorkerWait); !ok) {
+        BackendState s = state();
+        s.reason = ok.error().message;
+        return unavailable_error("process", s);
+      }
     }
-    bool delivered = false;
-    auto result = execute_once(index, job, delivered);
-    const bool died = !slots[index].alive;
-    if (died && start_worker(index)) ++restarts;  // full strength before the next job
-    if (delivered || !died || attempt == 1) return result;
+    const pid_t pid = slots[index].process.pid;
+    const std::uint64_t generation = slots[index].process.generation;
+    Outcome outcome = Outcome::done;
+    auto result = execute_once(index, job, outcome);
+    switch (outcome) {
+      case Outcome::done:
+      case Outcome::killed:
+        return result;
+      case Outcome::not_delivered:
+        // Not the job's fault: it never reached the worker.
+        if (++undelivered > 3) return result;
+        continue;
+      case Outcome::died:
+        dead.push_back(pid);
+        if (zygote->lost(generation) && zygote_losses < kMaxZygoteLosses) {
+          ++zygote_losses;
+        } else if (++crashes >= 2) {
+          std::string listed;
+          for (pid_t p : dead) listed += (listed.empty() ? "" : ", ") + std::to_string(p);
+          return Error{ErrorCode::worker_crashed,
+                       "the job killed two worker processes (" + listed + "); not retried again"};
+        }
+        ++retried;
+        continue;
+    }
   }
-  return Error{ErrorCode::worker_crashed, "no worker could take the job"};
 }
 
 void ProcessPoolBackend::State::dispatch_loop(std::size_t index) {
   for (;;) {
+    // Full strength before the next job: replace a worker that died.
+    if (!slots[index].alive && !queue.stopping()) {
+      (void)start_worker(index, Clock::now() + kHealthCheckInterval);
+    }
     auto queued = queue.take(kHealthCheckInterval);
     if (!queued) {
       if (queue.closed()) return;  // stopping and drained
@@ -226,7 +319,7 @@ Result<std::unique_ptr<ProcessPoolBackend>> ProcessPoolBackend::create(
   state->slots.resize(static_cast<std::size_t>(options.workers));
   state->pids.assign(state->slots.size(), -1);
   for (std::size_t i = 0; i < state->slots.size(); ++i) {
-    if (auto ok = state->start_worker(i); !ok) return ok.error();
+    if (auto ok = state->start_worker(i, Clock::now() + kWorkerWait); !ok) return ok.error();
   }
   for (std::size_t i = 0; i < state->slots.size(); ++i) {
     state->dispatchers.emplace_back([s = state.get(), i] { s->dispatch_loop(i); });
@@ -242,6 +335,12 @@ ProcessPoolBackend::~ProcessPoolBackend() {
 }
 
 std::future<Result<JobOutput>> ProcessPoolBackend::submit(JobSpec job) {
+  // Refused at once, with a true estimate, when no worker can come soon.
+  if (const BackendState s = state_->state();
+      s.health == BackendHealth::unavailable && !state_->queue.stopping()) {
+    const Error error = unavailable_error("process", s);
+    return ready_error(error.code, error.message);
+  }
   auto admitted = state_->queue.push(std::move(job));
   if (!admitted) return ready_error(admitted.error().code, admitted.error().message);
   return std::move(admitted.value());
@@ -257,6 +356,9 @@ BackendStats ProcessPoolBackend::stats() const {
   s.failed = q.failed;
   s.abandoned = q.abandoned;
   s.restarts = state_->restarts.load();
+  s.retried = state_->retried.load();
+  s.zygote_restarts = state_->zygote->status().replacements;
+  s.state = state_->state();
   std::lock_guard lock(state_->mutex);
   for (long pid : state_->pids) {
     if (pid > 0) s.worker_pids.push_back(pid);
@@ -265,12 +367,7 @@ BackendStats ProcessPoolBackend::stats() const {
 }
 
 bool ProcessPoolBackend::ready() const {
-  return !state_->queue.stopping() &&
-         state_->alive.load() == static_cast<int>(state_->slots.size());
-}
-
-bool ProcessPoolBackend::healthy() const {
-  return state_->zygote->alive();
+  return state_->state().health == BackendHealth::ready;
 }
 
 void ProcessPoolBackend::shutdown() {

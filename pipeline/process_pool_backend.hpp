@@ -5,10 +5,23 @@
 // control messages go over its socket. Workers run the same run_job as the
 // TBB backend, so both return byte-identical output.
 //
-// Faults: a worker that dies mid-job fails that job with worker_crashed; one
-// that exceeds the job timeout is SIGKILLed and the job fails with timeout.
-// Either way the worker is replaced at once and other jobs carry on. A worker
-// found dead while idle is replaced and the job goes to the new one.
+// Faults: a job whose worker dies mid-job (delivered, then no reply) runs
+// once more on a fresh worker; if that one dies too the job fails with
+// worker_crashed, so a poison image costs two workers, never the pool.
+// Deaths caused by the zygote's own death (its workers die with it) do not
+// count against the job: it waits for the replacement zygote's workers (at
+// most 5 s) and runs again, at most 8 times. A job that exceeds the job
+// timeout is SIGKILLed with its worker and fails with timeout, never
+// retried. Either way the worker is replaced at once and other jobs carry
+// on. A worker found dead while idle is replaced and the job goes to the new
+// one. stats().retried counts the reruns.
+//
+// State (stats().state): ready = every worker alive and the zygote up;
+// degraded = some workers alive, the rest refilling; recovering = no worker
+// alive but the zygote is up or its replacement has not failed yet (jobs are
+// accepted and wait); unavailable = shutting down, or no worker and the
+// zygote's replacement has failed at least once: submit() then refuses with
+// unavailable and the zygote's back-off estimate (Retry-After).
 
 #include <chrono>
 #include <cstddef>
@@ -40,8 +53,7 @@ class ProcessPoolBackend final : public Backend {
   std::string_view name() const override { return "process"; }
   std::future<Result<JobOutput>> submit(JobSpec job) override;
   BackendStats stats() const override;
-  bool ready() const override;    // all workers alive and not shutting down
-  bool healthy() const override;  // false once the zygote is gone: no worker can be replaced
+  bool ready() const override;  // stats().state is ready
   void shutdown() override;
 
  private:

@@ -88,6 +88,10 @@ BackendStats TbbBackend::stats() const {
   s.completed = q.completed;
   s.failed = q.failed;
   s.abandoned = q.abandoned;
+  if (state_->queue.stopping()) {
+    s.state.health = BackendHealth::unavailable;
+    s.state.reason = "shutting down";
+  }
   return s;
 }
 

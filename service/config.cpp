@@ -39,9 +39,11 @@ static_assert(TbbBackendOptions{}.max_pending == ProcessPoolOptions{}.max_pendin
               "--max-queue has one default: keep the backends' max_pending equal");
 
 // PIXPOOL_* variables read by the project's scripts, not by the server: they
-// may well be in its environment, and are not typos.
+// may well be in its environment, and are not typos. PIXPOOL_TEST_ZYGOTE_FAILURES
+// is the one test hook main() reads itself (only under --enable-test-ops).
 constexpr std::string_view kToolVariables[] = {"PIXPOOL_BIN", "PIXPOOL_STACK_DIR", "PIXPOOL_URL",
-                                               "PIXPOOL_NO_BUFFER_POOL"};
+                                               "PIXPOOL_NO_BUFFER_POOL",
+                                               "PIXPOOL_TEST_ZYGOTE_FAILURES"};
 constexpr std::string_view kToolVariablePrefixes[] = {"PIXPOOL_LB_"};  // nginx's template
 
 std::optional<std::int64_t> parse_int(std::string_view text) {

@@ -1,6 +1,8 @@
 #include "service/http_errors.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace pixpool {
 
@@ -58,9 +60,27 @@ std::string error_body(const Error& error) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+long long retry_after_of(const Error& error) {
+  // pipeline/backend.hpp's unavailable_error() ends the message with the
+  // backend's estimate: "... (retry after N s)".
+  constexpr std::string_view kMarker = "(retry after ";
+  const std::string& m = error.message;
+  const auto at = m.rfind(kMarker);
+  if (at == std::string::npos) return 1;
+  long long seconds = 0;
+  std::size_t i = at + kMarker.size();
+  for (; i < m.size() && m[i] >= '0' && m[i] <= '9' && seconds < 86400; ++i) {
+    seconds = seconds * 10 + (m[i] - '0');
+  }
+  if (m.compare(i, 3, " s)") != 0) return 1;
+  return std::clamp<long long>(seconds, 1, 86400);
+}
+
 void send_error(httplib::Response& res, const Error& error) {
   res.status = http_status(error.code);
-  if (is_retryable(error.code)) res.set_header("Retry-After", "1");
+  if (is_retryable(error.code)) {
+    res.set_header("Retry-After", std::to_string(retry_after_of(error)));
+  }
   res.set_content(error_body(error), "application/json");
 }
 

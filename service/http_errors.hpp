@@ -16,6 +16,11 @@ int http_status(ErrorCode code);
 // The JSON error body.
 std::string error_body(const Error& error);
 
+// Seconds for Retry-After: the estimate a backend put at the end of the
+// message ("(retry after N s)", see pipeline/backend.hpp unavailable_error),
+// else 1. Range 1..86400.
+long long retry_after_of(const Error& error);
+
 // Sets status, JSON body and (for retryable codes) Retry-After on `res`.
 void send_error(httplib::Response& res, const Error& error);
 

@@ -1,9 +1,11 @@
 // pixpool: entry point. Order matters:
-//  1. the zygote is forked while this process still has one thread (fork
-//     copies locks that other threads hold; after this point we never fork);
-//  2. stop signals are blocked before any thread exists, so every thread
+//  0. `pixpool --pixpool-zygote` is the worker zygote (pipeline/zygote.hpp):
+//     the supervisor starts this binary again in that mode, so it is checked
+//     before anything else runs;
+//  1. stop signals are blocked before any thread exists, so every thread
 //     inherits the mask and only the signal thread sees SIGTERM/SIGINT;
-//  3. then the backends' threads, then the HTTP server.
+//  2. the zygote's supervisor (posix_spawn: this process never forks), then
+//     the backends' threads, then the HTTP server.
 
 #include <malloc.h>
 #include <oneapi/tbb/global_control.h>
@@ -54,10 +56,25 @@ std::vector<std::string> environment_names() {
   return names;
 }
 
+// Zygote mode's part of --enable-test-ops: the workers know the test ops too.
+pixpool::Result<void> prepare_zygote(const pixpool::ZygoteEnvironment& environment) {
+  if (!environment.test_ops) return {};
+  return pixpool::register_test_ops(pixpool::default_registry());
+}
+
+// PIXPOOL_TEST_ZYGOTE_FAILURES=N (tests, with --enable-test-ops only): the
+// first N zygote replacements fail, to observe the back-off and Retry-After.
+int injected_zygote_failures(bool test_ops) {
+  const char* text = std::getenv("PIXPOOL_TEST_ZYGOTE_FAILURES");
+  if (!test_ops || text == nullptr) return 0;
+  return std::clamp(std::atoi(text), 0, 100);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace pixpool;
+  run_zygote_if_requested(argc, argv, prepare_zygote);  // returns unless we are the zygote
   std::vector<std::string> args(argv + 1, argv + argc);
   // `pixpool bench ...` is the load-test client: no zygote, no server, and
   // signals left unblocked so Ctrl-C reaches it.
@@ -83,8 +100,8 @@ int main(int argc, char** argv) {
   }
   const Config& config = cli->config;
 
-  // The test-only ops exist only under --enable-test-ops. Registered before
-  // the zygote forks, so worker processes know them too.
+  // The test-only ops exist only under --enable-test-ops. The zygote
+  // registers them too (ZygoteEnvironment::test_ops, prepare_zygote).
   if (config.enable_test_ops) {
     if (auto ok = register_test_ops(default_registry()); !ok) {
       std::fprintf(stderr, "pixpool: %s\n", ok.error().message.c_str());
@@ -92,9 +109,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Installed before the zygote forks, so worker processes reuse buffers too.
-  // The idle-buffer allowance is split evenly between this process and the
-  // workers: idle memory stays within buffer_pool_bytes however many there are.
+  // The zygote installs its share too (ZygoteEnvironment), so worker
+  // processes reuse buffers as well. The idle-buffer allowance is split
+  // evenly between this process and the workers: idle memory stays within
+  // buffer_pool_bytes however many there are.
   const int worker_count =
       config.process.workers > 0
           ? config.process.workers
@@ -107,14 +125,9 @@ int main(int argc, char** argv) {
   // 32 MiB), after which such blocks stay cached in the per-thread arenas:
   // the attack suite's smuggling row left 650 MiB behind. Pixel buffers are
   // pooled separately (install_buffer_pool), so this costs no page faults
-  // there. Set before the zygote forks, so workers inherit it.
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  auto zygote = Zygote::start();
-  if (!zygote) {
-    std::fprintf(stderr, "pixpool: cannot start the worker zygote: %s\n",
-                 zygote.error().message.c_str());
-    return 1;
-  }
+  // there. The zygote sets the same (ZygoteEnvironment), so workers do too.
+  constexpr int kMmapThreshold = 4 << 20;
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
 
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
   sigset_t stop_signals;
@@ -123,6 +136,15 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGUSR1);  // internal wake-up, see below
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  ZygoteOptions zygote_options;
+  zygote_options.environment = {config.enable_test_ops, pool_share, kMmapThreshold};
+  zygote_options.fail_replacements = injected_zygote_failures(config.enable_test_ops);
+  auto zygote = Zygote::start(zygote_options);
+  if (!zygote) {
+    std::fprintf(stderr, "pixpool: %s\n", zygote.error().message.c_str());
+    return 1;
+  }
 
   // One memory budget for both backends: they share the machine's RAM.
   auto budget = std::make_shared<PixelBudget>(config.admission.max_inflight_pixels);

@@ -84,3 +84,74 @@ long long tree_rss_bytes(pid_t pid) {
 }
 
 }  // namespace pixpool::test
+
+namespace pixpool::test {
+
+std::map<int, std::string> fd_targets(pid_t pid) {
+  std::map<int, std::string> out;
+  std::error_code ec;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code link_error;
+    const auto target = std::filesystem::read_symlink(entry.path(), link_error);
+    if (link_error) continue;  // closed meanwhile
+    out[std::stoi(entry.path().filename().string())] = target.string();
+  }
+  return out;
+}
+
+int memfd_mappings(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  int n = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("/memfd:") != std::string::npos) ++n;
+  }
+  return n;
+}
+
+std::vector<pid_t> zombies_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (state == 'Z' && parent == pid) out.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return out;
+}
+
+std::string command_name(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+}  // namespace pixpool::test
+
+namespace pixpool::test {
+
+std::string wait_channel(pid_t pid) {
+  std::string where;
+  std::error_code ec;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "wchan");
+    std::string one;
+    std::getline(in, one);
+    where += (where.empty() ? "" : ",") + one;
+  }
+  return where;
+}
+
+}  // namespace pixpool::test

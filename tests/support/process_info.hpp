@@ -3,6 +3,8 @@
 
 #include <sys/types.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 namespace pixpool::test {
@@ -29,5 +31,31 @@ namespace pixpool::test {
 
 // Resident set size now (VmRSS) of `pid` plus all its descendants, in bytes.
 long long tree_rss_bytes(pid_t pid);
+
+}  // namespace pixpool::test
+
+namespace pixpool::test {
+
+// What each open descriptor of `pid` points to (readlink of /proc/<pid>/fd/N),
+// keyed by number: "socket:[123]", "/memfd:pixpool-shm (deleted)", ...
+std::map<int, std::string> fd_targets(pid_t pid);
+
+// Lines of /proc/<pid>/maps that map a memfd ("/memfd:" in the path).
+int memfd_mappings(pid_t pid);
+
+// Processes whose parent is `pid` and whose state is Z (a scan of /proc/*/stat).
+std::vector<pid_t> zombies_of(pid_t pid);
+
+// The command name of `pid` (/proc/<pid>/comm, without the newline).
+std::string command_name(pid_t pid);
+
+}  // namespace pixpool::test
+
+namespace pixpool::test {
+
+// Where the threads of `pid` sleep in the kernel (/proc/<pid>/task/*/wchan,
+// comma-separated), e.g. "hrtimer_nanosleep" in the list while a worker runs
+// the test op sleep.
+std::string wait_channel(pid_t pid);
 
 }  // namespace pixpool::test

@@ -1,7 +1,7 @@
 #pragma once
-// The zygote shared by a test binary, forked in main() before any test (and
-// thus any TBB or OpenCV thread) runs. Only suites whose main starts it may
-// call this.
+// The zygote shared by a test binary, started in main() before any test
+// runs. Only suites whose main starts it (and calls run_zygote_if_requested
+// first) may call these.
 
 #include <memory>
 
@@ -10,5 +10,9 @@
 namespace pixpool::test {
 
 std::shared_ptr<Zygote> zygote();
+
+// A zygote of its own (test ops registered), e.g. to kill it or to inject
+// failed replacements (options.fail_replacements).
+std::shared_ptr<Zygote> start_zygote(ZygoteOptions options = {});
 
 }  // namespace pixpool::test
