@@ -1,9 +1,9 @@
 # Writes set_tests_properties(... LABELS label) for every doctest case that
-# EXECUTABLE lists under --source-file=FILTER; run after each build by
-# pixpool_label_cases() in tests/CMakeLists.txt.
+# EXECUTABLE lists under FILTER (--source-file=... or --test-case=...); run
+# after each build by pixpool_label_cases() in tests/CMakeLists.txt.
 # Inputs: EXECUTABLE, PREFIX (the suite's ctest name prefix), FILTER, LABEL, OUTPUT.
 execute_process(
-  COMMAND "${EXECUTABLE}" "--source-file=${FILTER}" --list-test-cases
+  COMMAND "${EXECUTABLE}" "${FILTER}" --list-test-cases
   OUTPUT_VARIABLE listing
   RESULT_VARIABLE status)
 if(NOT status EQUAL 0)
