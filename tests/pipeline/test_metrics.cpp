@@ -157,11 +157,18 @@ TEST_CASE("metrics: the exposition announces every family and its samples belong
   const std::string text = m.exposition(backends);
 
   const std::vector<std::pair<std::string, std::string>> families = {
-      {"pixpool_images_total", "counter"},   {"pixpool_stage_seconds", "histogram"},
-      {"pixpool_bytes_in_total", "counter"}, {"pixpool_bytes_out_total", "counter"},
-      {"pixpool_workers", "gauge"},          {"pixpool_inflight", "gauge"},
-      {"pixpool_queue_depth", "gauge"},      {"pixpool_worker_restarts_total", "counter"},
-      {"pixpool_uptime_seconds", "gauge"},   {"pixpool_jobs_abandoned_total", "counter"},
+      {"pixpool_images_total", "counter"},
+      {"pixpool_stage_seconds", "histogram"},
+      {"pixpool_bytes_in_total", "counter"},
+      {"pixpool_bytes_out_total", "counter"},
+      {"pixpool_workers", "gauge"},
+      {"pixpool_inflight", "gauge"},
+      {"pixpool_queue_depth", "gauge"},
+      {"pixpool_worker_restarts_total", "counter"},
+      {"pixpool_uptime_seconds", "gauge"},
+      {"pixpool_jobs_abandoned_total", "counter"},
+      {"pixpool_jobs_retried_total", "counter"},
+      {"pixpool_zygote_restarts_total", "counter"},
   };
   std::set<std::string> names;
   for (const auto& family : families) {
