@@ -109,10 +109,19 @@ TEST_CASE("no descriptor of the server reaches a new zygote or its workers") {
   REQUIRE(zygote_fds.size() == 1);
   CHECK(zygote_fds[0].rfind("3 -> socket:", 0) == 0);
   // A worker: its socket and its shared-memory buffer.
-  const long worker = pool->stats().worker_pids.at(0);
-  // (At start a worker briefly reads its own /proc/<pid>/maps: pthread's
-  // stack lookup.)
-  CHECK(wait_until([&] { return extra_fds(static_cast<pid_t>(worker)).size() == 2; }, 10s, 2ms));
+  // Read again until it settles: a worker of the old zygote may still be
+  // listed until the pool notices its death (it dies by PDEATHSIG, a moment
+  // after the pool saw the new zygote). (At start a worker also briefly reads
+  // its own /proc/<pid>/maps: pthread's stack lookup.)
+  long worker = -1;
+  CHECK(wait_until(
+      [&] {
+        const auto pids = pool->stats().worker_pids;
+        worker = pids.empty() ? -1 : pids.front();
+        return worker > 0 && test::parent_of(static_cast<pid_t>(worker)) == zygote->pid() &&
+               extra_fds(static_cast<pid_t>(worker)).size() == 2;
+      },
+      10s, 2ms));
   const auto worker_fds = extra_fds(static_cast<pid_t>(worker));
   for (const auto& fd : worker_fds) MESSAGE("worker fd " << fd);
   CHECK(worker_fds.size() == 2);

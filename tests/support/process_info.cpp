@@ -130,6 +130,19 @@ std::vector<pid_t> zombies_of(pid_t pid) {
   return out;
 }
 
+pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 > line.size()) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  char state = 0;
+  pid_t parent = -1;
+  rest >> state >> parent;
+  return rest ? parent : -1;
+}
+
 std::string command_name(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
@@ -142,15 +155,12 @@ std::string command_name(pid_t pid) {
 namespace pixpool::test {
 
 std::string wait_channel(pid_t pid) {
+  // The main thread only: under TSan every process also has the runtime's
+  // background thread, which sleeps in nanosleep, so an idle worker would
+  // look like one sleeping in a job (seen in CI's tsan suite).
+  std::ifstream in("/proc/" + std::to_string(pid) + "/wchan");
   std::string where;
-  std::error_code ec;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
-    std::ifstream in(task.path() / "wchan");
-    std::string one;
-    std::getline(in, one);
-    where += (where.empty() ? "" : ",") + one;
-  }
+  std::getline(in, where);
   return where;
 }
 

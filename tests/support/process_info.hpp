@@ -46,6 +46,9 @@ int memfd_mappings(pid_t pid);
 // Processes whose parent is `pid` and whose state is Z (a scan of /proc/*/stat).
 std::vector<pid_t> zombies_of(pid_t pid);
 
+// The parent of `pid` (field 4 of /proc/<pid>/stat), -1 when it is gone.
+pid_t parent_of(pid_t pid);
+
 // The command name of `pid` (/proc/<pid>/comm, without the newline).
 std::string command_name(pid_t pid);
 
@@ -53,9 +56,9 @@ std::string command_name(pid_t pid);
 
 namespace pixpool::test {
 
-// Where the threads of `pid` sleep in the kernel (/proc/<pid>/task/*/wchan,
-// comma-separated), e.g. "hrtimer_nanosleep" in the list while a worker runs
-// the test op sleep.
+// Where the main thread of `pid` sleeps in the kernel (/proc/<pid>/wchan),
+// e.g. "hrtimer_nanosleep" while a worker runs the test op sleep (ops run on
+// the worker's main thread).
 std::string wait_channel(pid_t pid);
 
 }  // namespace pixpool::test
