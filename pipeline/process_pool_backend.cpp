@@ -69,8 +69,12 @@ struct ProcessPoolBackend::State {
   std::vector<Slot> slots;
   std::vector<std::thread> dispatchers;
 
-  mutable std::mutex mutex;  // guards pids
+  mutable std::mutex mutex;  // guards pids and generations
   std::vector<long> pids;
+  // Per slot, the zygote generation its live worker came from (0: none).
+  // Workers die with their zygote, so only the current generation counts as
+  // alive, even before the slot's dispatcher has noticed the death.
+  std::vector<std::uint64_t> generations;
 
   std::atomic<int> alive{0};
   std::atomic<std::uint64_t> restarts{0};
@@ -83,7 +87,14 @@ struct ProcessPoolBackend::State {
   void dispatch_loop(std::size_t index);
   void check_idle_worker(std::size_t index);
   BackendState state() const;
+  int live_workers(const ZygoteStatus& z) const;
 };
+
+int ProcessPoolBackend::State::live_workers(const ZygoteStatus& z) const {
+  if (!z.up) return 0;
+  std::lock_guard lock(mutex);
+  return static_cast<int>(std::count(generations.begin(), generations.end(), z.generation));
+}
 
 BackendState ProcessPoolBackend::State::state() const {
   BackendState s;
@@ -93,7 +104,7 @@ BackendState ProcessPoolBackend::State::state() const {
     return s;
   }
   const ZygoteStatus z = zygote->status();
-  const int live = alive.load();
+  const int live = live_workers(z);
   const int size = static_cast<int>(slots.size());
   if (live == size && z.up) return s;
   // Until workers exist again: the zygote's estimate plus a refill step.
@@ -148,6 +159,7 @@ Result<void> ProcessPoolBackend::State::start_worker(std::size_t index,
   ++alive;
   std::lock_guard lock(mutex);
   pids[index] = slot.process.pid;
+  generations[index] = slot.process.generation;
   return {};
 }
 
@@ -161,6 +173,7 @@ void ProcessPoolBackend::State::retire_worker(std::size_t index, bool kill_it) {
   --alive;
   std::lock_guard lock(mutex);
   pids[index] = -1;
+  generations[index] = 0;
 }
 
 Result<JobOutput> ProcessPoolBackend::State::execute_once(std::size_t index, const JobSpec& job,
@@ -318,6 +331,7 @@ Result<std::unique_ptr<ProcessPoolBackend>> ProcessPoolBackend::create(
   state->zygote = std::move(zygote);
   state->slots.resize(static_cast<std::size_t>(options.workers));
   state->pids.assign(state->slots.size(), -1);
+  state->generations.assign(state->slots.size(), 0);
   for (std::size_t i = 0; i < state->slots.size(); ++i) {
     if (auto ok = state->start_worker(i, Clock::now() + kWorkerWait); !ok) return ok.error();
   }
@@ -349,7 +363,7 @@ std::future<Result<JobOutput>> ProcessPoolBackend::submit(JobSpec job) {
 BackendStats ProcessPoolBackend::stats() const {
   const AdmissionStats q = state_->queue.stats();
   BackendStats s;
-  s.workers = state_->alive.load();
+  s.workers = state_->live_workers(state_->zygote->status());
   s.busy = q.busy;
   s.queued = q.queued;
   s.completed = q.completed;

@@ -416,6 +416,7 @@ ZygoteStatus Zygote::status() const {
   s.available_in = estimate_locked(Clock::now());
   s.failed_starts = failed_starts_;
   s.replacements = replacements_;
+  s.generation = generation_;
   s.last_start = last_start_;
   s.last_error = last_error_;
   return s;

@@ -74,6 +74,7 @@ struct ZygoteStatus {
   std::chrono::milliseconds available_in{0};  // estimate until one is up again; 0 when up
   int failed_starts = 0;                      // consecutive failed starts (0 once one is up)
   std::uint64_t replacements = 0;             // zygotes started after the first one
+  std::uint64_t generation = 0;               // the running zygote's (see Zygote::lost)
   std::chrono::milliseconds last_start{0};    // how long the latest successful start took
   std::string last_error;                     // why the latest start failed, if it did
 };

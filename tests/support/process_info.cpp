@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -97,6 +98,26 @@ std::map<int, std::string> fd_targets(pid_t pid) {
     if (link_error) continue;  // closed meanwhile
     out[std::stoi(entry.path().filename().string())] = target.string();
   }
+  return out;
+}
+
+std::map<int, std::string> fd_targets_except_tcp(pid_t pid) {
+  // Column 10 of /proc/<pid>/net/tcp{,6} is the socket's inode.
+  std::set<std::string> tcp;
+  for (const char* table : {"/net/tcp", "/net/tcp6"}) {
+    std::ifstream in("/proc/" + std::to_string(pid) + table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string field;
+      for (int column = 1; column <= 10 && fields >> field; ++column) {
+        if (column == 10) tcp.insert("socket:[" + field + "]");
+      }
+    }
+  }
+  auto out = fd_targets(pid);
+  std::erase_if(out, [&](const auto& entry) { return tcp.count(entry.second) > 0; });
   return out;
 }
 

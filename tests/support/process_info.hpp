@@ -40,6 +40,11 @@ namespace pixpool::test {
 // keyed by number: "socket:[123]", "/memfd:pixpool-shm (deleted)", ...
 std::map<int, std::string> fd_targets(pid_t pid);
 
+// fd_targets() without TCP sockets (listening or connected, found through
+// /proc/<pid>/net/tcp and tcp6): what is left must not move with clients,
+// so leak checks can compare it exactly while connections come and go.
+std::map<int, std::string> fd_targets_except_tcp(pid_t pid);
+
 // Lines of /proc/<pid>/maps that map a memfd ("/memfd:" in the path).
 int memfd_mappings(pid_t pid);
 
