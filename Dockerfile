@@ -9,13 +9,16 @@ RUN cmake --preset release -DPIXPOOL_BUILD_TESTS=OFF && cmake --build --preset r
 
 # The server: the libraries the binary links (readelf -d build/release/pixpool:
 # OpenCV core/imgproc/imgcodecs, oneTBB, cpp-httplib, TurboJPEG, libcurl,
-# libarchive), ca-certificates for https ?url= downloads, and curl for the
-# health checks (HEALTHCHECK below, docker-compose.yml).
+# libarchive, and hiredis for the Redis job store of cluster mode; the build
+# stage gets libhiredis-dev from scripts/setup run), ca-certificates for
+# https ?url= downloads, and curl for the health checks (HEALTHCHECK below,
+# docker-compose.yml).
 FROM debian:12 AS runtime
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libtbb12 \
-      libcpp-httplib0.11 libturbojpeg0 libcurl4 libarchive13 ca-certificates curl \
+      libcpp-httplib0.11 libturbojpeg0 libcurl4 libarchive13 libhiredis0.14 \
+      ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/release/pixpool /usr/local/bin/pixpool
 ENV PIXPOOL_HOST=0.0.0.0 PIXPOOL_PORT=8080

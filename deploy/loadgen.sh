@@ -6,6 +6,8 @@
 #   1. POST /v1/process with an uploaded image
 #   2. GET  /v1/process?url=ORIGIN/image (a download from the image origin)
 #   3. POST /v1/jobs with two images, then follow its event stream to the end
+#      (through the load balancer, so usually on another replica than the
+#      one that accepted the job: with a Redis store any replica serves it)
 # and print how many answered 200 and the elapsed time. POSIX sh + curl.
 #
 # The defaults (http://lb:8080, http://origin, /data) fit a container on the
@@ -29,7 +31,7 @@ one() {  # one REQUEST_NUMBER: prints the final HTTP status
     0) curl -s -o /dev/null -w '%{http_code}' --max-time 60 --data-binary "@$img1" "$lb/v1/process" ;;
     1) curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$lb/v1/process?url=$origin/$(basename "$img2")" ;;
     2) id="$(curl -s --max-time 60 -F "image=@$img1" -F "image=@$img2" "$lb/v1/jobs" |
-             sed -n 's/^{"id":"\([A-Za-z0-9-]*\)".*/\1/p')"
+             grep -o '"id":"[^"]*"' | head -n 1 | cut -d'"' -f4)"
        if [ -z "$id" ]; then echo 000; return; fi
        curl -s -N -o "$tmp/events.$1" -w '%{http_code}' --max-time 120 "$lb/v1/jobs/$id/events"
        grep -q '^event: done' "$tmp/events.$1" || echo " (no done event)"
