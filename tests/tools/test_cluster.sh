@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Cluster mode end to end (issue 13), natively on loopback with scripts/stack:
+# its own Redis, 3 identical replicas on it (--store redis://..., small
+# --workers/--tbb-threads so that 3 fit 2 cores, --reclaim-after 3s), nginx
+# balancing over all of them, and the origin.
+#
+#   1. A job of 50 large images (1920x1080 JPEGs made from tests/data with
+#      Pillow) is posted through the load balancer; the replica that
+#      accepted it (X-Pixpool-Replica of the POST) is SIGKILLed mid-job,
+#      after some items are done and before all are. The job still finishes
+#      with every item `succeeded`; its event stream, read through the load
+#      balancer from a surviving replica, ends with `event: done` and names
+#      every item index exactly once; every result is fetched through the
+#      load balancer (200, a JPEG); more than one replica processed items.
+#   2. The killed replica is started again and rejoins.
+#   3. Redis is killed (SIGKILL) and started again (same port, same
+#      append-only file). While it is down, /v1/process keeps answering 200
+#      through the load balancer and POST /v1/jobs answers 503
+#      store_unavailable; once it is back, the replicas reconnect by
+#      themselves, the first job is still there (AOF), and a new job is
+#      accepted and finishes.
+#
+# Prints a summary with figures (items/s, items per replica, time to finish
+# after the kill, outage figures). Every wait has a deadline; the whole test
+# takes well under a minute on 2 cores.
+#
+# Usage: tests/tools/test_cluster.sh REPO_ROOT [PIXPOOL_BINARY]
+#   PIXPOOL_BINARY defaults to REPO_ROOT/build/release/pixpool.
+# Exits 77 (skip) when nginx or redis-server is not installed. Everything it
+# starts is stopped on exit (scripts/stack down); on failure the tails of
+# the stack's logs are printed.
+set -euo pipefail
+
+root="$(cd "${1:?usage: test_cluster.sh REPO_ROOT [PIXPOOL_BINARY]}" && pwd)"
+bin="${2:-$root/build/release/pixpool}"
+stack="$root/scripts/stack"
+small1="$root/tests/data/fruits_320x240.jpg"
+small2="$root/tests/data/baboon_320x240.jpg"
+items=50
+replicas=3
+kill_after_items=5   # SIGKILL the accepting replica once this many items are done
+# 16 ops per item: ~40-60 ms of pixel work per 1080p image on one core, so
+# that the job lasts long enough (seconds) to be killed in the middle.
+ops="blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour"
+
+fail() { echo "test_cluster: FAIL: $*" >&2; exit 1; }
+step() { echo "test_cluster: $*"; }
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "test_cluster: SKIP: nginx is not installed (scripts/setup test installs it)"
+  exit 77
+fi
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  echo "test_cluster: SKIP: redis-server is not installed (scripts/setup test installs it)"
+  exit 77
+fi
+python=/usr/bin/python3
+[ -x "$python" ] || python="$(command -v python3)"
+"$python" -c 'import PIL' 2>/dev/null \
+  || fail "$python has no Pillow (Debian python3-pil; scripts/setup test installs it)"
+[ -x "$bin" ] || fail "no pixpool binary at $bin"
+
+work="$(mktemp -d /tmp/pixpool-test-cluster.XXXXXX)"
+export PIXPOOL_STACK_DIR="$work/stack"
+sse_pid=""
+cleanup() {
+  local rc=$?
+  [ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null || true
+  timeout 90 "$stack" down >"$work/down.log" 2>&1 || cat "$work/down.log" >&2
+  if [ "$rc" -ne 0 ]; then
+    local log
+    for log in "$PIXPOOL_STACK_DIR"/logs/*.log; do
+      [ -s "$log" ] || continue
+      case "$log" in */nginx-access.log|*/nginx-check.log) continue ;; esac
+      echo "---- $log (last lines)" >&2
+      tail -n 25 "$log" >&2
+    done
+    [ -s "$work/job.json" ] && { echo "---- last job JSON (first 3000 bytes)" >&2; head -c 3000 "$work/job.json" >&2; echo >&2; }
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# json FILE PYTHON_EXPR: evaluates EXPR with d = the parsed JSON of FILE.
+json() { "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+# header FILE NAME: the last value of a header in a curl -D dump.
+header() { tr -d '\r' <"$1" | sed -n "s/^$2: *//Ip" | tail -n 1; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---------------------------------------------------------------- images
+
+t0="$(now)"
+mkdir -p "$work/images"
+"$python" - "$work/images" "$items" "$small1" "$small2" <<'EOF'
+import sys
+from PIL import Image, ImageEnhance, ImageOps
+out, n, srcs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+big = [Image.open(p).convert("RGB").resize((1920, 1080), Image.BICUBIC) for p in srcs]
+for i in range(n):
+    im = big[i % len(big)]
+    if (i // 2) % 2:
+        im = ImageOps.mirror(im)
+    if (i // 4) % 2:
+        im = ImageOps.flip(im)
+    # Every image different: its brightness.
+    ImageEnhance.Brightness(im).enhance(0.7 + 0.6 * i / n).save(f"{out}/img{i:03d}.jpg", quality=90)
+EOF
+image_mb="$(du -sm "$work/images" | cut -f1)"
+step "$items images of 1920x1080 ($image_mb MB) made in $(secs "$t0" "$(now)") s"
+
+# ---------------------------------------------------------------- stack up
+
+# Free loopback ports below the ephemeral range: "LB BASE" where
+# BASE-1..BASE+3 (redis, origin, r1..r3) are free too.
+pick_ports() {
+  "$python" - <<'EOF'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(200):
+    lb = random.randrange(20000, 32000)
+    base = random.randrange(20000, 32000)
+    if abs(lb - base) > 5 and all(free(p) for p in [lb] + list(range(base - 1, base + 4))):
+        print(lb, base)
+        break
+EOF
+}
+
+started=0
+for attempt in 1 2 3; do
+  read -r lb base < <(pick_ports) || fail "no free ports"
+  if timeout 120 "$stack" up --replicas "$replicas" --reclaim-after 3s --port "$lb" --base-port "$base" \
+       --bin "$bin" -- --workers 1 --tbb-threads 1 >"$work/up.log" 2>&1; then
+    started=1
+    break
+  fi
+  cat "$work/up.log" >&2
+  # A binary without cluster mode is a failure, not a port clash: no retry.
+  grep -q "no --store flag" "$work/up.log" && fail "$bin has no cluster mode (--store)"
+  echo "test_cluster: stack up failed (attempt $attempt)" >&2
+done
+[ "$started" = 1 ] || fail "scripts/stack up did not start the cluster"
+LB="http://127.0.0.1:$lb"
+step "cluster up: lb $LB, redis 127.0.0.1:$((base - 1)), replicas r1..r$replicas on $((base + 1))..$((base + replicas))"
+
+# ---------------------------------------------------------------- the job
+
+form=()
+for f in "$work"/images/*.jpg; do form+=(-F "image=@$f"); done
+t_post="$(now)"
+code="$(curl -sS -D "$work/post.head" -o "$work/post.json" -w '%{http_code}' --max-time 60 \
+          "${form[@]}" "$LB/v1/jobs?ops=$ops")"
+[ "$code" = 202 ] || fail "POST /v1/jobs ($items images) answered $code: $(head -c 500 "$work/post.json")"
+id="$(json "$work/post.json" 'd["id"]')"
+accepted_by="$(header "$work/post.head" X-Pixpool-Replica)"
+[[ "$accepted_by" =~ ^r[1-9]$ ]] || fail "POST /v1/jobs: X-Pixpool-Replica is '$accepted_by', not one of r1..r$replicas"
+step "job $id ($items items) accepted by $accepted_by in $(secs "$t_post" "$(now)") s"
+
+# Its event stream through the load balancer, from a replica that survives:
+# a stream held by the replica we kill ends with it (a client would then
+# reconnect). nginx balances in turn, so another replica comes within a few
+# tries. -i puts the headers in the file, -N writes every event at once.
+sse_by=""
+for ((try = 1; try <= 2 * replicas; try++)); do
+  rm -f "$work/events.txt"
+  curl -sS -N -i --max-time 120 -o "$work/events.txt" "$LB/v1/jobs/$id/events" 2>"$work/events.err" &
+  sse_pid=$!
+  deadline=$((SECONDS + 10))
+  until grep -qi '^X-Pixpool-Replica:' "$work/events.txt" 2>/dev/null; do
+    kill -0 "$sse_pid" 2>/dev/null || break
+    [ "$SECONDS" -lt "$deadline" ] || fail "the event stream of $id sent no headers within 10 s"
+    sleep 0.05
+  done
+  sse_by="$(header "$work/events.txt" X-Pixpool-Replica)"
+  [ -n "$sse_by" ] || fail "the event stream of $id has no X-Pixpool-Replica: $(head -c 500 "$work/events.txt"; cat "$work/events.err")"
+  [ "$sse_by" != "$accepted_by" ] && break
+  kill "$sse_pid" 2>/dev/null || true
+  wait "$sse_pid" 2>/dev/null || true
+  sse_pid=""
+done
+[ -n "$sse_pid" ] || fail "$((2 * replicas)) event streams of $id all went to $accepted_by"
+step "event stream of $id read through the lb from $sse_by"
+
+# Poll the job through the load balancer; SIGKILL the accepting replica once
+# some items are done; then wait until the job is over. Figures to kill.json.
+"$python" - "$LB" "$id" "$kill_after_items" "$stack" "$accepted_by" "$work/kill.json" "$work/job.json" <<'EOF' \
+  || fail "killing $accepted_by mid-job, or the job after it (see above)"
+import json, subprocess, sys, time, urllib.request
+lb, job, threshold, stack, victim, out, job_file = sys.argv[1:8]
+threshold = int(threshold)
+def get():
+    try:
+        with urllib.request.urlopen(f"{lb}/v1/jobs/{job}", timeout=5) as r:
+            body = r.read()
+    except Exception as e:   # a request that met the dying replica: ask again
+        return None
+    open(job_file, "wb").write(body)
+    return json.loads(body)
+stats = {}
+deadline = time.time() + 60
+while True:
+    if time.time() > deadline:
+        sys.exit(f"fewer than {threshold} items done within 60 s")
+    d = get()
+    if d and d["totals"]["done"] >= threshold:
+        break
+    time.sleep(0.05)
+t = d["totals"]
+if d["state"] != "running" or t["done"] >= t["total"]:
+    sys.exit(f"the job was over ({t['done']}/{t['total']} done, state {d['state']}) before the kill:"
+             " too fast to kill mid-job on this machine")
+stats["done_at_kill"] = t["done"]
+stats["t_kill"] = time.time()
+r = subprocess.run([stack, "kill", victim], capture_output=True, text=True)
+if r.returncode != 0:
+    sys.exit(f"scripts/stack kill {victim} failed: {r.stdout}{r.stderr}")
+deadline = time.time() + 90
+while True:
+    if time.time() > deadline:
+        sys.exit(f"the job did not finish within 90 s of the kill: {t}")
+    d = get()
+    if d:
+        t = d["totals"]
+        if d["state"] != "running":
+            break
+    time.sleep(0.1)
+stats["t_done"] = time.time()
+stats["state"] = d["state"]
+json.dump(stats, open(out, "w"))
+EOF
+t_kill="$(json "$work/kill.json" 'd["t_kill"]')"
+t_done="$(json "$work/kill.json" 'd["t_done"]')"
+done_at_kill="$(json "$work/kill.json" 'd["done_at_kill"]')"
+step "killed $accepted_by (SIGKILL) with $done_at_kill/$items items done; the job ended $(secs "$t_kill" "$t_done") s later"
+
+# The job: done, every item succeeded, with a result and a replica.
+[ "$(json "$work/job.json" 'd["state"]')" = "done" ] || fail "job $id ended '$(json "$work/job.json" 'd["state"]')', not done"
+[ "$(json "$work/job.json" '(d["totals"]["total"], d["totals"]["done"], d["totals"]["succeeded"], d["totals"]["failed"])')" \
+  = "($items, $items, $items, 0)" ] || fail "job $id totals: $(json "$work/job.json" 'd["totals"]')"
+bad="$(json "$work/job.json" '[i["index"] for i in d["items"] if i.get("state") != "succeeded" or not i.get("id") or not i.get("replica")]')"
+[ "$bad" = "[]" ] || fail "items not succeeded, or without a result id or a replica: $bad"
+[ "$(json "$work/job.json" 'sorted(i["index"] for i in d["items"]) == list(range('"$items"'))')" = True ] \
+  || fail "the job's items are not indexes 0..$((items - 1))"
+per_replica="$(json "$work/job.json" '", ".join(f"{k} {v}" for k, v in sorted(__import__("collections").Counter(i["replica"] for i in d["items"]).items()))')"
+n_replicas="$(json "$work/job.json" 'len(set(i["replica"] for i in d["items"]))')"
+[ "$n_replicas" -ge 2 ] || fail "only one replica processed items: $per_replica"
+step "job done: $items/$items succeeded; items per replica: $per_replica"
+
+# The event stream ends with `done` and names every index exactly once.
+deadline=$((SECONDS + 30))
+while kill -0 "$sse_pid" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the event stream of $id did not end within 30 s of the job"
+  sleep 0.1
+done
+wait "$sse_pid" || fail "the event stream of $id failed: $(cat "$work/events.err")"
+sse_pid=""
+grep -q '^event: done' "$work/events.txt" || fail "no 'event: done' in the stream: $(tail -c 1000 "$work/events.txt")"
+"$python" - "$work/events.txt" "$items" <<'EOF' || fail "the event stream is not one item event per index"
+import collections, json, sys
+lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
+n = int(sys.argv[2])
+seen, event = collections.Counter(), None
+for line in lines:
+    if line.startswith("event: "):
+        event = line[7:]
+    elif line.startswith("data: ") and event == "item":
+        seen[json.loads(line[6:])["index"]] += 1
+    elif line == "":
+        event = None
+missing = [i for i in range(n) if seen[i] == 0]
+twice = {i: c for i, c in seen.items() if c != 1}
+if missing or twice or len(seen) != n:
+    sys.exit(f"missing {missing}, more than once {twice}, indexes {sorted(seen)}")
+EOF
+step "event stream via $sse_by: $items item events, each index once, then done"
+
+# Every result through the load balancer: 200, a JPEG.
+t_res="$(now)"
+res_bytes=0
+while read -r rid; do
+  read -r code type size < <(curl -sS -o "$work/result.jpg" -w '%{http_code} %{content_type} %{size_download}\n' \
+                               --max-time 20 "$LB/v1/results/$rid")
+  [ "$code" = 200 ] || fail "GET /v1/results/$rid via the lb: $code"
+  [[ "$type" == image/jpeg* ]] || fail "result $rid has Content-Type '$type'"
+  [ "$(head -c 2 "$work/result.jpg" | od -An -tx1 | tr -d ' \n')" = ffd8 ] || fail "result $rid is not a JPEG"
+  res_bytes=$((res_bytes + size))
+done < <(json "$work/job.json" '"\n".join(i["id"] for i in d["items"])')
+step "$items results fetched through the lb ($((res_bytes / 1024)) KiB) in $(secs "$t_res" "$(now)") s"
+
+# ---------------------------------------------------------------- the killed replica rejoins
+
+timeout 90 "$stack" start "$accepted_by" >"$work/start-replica.log" 2>&1 \
+  || { cat "$work/start-replica.log"; fail "scripts/stack start $accepted_by failed"; }
+step "$accepted_by started again: $(tail -n 1 "$work/start-replica.log")"
+
+# ---------------------------------------------------------------- Redis outage
+
+# replica_store URL: the store state in the replica's /readyz ("up", "down").
+replica_store() {
+  curl -s --max-time 3 "$1/readyz" 2>/dev/null \
+    | "$python" -c 'import json,sys; print(json.load(sys.stdin)["store"]["state"])' 2>/dev/null || echo "?"
+}
+post_small_job() {  # post_small_job OUT_JSON: prints the HTTP status
+  curl -sS -o "$1" -w '%{http_code}' --max-time 15 -F "image=@$small1" -F "image=@$small2" "$LB/v1/jobs" || echo 000
+}
+
+timeout 30 "$stack" kill redis >"$work/kill-redis.log" 2>&1 || { cat "$work/kill-redis.log"; fail "scripts/stack kill redis failed"; }
+t_redis_down="$(now)"
+# Job routes: 503 store_unavailable, from every replica (nginx takes them in turn).
+deadline=$((SECONDS + 20))
+while :; do
+  code="$(post_small_job "$work/outage.json")"
+  if [ "$code" = 503 ] && [ "$(json "$work/outage.json" 'd["error"]["code"]' 2>/dev/null)" = store_unavailable ]; then break; fi
+  [ "$SECONDS" -lt "$deadline" ] || fail "POST /v1/jobs with Redis down: $code $(head -c 300 "$work/outage.json"), not 503 store_unavailable within 20 s"
+  sleep 0.2
+done
+t_first_503="$(now)"
+for ((i = 1; i <= replicas; i++)); do
+  code="$(post_small_job "$work/outage.json")"
+  [ "$code" = 503 ] && [ "$(json "$work/outage.json" 'd["error"]["code"]')" = store_unavailable ] \
+    || fail "POST /v1/jobs #$i with Redis down: $code $(head -c 300 "$work/outage.json")"
+done
+code="$(curl -sS -o "$work/outage.json" -w '%{http_code}' --max-time 15 "$LB/v1/jobs/$id")" || true
+[ "$code" = 503 ] && [ "$(json "$work/outage.json" 'd["error"]["code"]')" = store_unavailable ] \
+  || fail "GET /v1/jobs/$id with Redis down: $code $(head -c 300 "$work/outage.json")"
+# Synchronous processing never needs the store: several requests, so that
+# every replica answers some.
+ok=0
+for ((i = 1; i <= 2 * replicas; i++)); do
+  img="$small1"; [ $((i % 2)) = 0 ] && img="$small2"
+  read -r code type < <(curl -sS -o "$work/process.out" -w '%{http_code} %{content_type}\n' --max-time 30 \
+                          --data-binary "@$img" "$LB/v1/process" || echo "000 -")
+  [ "$code" = 200 ] && [[ "$type" == image/jpeg* ]] \
+    || fail "POST /v1/process #$i with Redis down: $code $type $(head -c 300 "$work/process.out")"
+  ok=$((ok + 1))
+done
+# Every replica says so in /readyz, and stays ready.
+for ((k = 1; k <= replicas; k++)); do
+  url="http://127.0.0.1:$((base + k))"
+  deadline=$((SECONDS + 20))
+  until [ "$(replica_store "$url")" = down ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "r$k /readyz: store not 'down' within 20 s of Redis's death: $(curl -s --max-time 3 "$url/readyz")"
+    sleep 0.2
+  done
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$url/readyz" || true)"
+  [ "$code" = 200 ] || fail "r$k /readyz answers $code while Redis is down (a backend can still serve)"
+done
+step "Redis down: POST /v1/jobs 503 store_unavailable after $(secs "$t_redis_down" "$t_first_503") s, /v1/process $ok/$ok 200, every /readyz 200 with store down"
+
+# Redis again, same port and append-only file: the replicas reconnect.
+timeout 60 "$stack" start redis >"$work/start-redis.log" 2>&1 || { cat "$work/start-redis.log"; fail "scripts/stack start redis failed"; }
+t_redis_up="$(now)"
+for ((k = 1; k <= replicas; k++)); do
+  url="http://127.0.0.1:$((base + k))"
+  deadline=$((SECONDS + 30))
+  until [ "$(replica_store "$url")" = up ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "r$k did not reconnect to Redis within 30 s: $(curl -s --max-time 3 "$url/readyz")"
+    sleep 0.2
+  done
+done
+t_reconnected="$(now)"
+# The first job survived in the append-only file.
+code="$(curl -sS -o "$work/job-again.json" -w '%{http_code}' --max-time 15 "$LB/v1/jobs/$id")"
+[ "$code" = 200 ] && [ "$(json "$work/job-again.json" 'd["state"] + " " + str(d["totals"]["succeeded"])')" = "done $items" ] \
+  || fail "GET /v1/jobs/$id after Redis's restart: $code $(head -c 300 "$work/job-again.json")"
+# A new job is accepted and finishes.
+t_job2="$(now)"
+code="$(post_small_job "$work/post2.json")"
+[ "$code" = 202 ] || fail "POST /v1/jobs after Redis's restart: $code $(head -c 300 "$work/post2.json")"
+id2="$(json "$work/post2.json" 'd["id"]')"
+deadline=$((SECONDS + 30))
+while :; do
+  code="$(curl -sS -o "$work/job.json" -w '%{http_code}' --max-time 10 "$LB/v1/jobs/$id2" || true)"
+  [ "$code" = 200 ] && [ "$(json "$work/job.json" 'd["state"]')" != running ] && break
+  [ "$SECONDS" -lt "$deadline" ] || fail "job $id2 (after Redis's restart) not over within 30 s: $code"
+  sleep 0.1
+done
+[ "$(json "$work/job.json" 'd["state"] + " " + str(d["totals"]["succeeded"])')" = "done 2" ] \
+  || fail "job $id2 after Redis's restart: $(json "$work/job.json" 'd["totals"]')"
+t_job2_done="$(now)"
+step "Redis back: every replica reconnected in $(secs "$t_redis_up" "$t_reconnected") s, job $id still there, new job $id2 done in $(secs "$t_job2" "$t_job2_done") s"
+
+# ---------------------------------------------------------------- summary
+
+elapsed="$(secs "$t_post" "$t_done")"
+echo "test_cluster: summary"
+echo "  job:          $items x 1920x1080 JPEG ($image_mb MB, ${#ops} chars of ops), $replicas replicas (--workers 1 --tbb-threads 1)"
+echo "  throughput:   $items items in $elapsed s from the POST = $(awk -v n="$items" -v t="$elapsed" 'BEGIN { printf "%.1f", n / t }') items/s (a replica down for the last part)"
+echo "  kill:         $accepted_by (accepted the job) SIGKILLed with $done_at_kill/$items done; job finished $(secs "$t_kill" "$t_done") s after the kill (--reclaim-after 3s)"
+echo "  per replica:  $per_replica"
+echo "  events:       via $sse_by, $items item events (each index once), then done"
+echo "  redis outage: first 503 store_unavailable $(secs "$t_redis_down" "$t_first_503") s after the kill, /v1/process $ok/$ok 200; replicas reconnected $(secs "$t_redis_up" "$t_reconnected") s after the restart; new job done in $(secs "$t_job2" "$t_job2_done") s"
+
+# down leaves nothing: no live process in the groups the stack started (each
+# process is the leader of its own; a replica's zygote and workers, nginx's
+# workers belong to them).
+groups=" "
+for f in "$PIXPOOL_STACK_DIR"/pids/*.pid; do read -r pid _ <"$f"; groups+="$pid "; done
+timeout 90 "$stack" down >"$work/down.log" 2>&1 || { cat "$work/down.log"; fail "scripts/stack down failed"; }
+left="$(ps -e -o pid=,pgid=,stat=,comm= | awk -v groups="$groups" \
+          'index(groups, " " $2 " ") && $3 !~ /^Z/ { printf "%s(%s) ", $1, $4 }')"
+[ -z "$left" ] || fail "processes of the stack left after down: $left"
+echo "test_cluster: OK"
