@@ -50,6 +50,7 @@ struct ItemResult {
   double download_ms = 0;
   StageTimes times;
   double total_ms = 0;  // run_image's total_ms: bytes or URL in hand -> output, download included
+  std::string replica;  // the replica that processed it (Redis store only)
 };
 
 enum class BatchState { running, done, cancelled };

@@ -181,10 +181,12 @@ nlohmann::json item_json(const ItemResult& item, std::size_t index) {
       j["id"] = item.result_id;
       j["result"] = "/v1/results/" + item.result_id;
     }
+    if (!item.replica.empty()) j["replica"] = item.replica;
   } else if (item.state == ItemState::failed && item.error) {
     j["status"] = http_status(item.error->code);
     j["error"] = {{"code", std::string(code_name(item.error->code))},
                   {"message", item.error->message}};
+    if (!item.replica.empty()) j["replica"] = item.replica;
   }
   if (item.state == ItemState::succeeded || item.state == ItemState::failed) {
     j["timings_ms"] = {{"download", item.download_ms},   {"queue", item.times.queue_ms},
@@ -208,29 +210,34 @@ nlohmann::json summary_json(const BatchSummary& s) {
           {"megabytes_per_s", s.megabytes_per_s}};
 }
 
-nlohmann::json batch_json(const Batch& batch) {
-  const BatchSummary summary = batch.summary();
+nlohmann::json batch_json(const JobSnapshot& job) {
+  const BatchSummary& summary = job.summary;
   nlohmann::json items = nlohmann::json::array();
-  const auto all = batch.items();
+  const auto& all = job.items;
   for (std::size_t i = 0; i < all.size(); ++i) items.push_back(item_json(all[i], i));
-  const std::string self = "/v1/jobs/" + batch.id();
+  const std::string self = "/v1/jobs/" + job.id;
   return {
-      {"id", batch.id()},
+      {"id", job.id},
       {"state", std::string(batch_state_name(summary.state))},
-      {"backend", batch.backend()},
+      {"backend", job.backend},
       {"totals", summary_json(summary)},
       {"items", items},
       {"links", {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}};
 }
 
-Result<std::string> batch_archive(const Batch& batch, const ResultStore& results) {
+Result<std::string> batch_archive(const JobSnapshot& job, JobStore& store) {
   std::vector<TarEntry> entries;
-  nlohmann::json manifest = batch_json(batch);
-  const auto all = batch.items();
+  nlohmann::json manifest = batch_json(job);
+  const auto& all = job.items;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const ItemResult& item = all[i];
     if (item.state != ItemState::succeeded) continue;
-    auto stored = item.result_id.empty() ? nullptr : results.get(item.result_id);
+    std::shared_ptr<const StoredResult> stored;
+    if (!item.result_id.empty()) {
+      auto fetched = store.result(item.result_id);
+      if (!fetched) return fetched.error();
+      stored = std::move(fetched.value());
+    }
     if (!stored) {
       manifest["items"][i]["archived"] = false;  // evicted or expired from the store
       continue;

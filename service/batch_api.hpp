@@ -9,6 +9,7 @@
 
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
+#include "pipeline/job_store.hpp"
 #include "pipeline/result_store.hpp"
 #include "service/body_reader.hpp"
 #include "service/config.hpp"
@@ -40,11 +41,12 @@ nlohmann::json item_json(const ItemResult& item, std::size_t index);
 nlohmann::json summary_json(const BatchSummary& summary);
 
 // The whole batch: id, state, backend, totals, items, links.
-nlohmann::json batch_json(const Batch& batch);
+nlohmann::json batch_json(const JobSnapshot& job);
 
 // A tar of the finished outputs (in item order, names "0001-photo.jpg")
 // plus manifest.json (batch_json). Outputs evicted from the store are
-// listed in the manifest but missing from the tar.
-Result<std::string> batch_archive(const Batch& batch, const ResultStore& results);
+// listed in the manifest but missing from the tar. Errors: those of
+// JobStore::result (store_unavailable), make_tar's.
+Result<std::string> batch_archive(const JobSnapshot& job, JobStore& store);
 
 }  // namespace pixpool

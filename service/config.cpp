@@ -427,9 +427,39 @@ const std::vector<Option>& options() {
       duration_option(
           "results-ttl", "how long stored outputs stay fetchable",
           [](auto& c) -> auto& { return c.results.ttl; }, seconds{1}, kWeek),
+      size_option(
+          "max-queued-bytes",
+          "input bytes of batch/job items accepted but not finished (with a Redis store: "
+          "across the cluster, held in Redis); beyond it 429 queue_full",
+          [](auto& c) -> auto& { return c.batches.max_queued_bytes; }, kMiB, kTiB, true),
+      Option{"store", "URL",
+             "where jobs, results and progress live: memory (this process), or "
+             "redis://[:password@]host[:port][/db] to share them (and the work) with every "
+             "replica using the same Redis",
+             [](const Config& c) {  // never the password
+               return c.store_endpoint ? c.store_endpoint->display() : c.store;
+             },
+             [](Config& c, std::string_view t) -> std::string {
+               if (t == "memory") {
+                 c.store = "memory";
+                 c.store_endpoint.reset();
+                 return "";
+               }
+               auto endpoint = parse_redis_url(t);
+               if (!endpoint) return endpoint.error().message;
+               c.store = std::string(t);
+               c.store_endpoint = std::move(endpoint.value());
+               return "";
+             }},
+      duration_option(
+          "reclaim-after",
+          "with a Redis store: how long an item may stay claimed by a replica that stopped "
+          "heart-beating before another replica takes it over",
+          [](auto& c) -> auto& { return c.reclaim_after; }, milliseconds{300}, 24 * kHour),
       Option{
           "replica-id", "NAME",
-          "prefix of job and result ids, so a load balancer can route them (e.g. r1)",
+          "this replica's name; with --store memory also the prefix of job and result ids, so "
+          "a load balancer can route them (e.g. r1)",
           [](const Config& c) { return c.replica_id.empty() ? std::string("none") : c.replica_id; },
           [](Config& c, std::string_view t) -> std::string {
             for (char ch : t) {

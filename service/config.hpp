@@ -19,6 +19,7 @@
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
 #include "pipeline/process_pool_backend.hpp"
+#include "pipeline/redis_client.hpp"
 #include "pipeline/result_store.hpp"
 #include "pipeline/tbb_backend.hpp"
 
@@ -88,7 +89,16 @@ struct Config {
   std::size_t buffer_pool_bytes = std::size_t{256} << 20;  // idle pixel buffers kept for reuse
   std::string default_backend = "tbb";                     // tbb or process
   bool enable_test_ops = false;                            // sleep/crash/hog ops, for tests only
-  std::string replica_id;  // prefix of job/result ids ("r1" -> "r1-...")
+  // With the memory store: prefix of job/result ids ("r1" -> "r1-...").
+  // With a Redis store: only this replica's name (no prefix; default
+  // hostname:pid), in X-Pixpool-Replica and in the items it processed.
+  std::string replica_id;
+  // Where jobs, results and progress live: "memory" (this process) or a
+  // Redis URL (pipeline/redis_job_store.hpp); store_endpoint is parsed from it.
+  std::string store = "memory";
+  std::optional<RedisEndpoint> store_endpoint;
+  // How long a dead replica's claimed item waits before another takes it.
+  std::chrono::milliseconds reclaim_after{30000};
 };
 
 struct CommandLine {

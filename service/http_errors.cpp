@@ -37,6 +37,7 @@ int http_status(ErrorCode code) {
       return 499;  // nginx's "client closed request": only the access log sees it
     case ErrorCode::shutting_down:
     case ErrorCode::unavailable:
+    case ErrorCode::store_unavailable:
       return 503;
     case ErrorCode::timeout:
       return 504;

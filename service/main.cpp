@@ -31,9 +31,11 @@
 #include "pipeline/backend.hpp"
 #include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
+#include "pipeline/memory_job_store.hpp"
 #include "pipeline/metrics.hpp"
 #include "pipeline/pixel_budget.hpp"
 #include "pipeline/process_pool_backend.hpp"
+#include "pipeline/redis_job_store.hpp"
 #include "pipeline/result_store.hpp"
 #include "pipeline/tbb_backend.hpp"
 #include "pipeline/zygote.hpp"
@@ -57,6 +59,16 @@ std::vector<std::string> environment_names() {
 }
 
 // Zygote mode's part of --enable-test-ops: the workers know the test ops too.
+// This replica's name: --replica-id, else "hostname:pid" (unique among
+// replicas sharing a Redis store, and readable in logs).
+std::string replica_name(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+    std::snprintf(host, sizeof host, "pixpool");
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
 pixpool::Result<void> prepare_zygote(const pixpool::ZygoteEnvironment& environment) {
   if (!environment.test_ops) return {};
   return pixpool::register_test_ops(pixpool::default_registry());
@@ -166,29 +178,55 @@ int main(int argc, char** argv) {
   backends.add(std::make_unique<BudgetedBackend>(std::move(pool.value()), budget, admission_wait));
 
   Downloader downloader(config.download);
-  // Replica routing: ids of stored results and batches start with "r1-".
-  const std::string id_prefix = config.replica_id.empty() ? "" : config.replica_id + "-";
+  Metrics metrics;
+  // Memory store: replica routing, ids of stored results and batches start
+  // with "r1-". A Redis store shares ids across replicas: no prefix.
+  const bool clustered = config.store_endpoint.has_value();
+  const std::string id_prefix =
+      config.replica_id.empty() || clustered ? "" : config.replica_id + "-";
   ResultStoreOptions result_options = config.results;
   result_options.id_prefix = id_prefix;
   ResultStore results(std::move(result_options));
-  Metrics metrics;
   BatchRunnerOptions batch_options = config.batches;
   batch_options.id_prefix = id_prefix;
   auto batches =
       std::make_unique<BatchRunner>(std::move(batch_options), downloader, results, metrics);
+  const std::string replica = replica_name(config.replica_id);
+  std::unique_ptr<JobStore> store;
+  if (clustered) {
+    RedisJobStoreOptions options;
+    options.endpoint = *config.store_endpoint;
+    options.replica = replica;
+    options.reclaim_after = config.reclaim_after;
+    options.results_ttl = config.results.ttl;
+    options.max_items = config.batches.max_items;
+    options.max_queued_bytes = config.batches.max_queued_bytes;
+    // Items in flight on this replica: enough to keep every worker of the
+    // larger backend busy while others download, as a batch here would.
+    int most_workers = 1;
+    for (const auto& backend : backends.all()) {
+      most_workers = std::max(most_workers, backend->stats().workers);
+    }
+    options.consumers = 2 * most_workers;
+    store = std::make_unique<RedisJobStore>(std::move(options), backends, downloader, metrics);
+  } else {
+    store = std::make_unique<MemoryJobStore>(*batches, results, backends);
+  }
 
-  Server server(config, ServerParts{backends, downloader, results, *batches, metrics});
+  Server server(config, ServerParts{backends, downloader, *store, metrics, replica});
   auto port = server.bind();
   if (!port) {
     std::fprintf(stderr, "pixpool: %s\n", port.error().message.c_str());
     return 1;
   }
-  std::fprintf(stderr,
-               "pixpool %s listening on http://%s:%d (backends: %s; default %s; "
-               "%d worker processes)%s\n",
-               PIXPOOL_VERSION, config.http.host.c_str(), *port, backends.names().c_str(),
-               config.default_backend.c_str(), workers,
-               config.enable_test_ops ? " [test ops enabled]" : "");
+  std::fprintf(
+      stderr,
+      "pixpool %s listening on http://%s:%d (backends: %s; default %s; "
+      "%d worker processes; store %s; replica %s)%s\n",
+      PIXPOOL_VERSION, config.http.host.c_str(), *port, backends.names().c_str(),
+      config.default_backend.c_str(), workers,
+      store->status().kind == "redis" ? config.store_endpoint->display().c_str() : "memory",
+      replica.c_str(), config.enable_test_ops ? " [test ops enabled]" : "");
 
   std::promise<void> drained;
   auto drained_future = drained.get_future();
@@ -213,7 +251,11 @@ int main(int argc, char** argv) {
   });
 
   const bool served = server.run();  // returns once stop() has drained HTTP threads
-  batches.reset();                   // cancels items not started, waits for running ones
+  // A Redis store stops pulling items and finishes those it runs (others
+  // stay in the cluster queue); the memory runner cancels items not
+  // started and waits for running ones.
+  store.reset();
+  batches.reset();
   for (const auto& backend : backends.all()) backend->shutdown();
   drained.set_value();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);  // no-op if it already returned

@@ -150,12 +150,13 @@ struct Label {
 
 struct Server::Impl {
   Impl(const Config& c, ServerParts p)
-      : config(c), processing(processing_limit(c.http)), context{config,       p.backends,
-                                                                 p.downloader, p.results,
-                                                                 p.batches,    p.metrics,
-                                                                 http_metrics, processing} {}
+      : config(c),
+        replica(p.replica),
+        processing(processing_limit(c.http)),
+        context{config, p.backends, p.downloader, p.store, p.metrics, http_metrics, processing} {}
 
   const Config config;
+  const std::string replica;
   const AccessControl access{config.access};  // API keys and CORS, before routing
   // Header deadline and size limit; started by bind(), once the socket exists.
   std::unique_ptr<RequestHeadWatchdog> head_watchdog;
@@ -240,6 +241,9 @@ std::string Server::Impl::label_of(const std::string& path) const {
 // of named checks, each of which may answer the request itself.
 HandlerResponse Server::Impl::before_routing(httplib::Request& req, httplib::Response& res) {
   request_started = Clock::now();
+  // Which replica answered: through a load balancer, clients and tests can
+  // tell them apart (and find the one that accepted a job).
+  if (!replica.empty()) res.set_header("X-Pixpool-Replica", replica);
   if (head_watchdog) head_watchdog->head_done(req.remote_addr, req.remote_port);
   ignore_ranges(req);
   if (auto refusal = check_framing(req)) {

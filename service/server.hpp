@@ -6,13 +6,13 @@
 // pixel work.
 
 #include <memory>
+#include <string>
 
 #include "core/result.hpp"
 #include "pipeline/backend.hpp"
-#include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
+#include "pipeline/job_store.hpp"
 #include "pipeline/metrics.hpp"
-#include "pipeline/result_store.hpp"
 #include "service/config.hpp"
 
 namespace pixpool {
@@ -21,9 +21,9 @@ namespace pixpool {
 struct ServerParts {
   BackendSet& backends;
   Downloader& downloader;
-  ResultStore& results;
-  BatchRunner& batches;
+  JobStore& store;
   Metrics& metrics;
+  std::string replica;  // this replica's name: X-Pixpool-Replica on every response ("" = none)
 };
 
 class Server {

@@ -9,10 +9,9 @@
 
 #include "core/result.hpp"
 #include "pipeline/backend.hpp"
-#include "pipeline/batch.hpp"
 #include "pipeline/downloader.hpp"
+#include "pipeline/job_store.hpp"
 #include "pipeline/metrics.hpp"
-#include "pipeline/result_store.hpp"
 #include "service/config.hpp"
 #include "service/http_metrics.hpp"
 
@@ -59,8 +58,7 @@ struct RouteContext {
   const Config& config;
   BackendSet& backends;
   Downloader& downloader;
-  ResultStore& results;
-  BatchRunner& batches;
+  JobStore& store;  // jobs, their progress and stored results
   Metrics& metrics;
   const HttpMetrics& http_metrics;
   ProcessingLimit& processing;

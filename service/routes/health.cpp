@@ -11,6 +11,10 @@
 //    another backend recovers; "status" says "ready" when every backend is
 //    ready, else "degraded". 503 with "not_ready" otherwise (e.g. draining).
 //  - /v1/backends shows the same state next to each backend's figures.
+//  - /readyz also reports the job store ("store": kind, url, state). A
+//    Redis store that is away does not make the replica unready: /v1/process
+//    needs no store and keeps serving; job routes answer 503
+//    store_unavailable until the store is back ("status" says "degraded").
 #include <string>
 
 #include "service/routes/routes.hpp"
@@ -65,14 +69,22 @@ void readyz(RouteContext& ctx, const httplib::Request&, httplib::Response& res) 
     if (!stats.worker_pids.empty()) entry["worker_pids"] = stats.worker_pids;
     if (stats.zygote_restarts > 0) entry["zygote_restarts"] = stats.zygote_restarts;
   }
-  if (!all_ready) body["status"] = default_serves ? "degraded" : "not_ready";
+  const JobStoreStatus store = ctx.store.status();
+  body["store"] = {{"kind", store.kind}, {"state", store.up ? "up" : "down"}};
+  if (!store.url.empty()) body["store"]["url"] = store.url;
+  if (!store.up) {
+    body["store"]["error"] = store.error;
+    body["store"]["retry_in_ms"] = store.retry_in.count();
+  }
+  if (!all_ready || !store.up) body["status"] = default_serves ? "degraded" : "not_ready";
   send_json(res, default_serves ? 200 : 503, body);
 }
 
 void metrics_text(RouteContext& ctx, const httplib::Request&, httplib::Response& res) {
   res.status = 200;
-  res.set_content(ctx.http_metrics.exposition() + ctx.metrics.exposition(ctx.backends),
-                  "text/plain; version=0.0.4");
+  res.set_content(
+      ctx.http_metrics.exposition() + ctx.metrics.exposition(ctx.backends) + ctx.store.exposition(),
+      "text/plain; version=0.0.4");
 }
 
 void backends_json(RouteContext& ctx, const httplib::Request&, httplib::Response& res) {

@@ -1,6 +1,7 @@
 // POST /v1/batch (wait, then answer) and POST /v1/jobs (answer 202, then
-// GET /v1/jobs/{id}, its /events and /archive, DELETE to cancel). Items run
-// on the BatchRunner; these threads only wait.
+// GET /v1/jobs/{id}, its /events and /archive, DELETE to cancel). Jobs live
+// in the JobStore (memory or Redis); items run on the BatchRunner or on any
+// replica of the cluster. These threads only wait.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -16,11 +17,34 @@
 namespace pixpool {
 namespace {
 
-void send_tar(httplib::Response& res, const Batch& batch, std::string tar) {
+// How long an event stream may stay silent before a comment keeps it alive
+// through proxies.
+constexpr std::chrono::seconds kKeepAliveEvery{15};
+
+void send_tar(httplib::Response& res, const std::string& id, std::string tar) {
   res.status = 200;
-  res.set_header("Content-Disposition", "attachment; filename=\"pixpool-" + batch.id() + ".tar\"");
+  res.set_header("Content-Disposition", "attachment; filename=\"pixpool-" + id + ".tar\"");
   res.set_header("Content-Type", "application/x-tar");
   res.body = std::move(tar);
+}
+
+// Waits (this HTTP thread only waits) until job `id` is over. A client that
+// closes its connection meanwhile gets its items that have not started
+// cancelled. Errors: the store's (store_unavailable).
+Result<void> wait_for_job(RouteContext& ctx, const httplib::Request& req, const std::string& id) {
+  const ConnectionWatch watch(req);
+  std::string cursor;
+  for (;;) {
+    auto progress = ctx.store.progress(id, cursor, kCancelCheckInterval);
+    if (!progress) return progress.error();
+    if (!*progress) return Error{ErrorCode::not_found, "job '" + id + "' expired while running"};
+    if ((*progress)->done) return {};
+    cursor = (*progress)->cursor;
+    if (watch.closed()) {
+      (void)ctx.store.cancel(id);
+      return Error{ErrorCode::client_gone, "the client closed its connection"};
+    }
+  }
 }
 
 void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Response& res,
@@ -48,48 +72,54 @@ void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Respon
   params.format = request->params.format;
   params.quality = request->params.quality;
   params.max_pixels = ctx.config.max_pixels;
-  auto batch = ctx.batches.start(std::move(request->inputs), std::move(params), **backend);
-  if (!batch) return upload.refuse(batch.error());  // queue_full, shutting_down
-  const std::string self = "/v1/jobs/" + (*batch)->id();
+  auto job =
+      ctx.store.start(std::move(request->inputs), std::move(params), request->params.backend);
+  // queue_full, shutting_down, store_unavailable
+  if (!job) return upload.refuse(job.error());
+  const std::string id = job->id;
+  const std::string self = "/v1/jobs/" + id;
 
   if (async) {
     res.set_header("Location", self);
     return send_json(
         res, 202,
-        {{"id", (*batch)->id()},
+        {{"id", id},
          {"state", "running"},
-         {"total", (*batch)->summary().total},
+         {"total", job->summary.total},
          {"links",
           {{"self", self}, {"events", self + "/events"}, {"archive", self + "/archive"}}}});
   }
-  // Items run on the runner; this thread only waits. A client that closes
-  // its connection meanwhile gets its items that have not started cancelled.
-  const ConnectionWatch watch(req);
-  for (std::size_t seen = 0; !(*batch)->over();) {
-    seen = (*batch)->wait_for_progress(seen, kCancelCheckInterval).size();
-    if (!(*batch)->over() && watch.closed()) {
-      (*batch)->cancel();
-      break;
-    }
-  }
-  (*batch)->wait_until_done();
+  if (auto waited = wait_for_job(ctx, req, id); !waited) return send_error(res, waited.error());
+  auto finished = ctx.store.find(id);
+  if (!finished) return send_error(res, finished.error());
+  if (!*finished) return send_error(res, {ErrorCode::not_found, "job '" + id + "' expired"});
   if (request->archive) {
-    auto tar = batch_archive(**batch, ctx.results);
+    auto tar = batch_archive(**finished, ctx.store);
     if (!tar) return send_error(res, tar.error());
-    return send_tar(res, **batch, std::move(tar.value()));
+    return send_tar(res, id, std::move(tar.value()));
   }
-  send_json(res, 200, batch_json(**batch));
+  send_json(res, 200, batch_json(**finished));
 }
 
-// The batch of /v1/jobs/{id}..., or nullptr with a 404 sent.
-std::shared_ptr<Batch> find_batch(RouteContext& ctx, const httplib::Request& req,
-                                  httplib::Response& res) {
-  auto batch = ctx.batches.find(req.matches[1]);
-  if (!batch) {
-    send_error(res, {ErrorCode::not_found,
-                     "no job '" + std::string(req.matches[1]) + "' (unknown or expired)"});
+Error no_job(const httplib::Request& req) {
+  return {ErrorCode::not_found,
+          "no job '" + std::string(req.matches[1]) + "' (unknown or expired)"};
+}
+
+// The job of /v1/jobs/{id}..., or nullopt with the error (404, 503) sent.
+std::optional<JobSnapshot> find_job(RouteContext& ctx, const httplib::Request& req,
+                                    httplib::Response& res) {
+  auto job = ctx.store.find(req.matches[1]);
+  if (!job) {
+    send_error(res, job.error());
+    return std::nullopt;
   }
-  return batch;
+  if (!*job) send_error(res, no_job(req));
+  return std::move(job.value());
+}
+
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -105,49 +135,83 @@ void jobs_post(RouteContext& ctx, const httplib::Request& req, httplib::Response
 }
 
 void job_get(RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  if (auto batch = find_batch(ctx, req, res)) send_json(res, 200, batch_json(*batch));
+  if (auto job = find_job(ctx, req, res)) send_json(res, 200, batch_json(*job));
 }
 
 void job_delete(RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  auto batch = find_batch(ctx, req, res);
-  if (!batch) return;
-  const std::size_t cancelled = batch->cancel();
-  nlohmann::json body = batch_json(*batch);
-  body["cancelled_now"] = cancelled;
+  auto cancelled = ctx.store.cancel(req.matches[1]);
+  if (!cancelled) return send_error(res, cancelled.error());
+  if (!*cancelled) return send_error(res, no_job(req));
+  nlohmann::json body = batch_json((*cancelled)->first);
+  body["cancelled_now"] = (*cancelled)->second;
   send_json(res, 200, body);
 }
 
 void job_events(RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  auto batch = find_batch(ctx, req, res);
-  if (!batch) return;
+  const std::string id = req.matches[1];
+  // A reconnecting EventSource resumes after the last event it saw.
+  const std::string resume = req.get_header_value("Last-Event-ID");
+  auto first = ctx.store.progress(id, resume, std::chrono::milliseconds(0));
+  if (!first) return send_error(res, first.error());
+  if (!*first) return send_error(res, no_job(req));
   // A stream holds its HTTP thread until the job ends: count it like
   // processing, so the reserved threads stay free for health and metrics.
   auto admitted = ctx.processing.admit();
   if (!admitted) return send_error(res, admitted.error());
   auto slot = std::make_shared<ProcessingSlot>(std::move(admitted.value()));
-  // One `item` event per finished item (in finishing order), then `done`
-  // with the totals. Comments keep idle connections alive through proxies.
-  auto cursor = std::make_shared<std::size_t>(0);
+  // One `item` event per finished item (in finishing order, with the
+  // store's cursor as its id), then `done` with the totals. Comments keep
+  // idle connections alive through proxies. If the store goes away the
+  // stream ends with an `error` event; EventSource reconnects with
+  // Last-Event-ID and misses nothing.
+  struct Stream {
+    std::string cursor;
+    std::optional<JobProgress> pending;  // fetched, not written yet
+  };
+  auto stream = std::make_shared<Stream>(Stream{resume, std::move(**first)});
+  JobStore* store = &ctx.store;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [batch, cursor](std::size_t, httplib::DataSink& sink) {
-        const auto order = batch->wait_for_progress(*cursor, std::chrono::seconds(15));
+      [store, id, stream](std::size_t, httplib::DataSink& sink) {
         std::string out;
-        for (; *cursor < order.size(); ++*cursor) {
-          const std::size_t index = order[*cursor];
-          out += "event: item\ndata: " +
-                 item_json(batch->item(index), index)
-                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                 "\n\n";
+        const auto quiet_until = std::chrono::steady_clock::now() + kKeepAliveEvery;
+        bool over = false;
+        for (;;) {
+          std::optional<JobProgress> got = std::move(stream->pending);
+          stream->pending.reset();
+          if (!got) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                quiet_until - std::chrono::steady_clock::now());
+            auto fetched =
+                store->progress(id, stream->cursor, std::max(left, std::chrono::milliseconds(1)));
+            if (!fetched || !*fetched) {
+              const Error error = fetched ? Error{ErrorCode::not_found, "job '" + id + "' expired"}
+                                          : fetched.error();
+              out += "retry: 2000\nevent: error\ndata: " +
+                     dump({{"error",
+                            {{"code", std::string(code_name(error.code))},
+                             {"message", error.message}}}}) +
+                     "\n\n";
+              over = true;
+              break;
+            }
+            got = std::move(**fetched);
+          }
+          for (const auto& event : got->finished) {
+            out += "id: " + event.cursor +
+                   "\nevent: item\ndata: " + dump(item_json(event.item, event.index)) + "\n\n";
+          }
+          stream->cursor = got->cursor;
+          if (got->done) {
+            out += "event: done\ndata: " + dump(summary_json(*got->done)) + "\n\n";
+            over = true;
+          }
+          if (!out.empty() || std::chrono::steady_clock::now() >= quiet_until) break;
+          if (!sink.is_writable()) return false;  // client went away
         }
-        const bool over = batch->over() && *cursor == batch->summary().total;
-        if (over) {
-          out += "event: done\ndata: " + summary_json(batch->summary()).dump() + "\n\n";
-        } else if (out.empty()) {
-          out = ": keep-alive\n\n";
-        }
+        if (out.empty()) out = ": keep-alive\n\n";
         if (!sink.write(out.data(), out.size())) return false;  // client went away
         if (over) sink.done();
         return true;
@@ -156,11 +220,11 @@ void job_events(RouteContext& ctx, const httplib::Request& req, httplib::Respons
 }
 
 void job_archive(RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  auto batch = find_batch(ctx, req, res);
-  if (!batch) return;
-  auto tar = batch_archive(*batch, ctx.results);
+  auto job = find_job(ctx, req, res);
+  if (!job) return;
+  auto tar = batch_archive(*job, ctx.store);
   if (!tar) return send_error(res, tar.error());
-  send_tar(res, *batch, std::move(tar.value()));
+  send_tar(res, job->id, std::move(tar.value()));
 }
 
 }  // namespace pixpool

@@ -22,7 +22,9 @@ std::string range_header(const httplib::Request& req) {
 }  // namespace
 
 void result_get(RouteContext& ctx, const httplib::Request& req, httplib::Response& res) {
-  auto stored = ctx.results.get(req.matches[1]);
+  auto fetched = ctx.store.result(req.matches[1]);
+  if (!fetched) return send_error(res, fetched.error());
+  std::shared_ptr<const StoredResult> stored = std::move(fetched.value());
   if (!stored) {
     return send_error(res, {ErrorCode::not_found, "no result '" + std::string(req.matches[1]) +
                                                       "' (unknown, evicted or expired)"});
