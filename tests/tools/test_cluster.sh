@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cluster mode end to end (issue 13), natively on loopback with scripts/stack:
 # its own Redis, 3 identical replicas on it (--store redis://..., small
-# --workers/--tbb-threads so that 3 fit 2 cores, --reclaim-after 3s), nginx
+# --workers/--tbb-threads so that 3 fit 2 cores, --reclaim-after 3s, and
+# --enable-test-ops for a sleep op that makes items slow without CPU), nginx
 # balancing over all of them, and the origin.
 #
 #   1. A job of 50 large images (1920x1080 JPEGs made from tests/data with
@@ -10,8 +11,10 @@
 #      after some items are done and before all are. The job still finishes
 #      with every item `succeeded`; its event stream, read through the load
 #      balancer from a surviving replica, ends with `event: done` and names
-#      every item index exactly once; every result is fetched through the
-#      load balancer (200, a JPEG); more than one replica processed items.
+#      every item index exactly once; a stream from the killed replica, cut
+#      by the kill, resumes through the load balancer with Last-Event-ID and
+#      loses or repeats nothing; every result is fetched through the load
+#      balancer (200, a JPEG); more than one replica processed items.
 #   2. The killed replica is started again and rejoins.
 #   3. Redis is killed (SIGKILL) and started again (same port, same
 #      append-only file). While it is down, /v1/process keeps answering 200
@@ -39,9 +42,12 @@ small2="$root/tests/data/baboon_320x240.jpg"
 items=50
 replicas=3
 kill_after_items=5   # SIGKILL the accepting replica once this many items are done
-# 16 ops per item: ~40-60 ms of pixel work per 1080p image on one core, so
-# that the job lasts long enough (seconds) to be killed in the middle.
-ops="blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour"
+# Per item: the test op sleep:150 (replicas get --enable-test-ops) and 14
+# real ops, ~40 ms of pixel work per 1080p image on one core. Each replica
+# runs one item at a time (--tbb-threads 1), so the job lasts some 3-4 s
+# whatever the load of the machine (the sleep takes no CPU): long enough to
+# kill a replica in the middle of it with room to spare.
+ops="sleep:150,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour"
 
 fail() { echo "test_cluster: FAIL: $*" >&2; exit 1; }
 step() { echo "test_cluster: $*"; }
@@ -62,12 +68,14 @@ python=/usr/bin/python3
 
 work="$(mktemp -d /tmp/pixpool-test-cluster.XXXXXX)"
 export PIXPOOL_STACK_DIR="$work/stack"
-sse_pid=""
+main_pid=""
+cut_pid=""
 monitor_pid=""
 cleanup() {
-  local rc=$?
-  [ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null || true
-  [ -n "$monitor_pid" ] && kill "$monitor_pid" 2>/dev/null || true
+  local rc=$? pid
+  for pid in "$main_pid" "$cut_pid" "$monitor_pid"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
   timeout 90 "$stack" down >"$work/down.log" 2>&1 || cat "$work/down.log" >&2
   if [ "$rc" -ne 0 ]; then
     local log
@@ -142,7 +150,7 @@ started=0
 for attempt in 1 2 3; do
   read -r lb base < <(pick_ports) || fail "no free ports"
   if timeout 120 "$stack" up --replicas "$replicas" --reclaim-after 3s --port "$lb" --base-port "$base" \
-       --bin "$bin" -- --workers 1 --tbb-threads 1 >"$work/up.log" 2>&1; then
+       --bin "$bin" -- --workers 1 --tbb-threads 1 --enable-test-ops on >"$work/up.log" 2>&1; then
     started=1
     break
   fi
@@ -175,6 +183,9 @@ def wait_file(name, secs):
     return open(os.path.join(work, name)).read().strip()
 job = wait_file("job.id", 90)
 victim = wait_file("victim", 5)
+# No request of ours between the streams' requests while they are being
+# placed (nginx takes replicas in turn).
+wait_file("streams.ready", 30)
 def get():
     try:
         with urllib.request.urlopen(f"{lb}/v1/jobs/{job}", timeout=5) as r:
@@ -231,31 +242,38 @@ echo "$accepted_by" >"$work/victim.new" && mv "$work/victim.new" "$work/victim"
 echo "$id" >"$work/job.id.new" && mv "$work/job.id.new" "$work/job.id"
 step "job $id ($items items) accepted by $accepted_by in $(secs "$t_post" "$t_accepted") s (upload included)"
 
-# Its event stream through the load balancer, from a replica that survives:
-# a stream held by the replica we kill ends with it (a client would then
-# reconnect). nginx balances in turn, so another replica comes within a few
-# tries (once the kill is done, nginx skips the dead one). -i puts the
-# headers in the file, -N writes every event at once.
-sse_by=""
-for ((try = 1; try <= 2 * replicas; try++)); do
-  rm -f "$work/events.txt"
-  curl -sS -N -i --max-time 120 -o "$work/events.txt" "$LB/v1/jobs/$id/events" 2>"$work/events.err" &
-  sse_pid=$!
+# Two event streams through the load balancer: `main` from a replica that
+# survives, `cut` from the replica that accepted the job, which the kill cuts
+# off; a client then reconnects with Last-Event-ID (below). nginx takes the
+# replicas in turn, so both come within a few tries. -i puts the headers in
+# the file, -N writes every event at once.
+main_by=""
+for ((try = 1; try <= 3 * replicas; try++)); do
+  [ -n "$main_pid" ] && [ -n "$cut_pid" ] && break
+  f="$work/stream.$try"
+  curl -sS -N -i --max-time 120 -o "$f" "$LB/v1/jobs/$id/events" 2>"$f.err" &
+  pid=$!
   deadline=$((SECONDS + 10))
-  until grep -qi '^X-Pixpool-Replica:' "$work/events.txt" 2>/dev/null; do
-    kill -0 "$sse_pid" 2>/dev/null || break
+  until grep -qi '^X-Pixpool-Replica:' "$f" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || break
     [ "$SECONDS" -lt "$deadline" ] || fail "the event stream of $id sent no headers within 10 s"
     sleep 0.02
   done
-  sse_by="$(header "$work/events.txt" X-Pixpool-Replica)"
-  [ -n "$sse_by" ] || fail "the event stream of $id has no X-Pixpool-Replica: $(head -c 500 "$work/events.txt"; cat "$work/events.err")"
-  [ "$sse_by" != "$accepted_by" ] && break
-  kill "$sse_pid" 2>/dev/null || true
-  wait "$sse_pid" 2>/dev/null || true
-  sse_pid=""
+  by="$(header "$f" X-Pixpool-Replica)"
+  [ -n "$by" ] || fail "the event stream of $id has no X-Pixpool-Replica: $(head -c 500 "$f"; cat "$f.err")"
+  if [ "$by" = "$accepted_by" ] && [ -z "$cut_pid" ]; then
+    cut_pid=$pid cut_file="$f"
+  elif [ "$by" != "$accepted_by" ] && [ -z "$main_pid" ]; then
+    main_pid=$pid main_file="$f" main_by="$by"
+  else
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
 done
-[ -n "$sse_pid" ] || fail "$((2 * replicas)) event streams of $id all went to $accepted_by"
-step "event stream of $id read through the lb from $sse_by"
+[ -n "$main_pid" ] && [ -n "$cut_pid" ] \
+  || fail "$((3 * replicas)) event streams of $id did not reach both $accepted_by and another replica"
+touch "$work/streams.ready"
+step "event streams of $id through the lb: from $main_by, and from $accepted_by (to be killed)"
 
 # The monitor kills the accepting replica mid-job and waits for the job's end.
 wait "$monitor_pid" || { monitor_pid=""; fail "$(cat "$work/monitor.err")"; }
@@ -278,33 +296,78 @@ n_replicas="$(json "$work/job.json" 'len(set(i["replica"] for i in d["items"]))'
 [ "$n_replicas" -ge 2 ] || fail "only one replica processed items: $per_replica"
 step "job done: $items/$items succeeded; items per replica: $per_replica"
 
-# The event stream ends with `done` and names every index exactly once.
-deadline=$((SECONDS + 30))
-while kill -0 "$sse_pid" 2>/dev/null; do
-  [ "$SECONDS" -lt "$deadline" ] || fail "the event stream of $id did not end within 30 s of the job"
-  sleep 0.1
-done
-wait "$sse_pid" || fail "the event stream of $id failed: $(cat "$work/events.err")"
-sse_pid=""
-grep -q '^event: done' "$work/events.txt" || fail "no 'event: done' in the stream: $(tail -c 1000 "$work/events.txt")"
-"$python" - "$work/events.txt" "$items" <<'EOF' || fail "the event stream is not one item event per index"
+# sse_check FILE...: the item events of the streams in FILEs (in order;
+# only complete events count: a stream cut by the kill may end in the middle
+# of one) name every index exactly once, and the last stream ends with done.
+# Prints the id of the last complete item event.
+sse_check() {
+  "$python" - "$items" "$@" <<'EOF'
 import collections, json, sys
-lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
-n = int(sys.argv[2])
-seen, event = collections.Counter(), None
-for line in lines:
-    if line.startswith("event: "):
-        event = line[7:]
-    elif line.startswith("data: ") and event == "item":
-        seen[json.loads(line[6:])["index"]] += 1
-    elif line == "":
-        event = None
+n, files = int(sys.argv[1]), sys.argv[2:]
+seen, last_id, done = collections.Counter(), "", False
+for f in files:
+    text = open(f, encoding="utf-8", errors="replace").read().replace("\r", "")
+    # Events end with a blank line; whatever follows the last one is cut off.
+    for block in text.split("\n\n")[:-1]:
+        fields = {}
+        for line in block.split("\n"):
+            key, _, value = line.partition(": ")
+            fields.setdefault(key, value)
+        if fields.get("event") == "item":
+            seen[json.loads(fields["data"])["index"]] += 1
+            last_id = fields.get("id", last_id)
+        elif fields.get("event") == "done" and f == files[-1]:
+            done = True
 missing = [i for i in range(n) if seen[i] == 0]
 twice = {i: c for i, c in seen.items() if c != 1}
-if missing or twice or len(seen) != n:
-    sys.exit(f"missing {missing}, more than once {twice}, indexes {sorted(seen)}")
+if missing or twice or len(seen) != n or not done:
+    sys.exit(f"missing {missing}, more than once {twice}, {len(seen)} indexes, done event: {done}")
+print(last_id)
 EOF
-step "event stream via $sse_by: $items item events, each index once, then done"
+}
+
+# The main stream ends with `done` and names every index exactly once.
+deadline=$((SECONDS + 30))
+while kill -0 "$main_pid" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the event stream of $id from $main_by did not end within 30 s of the job"
+  sleep 0.1
+done
+wait "$main_pid" || fail "the event stream of $id from $main_by failed: $(cat "$main_file.err")"
+main_pid=""
+sse_check "$main_file" >/dev/null || fail "the event stream from $main_by: $(tail -c 600 "$main_file")"
+step "event stream via $main_by: $items item events, each index once, then done"
+
+# The stream from the killed replica was cut off; resuming it through the
+# load balancer with the last event id it got (as EventSource does) gives
+# the rest: every index exactly once over both parts, then done.
+deadline=$((SECONDS + 10))
+while kill -0 "$cut_pid" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the event stream from $accepted_by still runs 10 s after the job, though $accepted_by was killed"
+  sleep 0.1
+done
+wait "$cut_pid" 2>/dev/null || true
+cut_pid=""
+! grep -q '^event: done' "$cut_file" || fail "the event stream from $accepted_by ended with done, though $accepted_by was killed"
+cut_items="$(grep -c '^event: item' "$cut_file" || true)"
+last_id="$("$python" - "$cut_file" <<'EOF'
+import sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read().replace("\r", "")
+last = ""
+for block in text.split("\n\n")[:-1]:
+    lines = block.split("\n")
+    if "event: item" in lines:
+        last = next((l[4:] for l in lines if l.startswith("id: ")), last)
+print(last)
+EOF
+)"
+resume=()
+[ -n "$last_id" ] && resume=(-H "Last-Event-ID: $last_id")
+curl -sS -N -i --max-time 60 ${resume[@]+"${resume[@]}"} -o "$work/resumed.txt" "$LB/v1/jobs/$id/events" \
+  || fail "resuming the event stream of $id after $last_id failed"
+resumed_by="$(header "$work/resumed.txt" X-Pixpool-Replica)"
+sse_check "$cut_file" "$work/resumed.txt" >/dev/null \
+  || fail "the cut stream ($cut_items item events) resumed after '$last_id' via $resumed_by: $(tail -c 600 "$work/resumed.txt")"
+step "event stream via $accepted_by: cut by the kill after $cut_items item events, resumed via $resumed_by with Last-Event-ID: each index once, then done"
 
 # Every result through the load balancer: 200, a JPEG.
 t_res="$(now)"
@@ -416,12 +479,12 @@ step "Redis back: every replica reconnected in $(secs "$t_redis_up" "$t_reconnec
 
 elapsed="$(secs "$t_accepted" "$t_done")"
 echo "test_cluster: summary"
-echo "  job:          $items x 1920x1080 JPEG ($image_mb MB, ${#ops} chars of ops), $replicas replicas (--workers 1 --tbb-threads 1)"
+echo "  job:          $items x 1920x1080 JPEG ($image_mb MB), ops=$ops, $replicas replicas (--workers 1 --tbb-threads 1)"
 echo "  throughput:   $(awk -v n="$done_at_kill" -v t="$(secs "$t_accepted" "$t_kill")" 'BEGIN { printf "%.1f", n / t }') items/s from the 202 to the kill;" \
      "$items items in $elapsed s from the 202 = $(awk -v n="$items" -v t="$elapsed" 'BEGIN { printf "%.1f", n / t }') items/s, the reclaim wait included"
 echo "  kill:         $accepted_by (accepted the job) SIGKILLed with $done_at_kill/$items done; job finished $(secs "$t_kill" "$t_done") s after the kill (--reclaim-after 3s)"
 echo "  per replica:  $per_replica"
-echo "  events:       via $sse_by, $items item events (each index once), then done"
+echo "  events:       via $main_by all $items, each index once, then done; via $accepted_by cut after $cut_items, resumed via $resumed_by with Last-Event-ID, nothing lost or repeated"
 echo "  redis outage: first 503 store_unavailable $(secs "$t_redis_down" "$t_first_503") s after the kill, /v1/process $ok/$ok 200; replicas reconnected $(secs "$t_redis_up" "$t_reconnected") s after the restart; new job done in $(secs "$t_job2" "$t_job2_done") s"
 
 # down leaves nothing: no live process in the groups the stack started (each
