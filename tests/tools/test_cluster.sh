@@ -44,7 +44,7 @@ replicas=3
 kill_after_items=5   # SIGKILL the accepting replica once this many items are done
 # Per item: the test op sleep:150 (replicas get --enable-test-ops) and 14
 # real ops, ~40 ms of pixel work per 1080p image on one core. Each replica
-# runs one item at a time (--tbb-threads 1), so the job lasts some 3-4 s
+# runs one item at a time (--tbb-threads 1), so the job lasts some 5-6 s
 # whatever the load of the machine (the sleep takes no CPU): long enough to
 # kill a replica in the middle of it with room to spare.
 ops="sleep:150,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour,blur:3,contour"
