@@ -26,6 +26,10 @@ constexpr std::string_view kQueuedBytes = "pixpool:queued_bytes";
 constexpr std::chrono::milliseconds kPullBlock{1000};
 // The longest a progress() read blocks.
 constexpr std::chrono::milliseconds kMaxProgressBlock{2000};
+// Consumers (replica names) silent this long with nothing pending are
+// removed from the group; checked this often.
+constexpr std::chrono::minutes kConsumerForgetAfter{10};
+constexpr std::chrono::minutes kConsumerCleanupEvery{1};
 // Job keys of a job that never finishes (every replica gone for good) still
 // expire: this long after the results TTL.
 constexpr std::chrono::hours kUnfinishedJobGrace{24};
@@ -335,7 +339,8 @@ struct RedisJobStore::State {
   Result<void> ensure_group();
   std::optional<StreamEntry> next_entry();
   void consume_loop();
-  void run_entry(const StreamEntry& entry, bool was_reclaimed);
+  void run_entry(const StreamEntry& entry);
+  void forget_departed_consumers();
   void heartbeat_loop();
   // Sleeps up to `d`, less when stopping.
   void pause(std::chrono::milliseconds d) {
@@ -451,18 +456,13 @@ std::optional<StreamEntry> RedisJobStore::State::next_entry() {
 
 void RedisJobStore::State::consume_loop() {
   while (!stopping) {
-    auto entry = next_entry();
-    if (!entry || stopping) {
-      // Taken but not started (stopping): left pending, another replica
-      // reclaims it.
-      continue;
-    }
-    const bool was_reclaimed = false;
-    run_entry(*entry, was_reclaimed);
+    // An entry taken just as stopping began still runs: the backends outlive
+    // the store, and it would otherwise wait reclaim_after for another replica.
+    if (auto entry = next_entry()) run_entry(*entry);
   }
 }
 
-void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclaimed*/) {
+void RedisJobStore::State::run_entry(const StreamEntry& entry) {
   const std::string id = entry.fields.count("job") ? entry.fields.at("job") : "";
   const std::string index = entry.fields.count("item") ? entry.fields.at("item") : "";
   const std::string j = job_key(id);
@@ -487,7 +487,6 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclai
   std::size_t item_index = 0;
   std::from_chars(index.data(), index.data() + index.size(), item_index);
 
-  Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
   auto params = job_params_of(begun->at(2).str);
   auto backend = backends.find(backend_name);
   ImageRun run;
@@ -549,14 +548,41 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclai
   }
 }
 
+void RedisJobStore::State::forget_departed_consumers() {
+  // Every replica start adds a consumer name to the group; names of replicas
+  // gone for good (nothing pending, silent for long) are removed so the
+  // group does not grow forever. A live consumer removed by mistake is
+  // re-created by its next read.
+  auto listed = redis.command({"XINFO", "CONSUMERS", kQueue, kGroup});
+  if (!listed || listed->type != RedisValue::Type::array) return;
+  for (const RedisValue& c : listed->elements) {
+    const auto fields = hash_of(c);
+    std::map<std::string, long long> numbers;
+    for (std::size_t k = 0; k + 1 < c.elements.size(); k += 2) {
+      numbers[c.elements[k].str] = c.elements[k + 1].integer;
+    }
+    const auto name = fields.find("name");
+    if (name == fields.end() || name->second == options.replica) continue;
+    if (numbers["pending"] == 0 &&
+        numbers["idle"] > std::chrono::milliseconds(kConsumerForgetAfter).count()) {
+      (void)redis.command({"XGROUP", "DELCONSUMER", kQueue, kGroup, name->second});
+    }
+  }
+}
+
 void RedisJobStore::State::heartbeat_loop() {
   // Refresh our claims well before reclaim_after: XCLAIM of an entry resets
   // its idle time. min-idle keeps us from taking back an entry another
   // replica has just reclaimed from us (if we stalled that long).
   const auto every = std::max(options.reclaim_after / 3, std::chrono::milliseconds(50));
   const std::string min_idle = std::to_string((every / 2).count());
+  auto next_cleanup = Clock::now();
   while (!stopping) {
     pause(every);
+    if (Clock::now() >= next_cleanup) {
+      forget_departed_consumers();
+      next_cleanup = Clock::now() + kConsumerCleanupEvery;
+    }
     std::vector<std::string> ids;
     {
       std::lock_guard lock(mutex);
