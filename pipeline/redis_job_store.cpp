@@ -337,7 +337,11 @@ struct RedisJobStore::State {
 
   Result<std::optional<JobSnapshot>> snapshot(const std::string& id);
   Result<void> ensure_group();
-  std::optional<StreamEntry> next_entry();
+  std::optional<StreamEntry> reclaim_entry();
+  // A queue entry to run, or nullopt after a block with nothing (or an
+  // error, after pausing). Looks for reclaimable entries first when
+  // next_reclaim has passed (and moves it on).
+  std::optional<StreamEntry> next_entry(Clock::time_point& next_reclaim);
   void consume_loop();
   void run_entry(const StreamEntry& entry);
   void forget_departed_consumers();
@@ -408,29 +412,27 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   return std::optional<JobSnapshot>{std::move(out)};
 }
 
-std::optional<StreamEntry> RedisJobStore::State::next_entry() {
-  const std::string& me = options.replica;
-  // First an item a dead replica left behind, then a new one.
+std::optional<StreamEntry> RedisJobStore::State::reclaim_entry() {
   const std::string idle = std::to_string(options.reclaim_after.count());
-  auto stolen = redis.command({"XAUTOCLAIM", kQueue, kGroup, me, idle, "0-0", "COUNT", "1"});
-  if (!stolen) {
-    pause(std::min(redis.status().retry_in + std::chrono::milliseconds(50), kPullBlock));
-    return std::nullopt;
-  }
-  if (stolen->is_error()) {
-    if (stolen->str.rfind("NOGROUP", 0) == 0)
-      (void)ensure_group();
-    else
-      pause(kPullBlock);
-    return std::nullopt;
-  }
-  if (auto got = entries_of(stolen->at(1)); !got.empty()) {
-    ++reclaimed;
-    std::fprintf(stderr,
-                 "pixpool: reclaimed queue entry %s (job %s item %s) from a silent replica\n",
-                 got.front().id.c_str(), got.front().fields["job"].c_str(),
-                 got.front().fields["item"].c_str());
-    return got.front();
+  auto stolen =
+      redis.command({"XAUTOCLAIM", kQueue, kGroup, options.replica, idle, "0-0", "COUNT", "1"});
+  if (!stolen || stolen->is_error()) return std::nullopt;  // the read after says why
+  auto got = entries_of(stolen->at(1));
+  if (got.empty()) return std::nullopt;
+  ++reclaimed;
+  std::fprintf(stderr, "pixpool: reclaimed queue entry %s (job %s item %s) from a silent replica\n",
+               got.front().id.c_str(), got.front().fields["job"].c_str(),
+               got.front().fields["item"].c_str());
+  return got.front();
+}
+
+std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& next_reclaim) {
+  const std::string& me = options.replica;
+  // First an item a dead replica left behind (looked for now and then, not
+  // before every item: it costs a round trip), then a new one.
+  if (Clock::now() >= next_reclaim) {
+    next_reclaim = Clock::now() + std::min(options.reclaim_after / 2, kPullBlock);
+    if (auto stolen = reclaim_entry()) return stolen;
   }
   const std::string block = std::to_string(kPullBlock.count());
   auto read = redis.command(
@@ -455,10 +457,11 @@ std::optional<StreamEntry> RedisJobStore::State::next_entry() {
 }
 
 void RedisJobStore::State::consume_loop() {
+  Clock::time_point next_reclaim{};
   while (!stopping) {
     // An entry taken just as stopping began still runs: the backends outlive
     // the store, and it would otherwise wait reclaim_after for another replica.
-    if (auto entry = next_entry()) run_entry(*entry);
+    if (auto entry = next_entry(next_reclaim)) run_entry(*entry);
   }
 }
 
