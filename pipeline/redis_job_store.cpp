@@ -243,6 +243,13 @@ Result<JobParams> job_params_of(std::string_view text) {
   return p;
 }
 
+// hash[field], or `otherwise` when absent.
+std::string field_of(const std::map<std::string, std::string>& hash, const std::string& field,
+                     const std::string& otherwise = "") {
+  const auto it = hash.find(field);
+  return it == hash.end() ? otherwise : it->second;
+}
+
 long long number(const std::map<std::string, std::string>& hash, const std::string& field) {
   const auto it = hash.find(field);
   if (it == hash.end()) return 0;
@@ -379,7 +386,7 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   const auto records = hash_of((*replies)[2]);
   JobSnapshot out;
   out.id = id;
-  out.backend = job.count("backend") ? job.at("backend") : "";
+  out.backend = field_of(job, "backend");
   const auto total = static_cast<std::size_t>(std::max<long long>(0, number(job, "total")));
   out.items.resize(total);
   for (std::size_t i = 0; i < total; ++i) {
@@ -398,7 +405,7 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   sum.bytes_in = static_cast<std::size_t>(number(job, "bytes_in"));
   sum.bytes_out = static_cast<std::size_t>(number(job, "bytes_out"));
   const long long created = number(job, "created_ms");
-  const long long ended = job.count("ended_ms") ? number(job, "ended_ms") : 0;
+  const long long ended = number(job, "ended_ms");
   const long long now = ended > 0 ? ended : redis_now_ms((*replies)[3]);
   sum.elapsed_s = std::max(0.0, static_cast<double>(now - created) / 1000.0);
   if (sum.elapsed_s > 0) {
@@ -466,8 +473,8 @@ void RedisJobStore::State::consume_loop() {
 }
 
 void RedisJobStore::State::run_entry(const StreamEntry& entry) {
-  const std::string id = entry.fields.count("job") ? entry.fields.at("job") : "";
-  const std::string index = entry.fields.count("item") ? entry.fields.at("item") : "";
+  const std::string id = field_of(entry.fields, "job");
+  const std::string index = field_of(entry.fields, "item");
   const std::string j = job_key(id);
   {
     std::lock_guard lock(mutex);
@@ -594,7 +601,7 @@ void RedisJobStore::State::heartbeat_loop() {
     if (ids.empty()) continue;
     std::vector<std::string_view> args{"XCLAIM", kQueue, kGroup, options.replica, min_idle};
     for (const auto& id : ids) args.push_back(id);
-    args.push_back("JUSTID");
+    args.emplace_back("JUSTID");
     (void)redis.command(args);
   }
 }
@@ -729,16 +736,15 @@ Result<std::optional<JobProgress>> RedisJobStore::progress(const std::string& id
   bool done = false;
   for (const StreamEntry& e : entries_of(read.at(0).at(1))) {
     out.cursor = e.id;
-    if (e.fields.count("done")) {
+    if (e.fields.contains("done")) {
       done = true;
       continue;
     }
     std::size_t index = 0;
-    const std::string& text = e.fields.count("index") ? e.fields.at("index") : "";
+    const std::string text = field_of(e.fields, "index");
     std::from_chars(text.data(), text.data() + text.size(), index);
-    out.finished.push_back({e.id, index,
-                            item_of(e.fields.count("record") ? e.fields.at("record") : "{}",
-                                    e.fields.count("state") ? e.fields.at("state") : "")});
+    out.finished.push_back(
+        {e.id, index, item_of(field_of(e.fields, "record", "{}"), field_of(e.fields, "state"))});
   }
   if (done) {
     auto snap = state_->snapshot(id);

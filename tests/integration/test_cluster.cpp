@@ -74,15 +74,15 @@ bool job_over(const test::ServerProcess& server, const std::string& id) {
 
 // Item indices in the order an SSE stream delivered them, and whether it
 // ended with `done`.
-struct Stream {
+struct EventStream {
   std::vector<int> indices;
   bool done = false;
 };
 
-Stream read_events(const test::ServerProcess& server, const std::string& id) {
+EventStream read_events(const test::ServerProcess& server, const std::string& id) {
   const auto out =
       test::run_command("curl -s -N -m 60 " + server.base_url() + "/v1/jobs/" + id + "/events");
-  Stream s;
+  EventStream s;
   std::size_t at = 0;
   while ((at = out.output.find("event: item\ndata: ", at)) != std::string::npos) {
     at += 18;
@@ -108,7 +108,7 @@ TEST_CASE("cluster: a job accepted by one replica is served whole by another") {
   CHECK(id.find('-') == std::string::npos);  // no replica prefix with a shared store
 
   // Events through the other replica: every item once, then done.
-  const Stream stream = read_events(b, id);
+  const EventStream stream = read_events(b, id);
   CHECK(stream.done);
   CHECK(stream.indices.size() == 12);
   CHECK(std::set<int>(stream.indices.begin(), stream.indices.end()).size() == 12);
@@ -186,7 +186,7 @@ TEST_CASE("cluster: a SIGKILLed replica's claimed items are finished by another,
   CHECK(by_replica["b"] >= 1);
   CHECK(metric(b, "pixpool_cluster_items_reclaimed_total") >= 1);
   // Each item's event exactly once, even though some ran twice.
-  const Stream stream = read_events(b, id);
+  const EventStream stream = read_events(b, id);
   CHECK(stream.done);
   CHECK(stream.indices.size() == 10);
   CHECK(std::set<int>(stream.indices.begin(), stream.indices.end()).size() == 10);
@@ -217,7 +217,7 @@ TEST_CASE("cluster: DELETE on one replica stops items on every replica") {
   int ran = 0;
   for (const auto& item : body["items"]) ran += item["state"] == "succeeded" ? 1 : 0;
   CHECK(ran + body["totals"]["cancelled"].get<int>() == 30);
-  const Stream stream = read_events(b, id);
+  const EventStream stream = read_events(b, id);
   CHECK(stream.done);
   CHECK(stream.indices.size() == 30);
 }
@@ -243,8 +243,7 @@ TEST_CASE("cluster: Redis down costs /v1/process nothing; jobs get 503 and work 
     REQUIRE(res);
     CHECK(res->status == 200);
   }
-  const std::string form_photo = photo;
-  httplib::MultipartFormDataItems form = {{"image", form_photo, "one.jpg", "image/jpeg"}};
+  httplib::MultipartFormDataItems form = {{"image", photo, "one.jpg", "image/jpeg"}};
   auto refused = client.Post("/v1/jobs", form);
   REQUIRE(refused);
   CHECK(refused->status == 503);

@@ -80,6 +80,7 @@ void RedisServer::launch() {
                                    "--logfile",
                                    dir_ + "/redis.log"};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_ = fork();
