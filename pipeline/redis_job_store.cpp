@@ -26,6 +26,10 @@ constexpr std::string_view kQueuedBytes = "pixpool:queued_bytes";
 constexpr std::chrono::milliseconds kPullBlock{1000};
 // The longest a progress() read blocks.
 constexpr std::chrono::milliseconds kMaxProgressBlock{2000};
+// Consumers (replica names) silent this long with nothing pending are
+// removed from the group; checked this often.
+constexpr std::chrono::minutes kConsumerForgetAfter{10};
+constexpr std::chrono::minutes kConsumerCleanupEvery{1};
 // Job keys of a job that never finishes (every replica gone for good) still
 // expire: this long after the results TTL.
 constexpr std::chrono::hours kUnfinishedJobGrace{24};
@@ -239,6 +243,13 @@ Result<JobParams> job_params_of(std::string_view text) {
   return p;
 }
 
+// hash[field], or `otherwise` when absent.
+std::string field_of(const std::map<std::string, std::string>& hash, const std::string& field,
+                     const std::string& otherwise = "") {
+  const auto it = hash.find(field);
+  return it == hash.end() ? otherwise : it->second;
+}
+
 long long number(const std::map<std::string, std::string>& hash, const std::string& field) {
   const auto it = hash.find(field);
   if (it == hash.end()) return 0;
@@ -333,9 +344,14 @@ struct RedisJobStore::State {
 
   Result<std::optional<JobSnapshot>> snapshot(const std::string& id);
   Result<void> ensure_group();
-  std::optional<StreamEntry> next_entry();
+  std::optional<StreamEntry> reclaim_entry();
+  // A queue entry to run, or nullopt after a block with nothing (or an
+  // error, after pausing). Looks for reclaimable entries first when
+  // next_reclaim has passed (and moves it on).
+  std::optional<StreamEntry> next_entry(Clock::time_point& next_reclaim);
   void consume_loop();
-  void run_entry(const StreamEntry& entry, bool was_reclaimed);
+  void run_entry(const StreamEntry& entry);
+  void forget_departed_consumers();
   void heartbeat_loop();
   // Sleeps up to `d`, less when stopping.
   void pause(std::chrono::milliseconds d) {
@@ -370,7 +386,7 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   const auto records = hash_of((*replies)[2]);
   JobSnapshot out;
   out.id = id;
-  out.backend = job.count("backend") ? job.at("backend") : "";
+  out.backend = field_of(job, "backend");
   const auto total = static_cast<std::size_t>(std::max<long long>(0, number(job, "total")));
   out.items.resize(total);
   for (std::size_t i = 0; i < total; ++i) {
@@ -389,7 +405,7 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   sum.bytes_in = static_cast<std::size_t>(number(job, "bytes_in"));
   sum.bytes_out = static_cast<std::size_t>(number(job, "bytes_out"));
   const long long created = number(job, "created_ms");
-  const long long ended = job.count("ended_ms") ? number(job, "ended_ms") : 0;
+  const long long ended = number(job, "ended_ms");
   const long long now = ended > 0 ? ended : redis_now_ms((*replies)[3]);
   sum.elapsed_s = std::max(0.0, static_cast<double>(now - created) / 1000.0);
   if (sum.elapsed_s > 0) {
@@ -403,29 +419,27 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   return std::optional<JobSnapshot>{std::move(out)};
 }
 
-std::optional<StreamEntry> RedisJobStore::State::next_entry() {
-  const std::string& me = options.replica;
-  // First an item a dead replica left behind, then a new one.
+std::optional<StreamEntry> RedisJobStore::State::reclaim_entry() {
   const std::string idle = std::to_string(options.reclaim_after.count());
-  auto stolen = redis.command({"XAUTOCLAIM", kQueue, kGroup, me, idle, "0-0", "COUNT", "1"});
-  if (!stolen) {
-    pause(std::min(redis.status().retry_in + std::chrono::milliseconds(50), kPullBlock));
-    return std::nullopt;
-  }
-  if (stolen->is_error()) {
-    if (stolen->str.rfind("NOGROUP", 0) == 0)
-      (void)ensure_group();
-    else
-      pause(kPullBlock);
-    return std::nullopt;
-  }
-  if (auto got = entries_of(stolen->at(1)); !got.empty()) {
-    ++reclaimed;
-    std::fprintf(stderr,
-                 "pixpool: reclaimed queue entry %s (job %s item %s) from a silent replica\n",
-                 got.front().id.c_str(), got.front().fields["job"].c_str(),
-                 got.front().fields["item"].c_str());
-    return got.front();
+  auto stolen =
+      redis.command({"XAUTOCLAIM", kQueue, kGroup, options.replica, idle, "0-0", "COUNT", "1"});
+  if (!stolen || stolen->is_error()) return std::nullopt;  // the read after says why
+  auto got = entries_of(stolen->at(1));
+  if (got.empty()) return std::nullopt;
+  ++reclaimed;
+  std::fprintf(stderr, "pixpool: reclaimed queue entry %s (job %s item %s) from a silent replica\n",
+               got.front().id.c_str(), got.front().fields["job"].c_str(),
+               got.front().fields["item"].c_str());
+  return got.front();
+}
+
+std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& next_reclaim) {
+  const std::string& me = options.replica;
+  // First an item a dead replica left behind (looked for now and then, not
+  // before every item: it costs a round trip), then a new one.
+  if (Clock::now() >= next_reclaim) {
+    next_reclaim = Clock::now() + std::min(options.reclaim_after / 2, kPullBlock);
+    if (auto stolen = reclaim_entry()) return stolen;
   }
   const std::string block = std::to_string(kPullBlock.count());
   auto read = redis.command(
@@ -450,21 +464,17 @@ std::optional<StreamEntry> RedisJobStore::State::next_entry() {
 }
 
 void RedisJobStore::State::consume_loop() {
+  Clock::time_point next_reclaim{};
   while (!stopping) {
-    auto entry = next_entry();
-    if (!entry || stopping) {
-      // Taken but not started (stopping): left pending, another replica
-      // reclaims it.
-      continue;
-    }
-    const bool was_reclaimed = false;
-    run_entry(*entry, was_reclaimed);
+    // An entry taken just as stopping began still runs: the backends outlive
+    // the store, and it would otherwise wait reclaim_after for another replica.
+    if (auto entry = next_entry(next_reclaim)) run_entry(*entry);
   }
 }
 
-void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclaimed*/) {
-  const std::string id = entry.fields.count("job") ? entry.fields.at("job") : "";
-  const std::string index = entry.fields.count("item") ? entry.fields.at("item") : "";
+void RedisJobStore::State::run_entry(const StreamEntry& entry) {
+  const std::string id = field_of(entry.fields, "job");
+  const std::string index = field_of(entry.fields, "item");
   const std::string j = job_key(id);
   {
     std::lock_guard lock(mutex);
@@ -487,7 +497,6 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclai
   std::size_t item_index = 0;
   std::from_chars(index.data(), index.data() + index.size(), item_index);
 
-  Result<JobOutput> output = Error{ErrorCode::internal, "not run"};
   auto params = job_params_of(begun->at(2).str);
   auto backend = backends.find(backend_name);
   ImageRun run;
@@ -549,14 +558,41 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry, bool /*was_reclai
   }
 }
 
+void RedisJobStore::State::forget_departed_consumers() {
+  // Every replica start adds a consumer name to the group; names of replicas
+  // gone for good (nothing pending, silent for long) are removed so the
+  // group does not grow forever. A live consumer removed by mistake is
+  // re-created by its next read.
+  auto listed = redis.command({"XINFO", "CONSUMERS", kQueue, kGroup});
+  if (!listed || listed->type != RedisValue::Type::array) return;
+  for (const RedisValue& c : listed->elements) {
+    const auto fields = hash_of(c);
+    std::map<std::string, long long> numbers;
+    for (std::size_t k = 0; k + 1 < c.elements.size(); k += 2) {
+      numbers[c.elements[k].str] = c.elements[k + 1].integer;
+    }
+    const auto name = fields.find("name");
+    if (name == fields.end() || name->second == options.replica) continue;
+    if (numbers["pending"] == 0 &&
+        numbers["idle"] > std::chrono::milliseconds(kConsumerForgetAfter).count()) {
+      (void)redis.command({"XGROUP", "DELCONSUMER", kQueue, kGroup, name->second});
+    }
+  }
+}
+
 void RedisJobStore::State::heartbeat_loop() {
   // Refresh our claims well before reclaim_after: XCLAIM of an entry resets
   // its idle time. min-idle keeps us from taking back an entry another
   // replica has just reclaimed from us (if we stalled that long).
   const auto every = std::max(options.reclaim_after / 3, std::chrono::milliseconds(50));
   const std::string min_idle = std::to_string((every / 2).count());
+  auto next_cleanup = Clock::now();
   while (!stopping) {
     pause(every);
+    if (Clock::now() >= next_cleanup) {
+      forget_departed_consumers();
+      next_cleanup = Clock::now() + kConsumerCleanupEvery;
+    }
     std::vector<std::string> ids;
     {
       std::lock_guard lock(mutex);
@@ -565,7 +601,7 @@ void RedisJobStore::State::heartbeat_loop() {
     if (ids.empty()) continue;
     std::vector<std::string_view> args{"XCLAIM", kQueue, kGroup, options.replica, min_idle};
     for (const auto& id : ids) args.push_back(id);
-    args.push_back("JUSTID");
+    args.emplace_back("JUSTID");
     (void)redis.command(args);
   }
 }
@@ -700,16 +736,15 @@ Result<std::optional<JobProgress>> RedisJobStore::progress(const std::string& id
   bool done = false;
   for (const StreamEntry& e : entries_of(read.at(0).at(1))) {
     out.cursor = e.id;
-    if (e.fields.count("done")) {
+    if (e.fields.contains("done")) {
       done = true;
       continue;
     }
     std::size_t index = 0;
-    const std::string& text = e.fields.count("index") ? e.fields.at("index") : "";
+    const std::string text = field_of(e.fields, "index");
     std::from_chars(text.data(), text.data() + text.size(), index);
-    out.finished.push_back({e.id, index,
-                            item_of(e.fields.count("record") ? e.fields.at("record") : "{}",
-                                    e.fields.count("state") ? e.fields.at("state") : "")});
+    out.finished.push_back(
+        {e.id, index, item_of(field_of(e.fields, "record", "{}"), field_of(e.fields, "state"))});
   }
   if (done) {
     auto snap = state_->snapshot(id);

@@ -36,5 +36,6 @@ TEST_CASE("retryable codes are the server's load or state, never the request's f
     if (is_retryable(code)) retryable.insert(code);
   }
   CHECK(retryable == std::set<ErrorCode>{ErrorCode::queue_full, ErrorCode::shutting_down,
-                                         ErrorCode::unavailable, ErrorCode::download_queue_full});
+                                         ErrorCode::unavailable, ErrorCode::download_queue_full,
+                                         ErrorCode::store_unavailable});
 }

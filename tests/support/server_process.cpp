@@ -4,14 +4,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <stdexcept>
 
 #include "tests/support/images.hpp"
+#include "tests/support/redis_server.hpp"
 #include "tests/support/wait.hpp"
 
 #ifndef PIXPOOL_BINARY
@@ -28,6 +31,18 @@ ServerProcess::ServerProcess(const std::vector<std::string>& extra_args) {
   log_path_ = make_temp_dir("server") + "/pixpool.log";
   std::vector<std::string> args = {pixpool_binary(), "--host", "127.0.0.1", "--port", "0"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // The store contract: the same job tests against a Redis store. Each
+  // server gets a database of its own (emptied first), so servers of one
+  // test do not share work unless the test gives them one --store itself.
+  const char* store = std::getenv("PIXPOOL_TEST_STORE");
+  if (store != nullptr && std::string(store) == "redis" &&
+      std::find(args.begin(), args.end(), "--store") == args.end()) {
+    static int next_db = 0;
+    const int db = next_db++ % 16;
+    RedisServer& redis = shared_redis_server();
+    redis.cli("-n " + std::to_string(db) + " FLUSHDB");
+    args.insert(args.end(), {"--store", redis.url(db)});
+  }
   // argv is built before fork: the child only makes async-signal-safe calls.
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);

@@ -11,7 +11,9 @@ namespace pixpool::test {
 
 class ServerProcess {
  public:
-  // Starts pixpool with --host 127.0.0.1 --port 0 plus `extra_args`, waits
+  // Starts pixpool with --host 127.0.0.1 --port 0 plus `extra_args` (plus
+  // --store redis://... of a test Redis, tests/support/redis_server.hpp,
+  // when PIXPOOL_TEST_STORE=redis and the args name no store), waits
   // (up to 20 s) for its "listening on" line, and reads the port from it.
   // Throws std::runtime_error with the log when it does not come up.
   explicit ServerProcess(const std::vector<std::string>& extra_args = {});
