@@ -99,9 +99,15 @@ std::string RedisEndpoint::display() const {
 }
 
 Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+  // The URL as errors show it: a password (anything before '@') masked.
+  std::string shown(url);
+  if (const auto at = shown.rfind('@'), scheme = shown.find("://");
+      at != std::string::npos && scheme != std::string::npos && scheme + 3 <= at) {
+    shown.replace(scheme + 3, at - scheme - 3, "***");
+  }
   auto bad = [&](const std::string& why) -> Error {
     return Error{ErrorCode::invalid_parameter,
-                 "store URL '" + std::string(url) + "': " + why +
+                 "store URL '" + shown + "': " + why +
                      " (expected redis://[:password@]host[:port][/db])"};
   };
   constexpr std::string_view kScheme = "redis://";

@@ -450,7 +450,8 @@ const std::vector<Option>& options() {
                c.store = std::string(t);
                c.store_endpoint = std::move(endpoint.value());
                return "";
-             }},
+             },
+             /*is_switch=*/false, /*secret=*/true},
       duration_option(
           "reclaim-after",
           "with a Redis store: how long an item may stay claimed by a replica that stopped "
