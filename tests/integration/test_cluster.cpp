@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -65,6 +66,16 @@ double metric(const test::ServerProcess& server, const std::string& name) {
   const auto at = res->body.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
   return std::stod(res->body.substr(at + name.size() + 2));
+}
+
+std::size_t thread_count(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
 }
 
 bool job_over(const test::ServerProcess& server, const std::string& id) {
@@ -235,6 +246,7 @@ TEST_CASE("cluster: Redis down costs /v1/process nothing; jobs get 503 and work 
   const std::string id = before["id"];
   REQUIRE(wait_until(
       [&] { return get_json(a, "/v1/jobs/" + id)["totals"]["done"].get<int>() >= 1; }, 30s, 20ms));
+  const std::size_t threads_before = thread_count(a.pid());
   redis.kill();
 
   auto client = client_for(a);
@@ -269,6 +281,8 @@ TEST_CASE("cluster: Redis down costs /v1/process nothing; jobs get 503 and work 
   REQUIRE(wait_until([&] { return job_over(a, after["id"]); }, 30s, 20ms));
   CHECK(get_json(a, "/readyz")["store"]["state"] == "up");
   CHECK(metric(a, "pixpool_store_reconnects_total") >= 1);
+  // Reconnecting made no threads: back to what it ran before the outage.
+  CHECK(wait_until([&] { return thread_count(a.pid()) <= threads_before; }, 10s, 20ms));
 }
 
 TEST_CASE(
