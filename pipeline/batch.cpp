@@ -229,11 +229,9 @@ void BatchRunner::State::launch_next_locked(const std::shared_ptr<Feed>& feed) {
   });
 }
 
-namespace {
-
 // "photo.jpg" + png -> "photo.png"; URL items use the last path segment.
-std::string output_name(const std::string& name, const std::string& url, std::size_t index,
-                        ImageFormat format) {
+std::string output_file_name(const std::string& name, const std::string& url, std::size_t index,
+                             ImageFormat format) {
   std::string base = name;
   if (base.empty() && !url.empty()) {
     std::string path = url.substr(0, url.find_first_of("?#"));
@@ -250,8 +248,6 @@ std::string output_name(const std::string& name, const std::string& url, std::si
       format == ImageFormat::jpeg ? "jpg" : std::string(format_name(format));
   return safe + "." + extension;
 }
-
-}  // namespace
 
 void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size_t index,
                                   BatchInput input, const JobParams& params, Backend& backend) {
@@ -281,9 +277,10 @@ void BatchRunner::State::run_item(const std::shared_ptr<Batch>& batch, std::size
   result.height = output->height;
   result.format = output->format;
   result.times = output->times;
-  auto id = results.put(StoredResult{
-      std::move(output->bytes), std::string(mime_type(result.format)),
-      output_name(input.name, input.url, index, result.format), std::chrono::system_clock::now()});
+  auto id =
+      results.put(StoredResult{std::move(output->bytes), std::string(mime_type(result.format)),
+                               output_file_name(input.name, input.url, index, result.format),
+                               std::chrono::system_clock::now()});
   result.result_id = id.value_or("");
   result.state = ItemState::succeeded;
   batch->finish_item(index, std::move(result));

@@ -151,6 +151,12 @@ class BatchRunner {
 };
 
 std::string_view item_state_name(ItemState state);
+
+// The file name of item `index`'s output in `format`: its upload name (or a
+// URL's last path segment) with the format's extension, unsafe characters
+// replaced: "photo.jpg" + png -> "photo.png"; "item-3.jpg" when empty.
+std::string output_file_name(const std::string& name, const std::string& url, std::size_t index,
+                             ImageFormat format);
 std::string_view batch_state_name(BatchState state);
 
 }  // namespace pixpool

@@ -272,26 +272,6 @@ long long redis_now_ms(const RedisValue& time_reply) {
   return s * 1000 + us / 1000;
 }
 
-// "photo.jpg" + png -> "photo.png"; URL items use the last path segment.
-std::string output_name(const std::string& name, const std::string& url, std::size_t index,
-                        ImageFormat format) {
-  std::string base = name;
-  if (base.empty() && !url.empty()) {
-    std::string path = url.substr(0, url.find_first_of("?#"));
-    base = path.substr(path.find_last_of('/') + 1);
-  }
-  if (const auto dot = base.find_last_of('.'); dot != std::string::npos) base.resize(dot);
-  std::string safe;
-  for (char c : base) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
-    safe += ok ? c : '_';
-  }
-  if (safe.empty()) safe = "item-" + std::to_string(index + 1);
-  const std::string extension =
-      format == ImageFormat::jpeg ? "jpg" : std::string(format_name(format));
-  return safe + "." + extension;
-}
-
 // The entry {id, [field, value, ...]} of a stream reply.
 struct StreamEntry {
   std::string id;
@@ -523,7 +503,7 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
     item.times = run.output->times;
     bytes = std::move(run.output->bytes);
     type = std::string(mime_type(item.format));
-    name = output_name(item.name, item.url, item_index, item.format);
+    name = output_file_name(item.name, item.url, item_index, item.format);
   } else {
     item.state = ItemState::failed;
     item.error = run.output.error();
