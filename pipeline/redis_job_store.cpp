@@ -182,8 +182,10 @@ std::string record_of(const ItemResult& item) {
     j["error"] = {{"code", std::string(code_name(item.error->code))},
                   {"message", item.error->message}};
   }
+  // While pending: the upload's size (0 for URLs and empty uploads), so a
+  // missing input key can be told from an empty upload.
+  j["input_bytes"] = item.input_bytes;
   if (item.state == ItemState::succeeded || item.state == ItemState::failed) {
-    j["input_bytes"] = item.input_bytes;
     j["output_bytes"] = item.output_bytes;
     j["width"] = item.width;
     j["height"] = item.height;
@@ -234,9 +236,12 @@ Result<JobParams> job_params_of(std::string_view text) {
   const json j = json::parse(text, nullptr, false);
   if (!j.is_object()) return Error{ErrorCode::internal, "unreadable job parameters in the store"};
   JobParams p;
-  auto ops = parse_ops(j.value("ops", std::string(kDefaultOps)));
-  if (!ops) return ops.error();
-  p.ops = std::move(ops.value());
+  // format_ops of an empty chain is "": no ops, as given.
+  if (const std::string ops_text = j.value("ops", std::string(kDefaultOps)); !ops_text.empty()) {
+    auto ops = parse_ops(ops_text);
+    if (!ops) return ops.error();
+    p.ops = std::move(ops.value());
+  }
   p.quality = j.value("quality", kDefaultQuality);
   p.max_pixels = j.value("max_pixels", kDefaultMaxPixels);
   if (j.contains("format")) p.format = parse_output_format(j.value("format", ""));
@@ -324,11 +329,14 @@ struct RedisJobStore::State {
 
   Result<std::optional<JobSnapshot>> snapshot(const std::string& id);
   Result<void> ensure_group();
-  std::optional<StreamEntry> reclaim_entry();
+  // An entry idle longer than reclaim_after, scanning the group's pending
+  // list from `cursor` (XAUTOCLAIM looks at a bounded number of entries per
+  // call, so the scan goes on where the last call stopped; "0-0" = start).
+  std::optional<StreamEntry> reclaim_entry(std::string& cursor);
   // A queue entry to run, or nullopt after a block with nothing (or an
   // error, after pausing). Looks for reclaimable entries first when
   // next_reclaim has passed (and moves it on).
-  std::optional<StreamEntry> next_entry(Clock::time_point& next_reclaim);
+  std::optional<StreamEntry> next_entry(Clock::time_point& next_reclaim, std::string& cursor);
   void consume_loop();
   void run_entry(const StreamEntry& entry);
   void forget_departed_consumers();
@@ -399,11 +407,12 @@ Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::str
   return std::optional<JobSnapshot>{std::move(out)};
 }
 
-std::optional<StreamEntry> RedisJobStore::State::reclaim_entry() {
+std::optional<StreamEntry> RedisJobStore::State::reclaim_entry(std::string& cursor) {
   const std::string idle = std::to_string(options.reclaim_after.count());
   auto stolen =
-      redis.command({"XAUTOCLAIM", kQueue, kGroup, options.replica, idle, "0-0", "COUNT", "1"});
+      redis.command({"XAUTOCLAIM", kQueue, kGroup, options.replica, idle, cursor, "COUNT", "1"});
   if (!stolen || stolen->is_error()) return std::nullopt;  // the read after says why
+  cursor = stolen->at(0).type == RedisValue::Type::string ? stolen->at(0).str : "0-0";
   auto got = entries_of(stolen->at(1));
   if (got.empty()) return std::nullopt;
   ++reclaimed;
@@ -413,13 +422,18 @@ std::optional<StreamEntry> RedisJobStore::State::reclaim_entry() {
   return got.front();
 }
 
-std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& next_reclaim) {
+std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& next_reclaim,
+                                                            std::string& cursor) {
   const std::string& me = options.replica;
   // First an item a dead replica left behind (looked for now and then, not
   // before every item: it costs a round trip), then a new one.
   if (Clock::now() >= next_reclaim) {
     next_reclaim = Clock::now() + std::min(options.reclaim_after / 2, kPullBlock);
-    if (auto stolen = reclaim_entry()) return stolen;
+    // The whole pending list, a step at a time: go on at once while the
+    // scan has not wrapped around.
+    auto stolen = reclaim_entry(cursor);
+    if (cursor != "0-0") next_reclaim = Clock::now();
+    if (stolen) return stolen;
   }
   const std::string block = std::to_string(kPullBlock.count());
   auto read = redis.command(
@@ -445,10 +459,11 @@ std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& n
 
 void RedisJobStore::State::consume_loop() {
   Clock::time_point next_reclaim{};
+  std::string cursor = "0-0";
   while (!stopping) {
     // An entry taken just as stopping began still runs: the backends outlive
     // the store, and it would otherwise wait reclaim_after for another replica.
-    if (auto entry = next_entry(next_reclaim)) run_entry(*entry);
+    if (auto entry = next_entry(next_reclaim, cursor)) run_entry(*entry);
   }
 }
 
@@ -484,7 +499,7 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
     run.output = params.error();
   } else if (!backend) {
     run.output = backend.error();
-  } else if (item.url.empty() && begun->at(4).str.empty()) {
+  } else if (item.url.empty() && begun->at(4).str.empty() && item.input_bytes > 0) {
     run.output = Error{ErrorCode::internal, "the item's input is gone from the store (expired)"};
   } else {
     run = run_image(ImageSource{begun->at(4).str, item.url}, std::move(params.value()), **backend,
@@ -632,6 +647,7 @@ Result<JobSnapshot> RedisJobStore::start(std::vector<BatchInput> inputs, JobPara
     ItemResult item;
     item.name = input.name;
     item.url = input.url;
+    item.input_bytes = input.bytes.size();
     item.result_id = random_id();
     records.push_back(record_of(item));
     item.result_id.clear();
@@ -695,15 +711,19 @@ Result<std::optional<JobProgress>> RedisJobStore::progress(const std::string& id
   if (from.find_first_not_of("0123456789-") != std::string::npos || from.size() > 41) {
     return Error{ErrorCode::invalid_parameter, "bad event cursor '" + cursor + "'"};
   }
-  auto first =
-      state_->redis.pipeline({{"EXISTS", j}, {"XREAD", "COUNT", "1000", "STREAMS", events, from}});
+  // Whether the job is over is read before its events: the script that
+  // ends a job appends its last events in the same step.
+  auto first = state_->redis.pipeline({{"EXISTS", j},
+                                       {"HEXISTS", j, "ended_ms"},
+                                       {"XREAD", "COUNT", "1000", "STREAMS", events, from}});
   if (!first) return first.error();
   if ((*first)[0].integer == 0) return std::optional<JobProgress>{};
-  RedisValue read = std::move((*first)[1]);
+  const bool ended = (*first)[1].integer == 1;
+  RedisValue read = std::move((*first)[2]);
   if (read.is_error()) {
     return Error{ErrorCode::invalid_parameter, "bad event cursor '" + cursor + "': " + read.str};
   }
-  if (read.is_nil() && timeout.count() > 0) {
+  if (read.is_nil() && timeout.count() > 0 && !ended) {
     const auto block = std::min(timeout, kMaxProgressBlock);
     auto waited = state_->redis.command(
         {"XREAD", "COUNT", "1000", "BLOCK", std::to_string(block.count()), "STREAMS", events, from},
@@ -726,6 +746,9 @@ Result<std::optional<JobProgress>> RedisJobStore::progress(const std::string& id
     out.finished.push_back(
         {e.id, index, item_of(field_of(e.fields, "record", "{}"), field_of(e.fields, "state"))});
   }
+  // A cursor past the job's last event (e.g. an SSE client reconnecting
+  // after `done`) hears `done` again.
+  if (ended && out.finished.empty()) done = true;
   if (done) {
     auto snap = state_->snapshot(id);
     if (!snap) return snap.error();
