@@ -106,9 +106,9 @@ Result<RedisEndpoint> parse_redis_url(std::string_view url) {
     shown.replace(scheme + 3, at - scheme - 3, "***");
   }
   auto bad = [&](const std::string& why) -> Error {
-    return Error{ErrorCode::invalid_parameter,
-                 "store URL '" + shown + "': " + why +
-                     " (expected redis://[:password@]host[:port][/db])"};
+    return Error{
+        ErrorCode::invalid_parameter,
+        "store URL '" + shown + "': " + why + " (expected redis://[:password@]host[:port][/db])"};
   };
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) return bad("must start with redis://");
@@ -371,37 +371,88 @@ Result<RedisValue> RedisClient::command(const std::vector<std::string_view>& arg
   return value;
 }
 
+Result<std::string> RedisClient::script_sha(const RedisScript& script) {
+  {
+    std::lock_guard lock(state_->mutex);
+    if (auto it = state_->shas.find(script.source); it != state_->shas.end()) return it->second;
+  }
+  auto loaded = command({"SCRIPT", "LOAD", script.source});
+  if (!loaded) return loaded.error();
+  if (loaded->type != RedisValue::Type::string) {
+    return state_->unavailable("cannot load script " + script.name + ": " + loaded->str);
+  }
+  std::lock_guard lock(state_->mutex);
+  state_->shas[script.source] = loaded->str;
+  return loaded->str;
+}
+
+void RedisClient::forget_script(const RedisScript& script) {
+  std::lock_guard lock(state_->mutex);
+  state_->shas.erase(script.source);
+}
+
 Result<RedisValue> RedisClient::eval(const RedisScript& script,
                                      const std::vector<std::string_view>& keys,
                                      const std::vector<std::string_view>& args) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::string sha;
-    {
-      std::lock_guard lock(state_->mutex);
-      if (auto it = state_->shas.find(script.source); it != state_->shas.end()) sha = it->second;
-    }
-    if (sha.empty()) {
-      auto loaded = command({"SCRIPT", "LOAD", script.source});
-      if (!loaded) return loaded.error();
-      if (loaded->type != RedisValue::Type::string) {
-        return state_->unavailable("cannot load script " + script.name + ": " + loaded->str);
-      }
-      sha = loaded->str;
-      std::lock_guard lock(state_->mutex);
-      state_->shas[script.source] = sha;
-    }
+    auto sha = script_sha(script);
+    if (!sha) return sha.error();
     const std::string nkeys = std::to_string(keys.size());
-    std::vector<std::string_view> argv{"EVALSHA", sha, nkeys};
+    std::vector<std::string_view> argv{"EVALSHA", *sha, nkeys};
     argv.insert(argv.end(), keys.begin(), keys.end());
     argv.insert(argv.end(), args.begin(), args.end());
     auto reply = command(argv);
     if (!reply) return reply.error();
     if (reply->is_error() && reply->str.rfind("NOSCRIPT", 0) == 0) {
-      std::lock_guard lock(state_->mutex);
-      state_->shas.erase(script.source);
+      forget_script(script);
       continue;  // Redis restarted without our scripts: load and retry
     }
     return reply;
+  }
+  return state_->unavailable("script " + script.name + " could not be loaded");
+}
+
+Result<std::vector<RedisValue>> RedisClient::eval_with(
+    const RedisScript& script, const std::vector<std::string_view>& keys,
+    const std::vector<std::string_view>& args,
+    const std::vector<std::vector<std::string_view>>& before,
+    const std::vector<std::vector<std::string_view>>& after, bool atomic) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto sha = script_sha(script);
+    if (!sha) return sha.error();
+    const std::string nkeys = std::to_string(keys.size());
+    std::vector<std::string_view> eval{"EVALSHA", *sha, nkeys};
+    eval.insert(eval.end(), keys.begin(), keys.end());
+    eval.insert(eval.end(), args.begin(), args.end());
+    std::vector<std::vector<std::string_view>> commands;
+    commands.reserve(before.size() + after.size() + 3);
+    if (atomic) commands.push_back({"MULTI"});
+    commands.insert(commands.end(), before.begin(), before.end());
+    commands.push_back(std::move(eval));
+    commands.insert(commands.end(), after.begin(), after.end());
+    if (atomic) commands.push_back({"EXEC"});
+    auto replies = pipeline(commands);
+    if (!replies) return replies.error();
+    std::vector<RedisValue> out;
+    if (atomic) {
+      RedisValue& exec = replies->back();
+      if (exec.type != RedisValue::Type::array) {
+        return state_->unavailable("transaction refused: " +
+                                   (exec.is_error() ? exec.str : std::string("EXEC gave nil")));
+      }
+      out = std::move(exec.elements);
+    } else {
+      out = std::move(replies.value());
+    }
+    if (out.size() != before.size() + 1 + after.size()) {
+      return state_->unavailable("unexpected reply count from a transaction");
+    }
+    const RedisValue& result = out[before.size()];
+    if (result.is_error() && result.str.rfind("NOSCRIPT", 0) == 0) {
+      forget_script(script);
+      continue;  // Redis restarted without our scripts: load and send again
+    }
+    return out;
   }
   return state_->unavailable("script " + script.name + " could not be loaded");
 }

@@ -88,6 +88,24 @@ class RedisClient {
   Result<RedisValue> eval(const RedisScript& script, const std::vector<std::string_view>& keys,
                           const std::vector<std::string_view>& args);
 
+  // `before`, then EVALSHA script keys... args..., then `after`, in one
+  // round trip; inside MULTI/EXEC when `atomic` (nothing else runs between
+  // them). Returns one reply per command, the script's at before.size().
+  // Reloads the script and sends everything again on NOSCRIPT (the commands
+  // must be safe to repeat). Errors: store_unavailable, also when Redis
+  // refused the transaction.
+  Result<std::vector<RedisValue>> eval_with(
+      const RedisScript& script, const std::vector<std::string_view>& keys,
+      const std::vector<std::string_view>& args,
+      const std::vector<std::vector<std::string_view>>& before,
+      const std::vector<std::vector<std::string_view>>& after, bool atomic);
+
+  // The SHA1 Redis knows `script` by, loading it first if this client has
+  // not yet (for EVALSHA inside MULTI, where a NOSCRIPT cannot be retried).
+  // forget_script() after Redis answered NOSCRIPT (it restarted).
+  Result<std::string> script_sha(const RedisScript& script);
+  void forget_script(const RedisScript& script);
+
   struct Status {
     bool up = false;                        // the last attempt to talk to Redis worked
     std::string error;                      // why not, when down

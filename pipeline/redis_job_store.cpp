@@ -24,6 +24,10 @@ constexpr std::string_view kGroup = "pixpool";
 constexpr std::string_view kQueuedBytes = "pixpool:queued_bytes";
 // How long a consumer's read blocks before it looks again (reclaims, stop).
 constexpr std::chrono::milliseconds kPullBlock{1000};
+// A job is sent to Redis in chunks of at most this many items and bytes
+// (one MULTI/EXEC each), so its first items run while the rest is sent.
+constexpr std::size_t kEnqueueChunkItems = 16;
+constexpr std::size_t kEnqueueChunkBytes = std::size_t{4} << 20;
 // The longest a progress() read blocks.
 constexpr std::chrono::milliseconds kMaxProgressBlock{2000};
 // Consumers (replica names) silent this long with nothing pending are
@@ -81,35 +85,43 @@ local function finish(J, i, state, record, bytes_in, bytes_out, ttl_ms)
 end
 )lua";
 
-// KEYS: job, queue, queued_bytes. ARGV: id, budget, keep_ms, bytes, backend,
-// params, n, then per item: record, input bytes ("" for URLs).
-// Returns {1, queued} or {0, queued} when over the budget.
+// One chunk of a job, run in MULTI/EXEC after the SETs of its inputs (plain
+// commands: pushing megabytes through Lua arguments costs copies). KEYS:
+// job, queue, queued_bytes. ARGV: id, budget, keep_ms, chunk bytes, backend,
+// params, total, first index, count, then (first chunk only) every item's
+// record. Creates the job with its first chunk; reserves the chunk's input
+// bytes; queues its items. Returns {1, queued} or {0, queued} when the
+// chunk does not fit the budget (nothing changed then).
 const RedisScript kEnqueue{"enqueue", R"lua(
 local J = KEYS[1]
 local bytes = tonumber(ARGV[4])
 local queued = tonumber(redis.call('GET', KEYS[3]) or '0')
 if bytes > 0 and queued + bytes > tonumber(ARGV[2]) then return {0, queued} end
 redis.call('INCRBY', KEYS[3], bytes)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[7])
-redis.call('HSET', J, 'backend', ARGV[5], 'params', ARGV[6], 'total', n, 'created_ms', now,
-           'finished', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0, 'bytes_in', 0,
-           'bytes_out', 0, 'cancel', 0)
-for i = 0, n - 1 do
-  redis.call('HSET', J .. ':states', i, 'pending')
-  redis.call('HSET', J .. ':items', i, ARGV[8 + 2 * i])
-  local input = ARGV[9 + 2 * i]
-  if #input > 0 then redis.call('SET', J .. ':input:' .. i, input, 'PX', ARGV[3]) end
+local first = tonumber(ARGV[8])
+if first == 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', J, 'backend', ARGV[5], 'params', ARGV[6], 'total', n, 'created_ms', now,
+             'finished', 0, 'succeeded', 0, 'failed', 0, 'cancelled', 0, 'bytes_in', 0,
+             'bytes_out', 0, 'cancel', 0)
+  for i = 0, n - 1 do
+    redis.call('HSET', J .. ':states', i, 'pending')
+    redis.call('HSET', J .. ':items', i, ARGV[10 + i])
+  end
+  for _, k in ipairs({J, J .. ':states', J .. ':items'}) do redis.call('PEXPIRE', k, ARGV[3]) end
 end
-for _, k in ipairs({J, J .. ':states', J .. ':items'}) do redis.call('PEXPIRE', k, ARGV[3]) end
-for i = 0, n - 1 do redis.call('XADD', KEYS[2], '*', 'job', ARGV[1], 'item', i) end
+for i = first, first + tonumber(ARGV[9]) - 1 do
+  redis.call('XADD', KEYS[2], '*', 'job', ARGV[1], 'item', i)
+end
 return {1, queued + bytes}
 )lua"};
 
 // Before running an item. KEYS: job, queue. ARGV: item, entry id, group,
-// ttl_ms. Returns {'run', backend, params, record, input} or {'skip'} (the
-// entry is acknowledged: finished, cancelled now, or the job is gone).
+// ttl_ms. Returns {'run', backend, params, record} or {'skip'} (the entry is
+// acknowledged: finished, cancelled now, or the job is gone). The input is
+// read by a GET sent with it (through Lua it would be copied twice more).
 const RedisScript kBegin{"begin", std::string(kFinishFunction) + R"lua(
 local J, i = KEYS[1], ARGV[1]
 local function ack()
@@ -127,22 +139,19 @@ if cur == 'pending' and redis.call('HGET', J, 'cancel') == '1' then
   return {'skip'}
 end
 redis.call('HSET', J .. ':states', i, 'running')
-local input = redis.call('GET', J .. ':input:' .. i) or ''
 return {'run', redis.call('HGET', J, 'backend'), redis.call('HGET', J, 'params'),
-        redis.call('HGET', J .. ':items', i), input}
+        redis.call('HGET', J .. ':items', i)}
 )lua"};
 
-// After running an item. KEYS: job, queue, result. ARGV: item, entry id,
-// group, state, record, bytes_in, bytes_out, ttl_ms, result bytes, type,
-// name. Returns what finish() returned; the entry is acknowledged either way.
+// After running an item, in MULTI/EXEC after the plain commands that store
+// a succeeded item's result (its result id is fixed at enqueue and pixel
+// work is deterministic, so a rerun writes the same bytes). KEYS: job,
+// queue. ARGV: item, entry id, group, state, record, bytes_in, bytes_out,
+// ttl_ms. Returns what finish() returned; the entry is acknowledged either
+// way.
 const RedisScript kRecord{"record", std::string(kFinishFunction) + R"lua(
 local recorded = finish(KEYS[1], ARGV[1], ARGV[4], ARGV[5], tonumber(ARGV[6]),
                         tonumber(ARGV[7]), ARGV[8])
-if recorded == 1 and ARGV[4] == 'succeeded' then
-  redis.call('HSET', KEYS[3], 'bytes', ARGV[9], 'type', ARGV[10], 'name', ARGV[11],
-             'created_ms', now_ms())
-  redis.call('PEXPIRE', KEYS[3], ARGV[8])
-end
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
 return recorded
@@ -328,6 +337,17 @@ struct RedisJobStore::State {
   }
 
   Result<std::optional<JobSnapshot>> snapshot(const std::string& id);
+  // Sends items first..first+count-1 of job `id` (inputs SET, then the
+  // enqueue script) in one MULTI/EXEC. Returns -1 when queued, or the bytes
+  // already queued when the chunk did not fit the budget (its inputs are
+  // deleted again). Errors: store_unavailable.
+  Result<long long> enqueue_chunk(const std::string& j, const std::string& id,
+                                  const std::vector<BatchInput>& inputs,
+                                  const std::vector<std::string>& records, std::size_t first,
+                                  std::size_t count, std::size_t chunk_bytes,
+                                  const std::string& keep, const std::string& budget,
+                                  const std::string& backend, const std::string& params,
+                                  const std::string& total);
   Result<void> ensure_group();
   // An entry idle longer than reclaim_after, scanning the group's pending
   // list from `cursor` (XAUTOCLAIM looks at a bounded number of entries per
@@ -357,6 +377,40 @@ Result<void> RedisJobStore::State::ensure_group() {
     return store_error("cannot create the consumer group: " + reply->str);
   }
   return {};
+}
+
+Result<long long> RedisJobStore::State::enqueue_chunk(
+    const std::string& j, const std::string& id, const std::vector<BatchInput>& inputs,
+    const std::vector<std::string>& records, std::size_t first, std::size_t count,
+    std::size_t chunk_bytes, const std::string& keep, const std::string& budget,
+    const std::string& backend, const std::string& params, const std::string& total) {
+  std::vector<std::string> input_keys;
+  for (std::size_t i = first; i < first + count; ++i) {
+    if (!inputs[i].bytes.empty()) input_keys.push_back(j + ":input:" + std::to_string(i));
+  }
+  const std::string bytes = std::to_string(chunk_bytes);
+  const std::string from = std::to_string(first);
+  const std::string how_many = std::to_string(count);
+  std::vector<std::vector<std::string_view>> sets;
+  std::size_t k = 0;
+  for (std::size_t i = first; i < first + count; ++i) {
+    if (inputs[i].bytes.empty()) continue;
+    sets.push_back({"SET", input_keys[k++], inputs[i].bytes, "PX", keep});
+  }
+  std::vector<std::string_view> args{id,     budget, keep, bytes,   backend,
+                                     params, total,  from, how_many};
+  if (first == 0) args.insert(args.end(), records.begin(), records.end());
+  auto replies = redis.eval_with(kEnqueue, {j, kQueue, kQueuedBytes}, args, sets, {}, true);
+  if (!replies) return replies.error();
+  const RedisValue& result = (*replies)[sets.size()];
+  if (result.is_error()) return store_error("enqueue failed: " + result.str);
+  if (result.at(0).integer == 1) return -1;
+  if (!input_keys.empty()) {  // did not fit: its inputs go again
+    std::vector<std::string_view> del{"DEL"};
+    del.insert(del.end(), input_keys.begin(), input_keys.end());
+    (void)redis.command(del);
+  }
+  return result.at(1).integer;
 }
 
 Result<std::optional<JobSnapshot>> RedisJobStore::State::snapshot(const std::string& id) {
@@ -484,8 +538,13 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
     }
   } done{this, entry.id};
 
-  auto begun = redis.eval(kBegin, {j, kQueue}, {index, entry.id, kGroup, ttl_ms()});
-  if (!begun || begun->is_error() || begun->at(0).str != "run") return;
+  const std::string input_key = j + ":input:" + index;
+  auto begin_replies = redis.eval_with(kBegin, {j, kQueue}, {index, entry.id, kGroup, ttl_ms()}, {},
+                                       {{"GET", input_key}}, false);
+  if (!begin_replies || (*begin_replies)[0].is_error() || (*begin_replies)[0].at(0).str != "run")
+    return;
+  const RedisValue* begun = &(*begin_replies)[0];
+  const std::string& input = (*begin_replies)[1].str;
   const std::string& backend_name = begun->at(1).str;
   ItemResult item = item_of(begun->at(3).str, "running");
   item.replica = options.replica;
@@ -499,11 +558,11 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
     run.output = params.error();
   } else if (!backend) {
     run.output = backend.error();
-  } else if (item.url.empty() && begun->at(4).str.empty() && item.input_bytes > 0) {
+  } else if (item.url.empty() && input.empty() && item.input_bytes > 0) {
     run.output = Error{ErrorCode::internal, "the item's input is gone from the store (expired)"};
   } else {
-    run = run_image(ImageSource{begun->at(4).str, item.url}, std::move(params.value()), **backend,
-                    downloader, metrics, ImageRunOptions{std::chrono::seconds(30)});
+    run = run_image(ImageSource{input, item.url}, std::move(params.value()), **backend, downloader,
+                    metrics, ImageRunOptions{std::chrono::seconds(30)});
   }
   item.download_ms = run.download_ms;
   item.input_bytes = run.input_bytes;
@@ -531,22 +590,30 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
   // away (up to reclaim_after; after that another replica will have taken
   // the item over and recorded its own run).
   const auto give_up = Clock::now() + options.reclaim_after;
+  const std::string key = result_key(item.result_id);
+  const std::string ttl = ttl_ms();
+  std::vector<std::vector<std::string_view>> store_result;
+  if (item.state == ItemState::succeeded) {
+    store_result = {{"HSET", key, "bytes", bytes, "type", type, "name", name},
+                    {"PEXPIRE", key, ttl}};
+  }
   for (;;) {
-    auto recorded =
-        redis.eval(kRecord, {j, kQueue, result_key(item.result_id)},
-                   {index, entry.id, kGroup, state, record, in, out, ttl_ms(), bytes, type, name});
-    if (recorded && !recorded->is_error()) {
+    auto replies = redis.eval_with(kRecord, {j, kQueue},
+                                   {index, entry.id, kGroup, state, record, in, out, ttl},
+                                   store_result, {}, true);
+    const RedisValue* recorded = replies ? &(*replies)[store_result.size()] : nullptr;
+    if (recorded != nullptr && !recorded->is_error()) {
       if (recorded->integer == 0) ++duplicates;
       return;
     }
-    if (recorded && recorded->is_error()) {
+    if (recorded != nullptr) {
       std::fprintf(stderr, "pixpool: cannot record job %s item %s: %s\n", id.c_str(), index.c_str(),
                    recorded->str.c_str());
       return;
     }
     if (Clock::now() >= give_up) {
       std::fprintf(stderr, "pixpool: gave up recording job %s item %s: %s\n", id.c_str(),
-                   index.c_str(), recorded.error().message.c_str());
+                   index.c_str(), replies.error().message.c_str());
       return;
     }
     pause(std::chrono::milliseconds(200));
@@ -663,22 +730,45 @@ Result<JobSnapshot> RedisJobStore::start(std::vector<BatchInput> inputs, JobPara
   const std::string keep = std::to_string(
       std::chrono::milliseconds(state_->options.results_ttl + kUnfinishedJobGrace).count());
   const std::string budget = std::to_string(state_->options.max_queued_bytes);
-  const std::string total_bytes = std::to_string(bytes);
   const std::string n = std::to_string(inputs.size());
   const std::string p = params_of(params);
-  std::vector<std::string_view> args{id, budget, keep, total_bytes, backend, p, n};
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    args.push_back(records[i]);
-    args.push_back(inputs[i].bytes);
-  }
   const std::string j = job_key(id);
-  auto reply = state_->redis.eval(kEnqueue, {j, kQueue, kQueuedBytes}, args);
-  if (!reply) return reply.error();
-  if (reply->is_error()) return state_->store_error("enqueue failed: " + reply->str);
-  if (reply->at(0).integer != 1) {
+  auto queue_full = [&](long long queued) -> Error {
     return Error{ErrorCode::queue_full, "the cluster's queued input is at its budget (" +
-                                            std::to_string(reply->at(1).integer) + " of " + budget +
+                                            std::to_string(queued) + " of " + budget +
                                             " bytes waiting); retry later (retry after 2 s)"};
+  };
+  // Refused at once when it cannot fit, before any byte is sent.
+  {
+    auto queued = state_->redis.command({"GET", kQueuedBytes});
+    if (!queued) return queued.error();
+    const long long now_queued = std::atoll(redis_text(*queued).c_str());
+    if (bytes > 0 && now_queued + static_cast<long long>(bytes) >
+                         static_cast<long long>(state_->options.max_queued_bytes)) {
+      return queue_full(now_queued);
+    }
+  }
+  // In chunks, so the first items run (on every replica) while the rest are
+  // still being sent. A chunk is atomic (MULTI/EXEC); a job cut short by a
+  // failure is cancelled, which releases what its chunks reserved.
+  std::size_t first = 0;
+  while (first < inputs.size()) {
+    std::size_t count = 0;
+    std::size_t chunk_bytes = 0;
+    while (first + count < inputs.size() && count < kEnqueueChunkItems &&
+           (count == 0 || chunk_bytes + inputs[first + count].bytes.size() <= kEnqueueChunkBytes)) {
+      chunk_bytes += inputs[first + count].bytes.size();
+      ++count;
+    }
+    auto enqueued = state_->enqueue_chunk(j, id, inputs, records, first, count, chunk_bytes, keep,
+                                          budget, backend, p, n);
+    if (!enqueued || *enqueued >= 0) {
+      if (first > 0) (void)cancel(id);  // releases the chunks already reserved
+      if (!enqueued) return enqueued.error();
+      return queue_full(*enqueued);
+    }
+    first += count;
+    state_->wake.notify_all();
   }
   state_->wake.notify_all();
   snap.summary.total = inputs.size();
