@@ -341,8 +341,6 @@ TEST_CASE("redis client: AUTH with the URL's password, refused with a wrong one"
 
 TEST_CASE("redis client: the URL's /db selects the database on every connection") {
   RedisServer redis;
-  // Several connections at once, so more than one is opened and each must
-  // have run SELECT.
   RedisClient client(endpoint_of(redis.url(3)));
   auto replies = client.pipeline({{"SET", "where", "db3"}, {"CLIENT", "INFO"}});
   REQUIRE(replies.ok());
@@ -350,8 +348,8 @@ TEST_CASE("redis client: the URL's /db selects the database on every connection"
   CHECK(trimmed(redis.cli("-n 3 GET where")) == "db3");
   CHECK(trimmed(redis.cli("-n 0 EXISTS where")) == "0");
 
-  // A blocked connection holds one; the next command opens another, which
-  // must have selected db 3 too.
+  // A blocked command holds the first connection; the next command opens a
+  // second one, which must have run SELECT 3 too.
   auto blocked = std::async(std::launch::async, [&] {
     return client.command({"BLPOP", "wake", "5"}, 6000ms);
   });

@@ -46,9 +46,10 @@ using pixpool::test::wait_until;
 
 // A Backend named "fake" whose answers follow the input bytes: "bad..."
 // fails with unsupported_image, anything else succeeds with "out:" + input
-// as a PNG, after `work` (a slow-ish worker). While hold() is on, jobs wait
-// in submit() until release(), never longer than 60 s, so a test that
-// forgets to release fails instead of hanging.
+// as a PNG, after `work` (a slow-ish worker). After hold(prefix), jobs whose
+// input starts with `prefix` ("" = every job) wait in submit() until
+// release(), never longer than 60 s, so a test that forgets to release
+// fails instead of hanging.
 class FakeBackend final : public Backend {
  public:
   explicit FakeBackend(std::chrono::milliseconds work = 0ms) : work_(work) {}
@@ -60,7 +61,7 @@ class FakeBackend final : public Backend {
       std::unique_lock lock(mutex_);
       ++runs_[job.input];
       ++inside_;
-      if (holding_) {
+      if (holding_ && job.input.starts_with(held_prefix_)) {
         const bool released = changed_.wait_for(lock, 60s, [this] { return !holding_; });
         if (!released) {
           --inside_;
@@ -98,9 +99,10 @@ class FakeBackend final : public Backend {
   bool ready() const override { return true; }
   void shutdown() override { release(); }
 
-  void hold() {
+  void hold(const std::string& prefix = "") {
     std::lock_guard lock(mutex_);
     holding_ = true;
+    held_prefix_ = prefix;
   }
   void release() {
     {
@@ -137,6 +139,7 @@ class FakeBackend final : public Backend {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   bool holding_ = false;
+  std::string held_prefix_;
   std::size_t inside_ = 0;
   std::size_t finished_ = 0;
   std::map<std::string, std::size_t> runs_;
@@ -254,7 +257,6 @@ struct Events {
   std::vector<JobProgress::Event> finished;
   std::optional<BatchSummary> done;
   std::string cursor;
-  int calls = 0;
 };
 Events all_events(RedisJobStore& store, const std::string& id,
                   std::chrono::milliseconds timeout = 60s) {
@@ -262,7 +264,6 @@ Events all_events(RedisJobStore& store, const std::string& id,
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!out.done && std::chrono::steady_clock::now() < deadline) {
     auto got = store.progress(id, out.cursor, 1000ms);
-    ++out.calls;
     REQUIRE_MESSAGE(got.ok(), got.error().message);
     REQUIRE(got->has_value());
     for (auto& e : (*got)->finished) out.finished.push_back(std::move(e));
@@ -423,6 +424,61 @@ TEST_CASE("redis job store: a job of uploads finishes, and progress, find and re
   CHECK(metric(exposition, "pixpool_cluster_queue_length") == 0);
   CHECK(metric(exposition, "pixpool_cluster_queue_claimed") == 0);
   CHECK(metric(exposition, "pixpool_cluster_queued_input_bytes") == 0);
+}
+
+TEST_CASE("redis job store: progress lists items in the order they finish, not item order") {
+  RedisServer redis;
+  auto options = store_options(redis, "replica-a");
+  options.consumers = 2;
+  Replica a(std::move(options));
+  a.fake().hold("slow");
+  auto started = a->start({BatchInput{"0.jpg", "", "slow-0"}, BatchInput{"1.jpg", "", "quick-1"}},
+                          params(), "fake");
+  REQUIRE(started.ok());
+  const std::string id = started->id;
+  // Item 0 is held; item 1 finishes first.
+  REQUIRE(wait_until(
+      [&] {
+        const auto job = find(*a, id);
+        return job && job->items[1].state == ItemState::succeeded;
+      },
+      10s, 20ms));
+  CHECK(a.fake().inside() == 1);
+  auto first = a->progress(id, "", 0ms);
+  REQUIRE(first.ok());
+  REQUIRE(first->has_value());
+  REQUIRE((*first)->finished.size() == 1);
+  CHECK((*first)->finished[0].index == 1);
+  CHECK_FALSE((*first)->done.has_value());
+  const auto running = find(*a, id);
+  REQUIRE(running.has_value());
+  CHECK(running->summary.state == BatchState::running);
+  CHECK(running->summary.finished == 1);
+  CHECK(running->items[0].state == ItemState::running);
+
+  a.fake().release();
+  // The next call waits for the next event and resumes after the first.
+  const std::string after_first = (*first)->cursor;
+  std::vector<std::size_t> order{1};
+  std::optional<BatchSummary> done;
+  std::string cursor = after_first;
+  REQUIRE(wait_until(
+      [&] {
+        auto got = a->progress(id, cursor, 1000ms);
+        REQUIRE(got.ok());
+        REQUIRE(got->has_value());
+        for (const auto& e : (*got)->finished) order.push_back(e.index);
+        cursor = (*got)->cursor;
+        done = (*got)->done;
+        return done.has_value();
+      },
+      30s, 1ms));
+  CHECK(order == std::vector<std::size_t>{1, 0});
+  CHECK(done->succeeded == 2);
+  const Events from_start = all_events(*a, id);
+  REQUIRE(from_start.finished.size() == 2);
+  CHECK(from_start.finished[0].index == 1);
+  CHECK(from_start.finished[1].index == 0);
 }
 
 TEST_CASE("redis job store: failed items count as failed, and start() refuses what it must") {
@@ -895,6 +951,41 @@ TEST_CASE("redis job store: with Redis dead calls fail with store_unavailable, t
   // The old job died with the data.
   CHECK_FALSE(find(*a, old_id).has_value());
   CHECK(metric(a->exposition(), "pixpool_store_reconnects_total") >= 1);
+}
+
+TEST_CASE(
+    "redis job store: an item that finishes while Redis is away is recorded once it is back") {
+  RedisServer redis(/*append_only=*/true);  // the job survives the restart
+  auto options = store_options(redis, "replica-a");
+  options.consumers = 1;
+  Replica a(std::move(options));
+  a.fake().hold();
+  auto started = a->start(uploads(1, "away-"), params(), "fake");
+  REQUIRE(started.ok());
+  const std::string id = started->id;
+  REQUIRE(wait_until([&] { return a.fake().inside() == 1; }, 10s));
+
+  redis.kill();
+  a.fake().release();  // the item's output is ready; the store is not
+  REQUIRE(wait_until([&] { return a.fake().finished() == 1; }, 10s));
+  auto away = a->find(id);
+  REQUIRE_FALSE(away.ok());
+  CHECK(away.error().code == ErrorCode::store_unavailable);
+
+  // The replica keeps trying to record it (up to reclaim_after).
+  redis.restart();
+  REQUIRE(finished_within(*a, id));
+  const auto job = find(*a, id);
+  REQUIRE(job.has_value());
+  CHECK(job->summary.succeeded == 1);
+  CHECK(job->items[0].replica == "replica-a");
+  CHECK(a.fake().runs("away-0") == 1);
+  CHECK(cli_number(redis, "XLEN " + events_key(id)) == 2);
+  auto stored = a->result(job->items[0].result_id);
+  REQUIRE(stored.ok());
+  REQUIRE(*stored != nullptr);
+  CHECK((*stored)->bytes == "out:away-0");
+  REQUIRE(wait_until([&] { return cli_number(redis, "XLEN pixpool:queue") == 0; }, 10s, 20ms));
 }
 
 // BUG (pipeline/redis_job_store.cpp, RedisJobStore::progress): `done` is set
