@@ -116,7 +116,8 @@ TEST_CASE("redis client: parse_redis_url accepts host, port, db, password and [I
 TEST_CASE("redis client: parse_redis_url refuses bad URLs, each error naming the problem") {
   struct Bad {
     const char* url;
-    const char* names;  // a part of the message that says what is wrong
+    const char* names;            // a part of the message that says what is wrong
+    const char* shown = nullptr;  // the URL as the message shows it, when not as given
   };
   const Bad cases[] = {
       {"http://localhost:6379", "must start with redis://"},
@@ -127,7 +128,7 @@ TEST_CASE("redis client: parse_redis_url refuses bad URLs, each error naming the
       {"redis://:6379", "no host"},
       {"redis:///0", "no host"},
       {"redis://[]:6379", "no host"},
-      {"redis://:pw@:6379", "no host"},
+      {"redis://:pw@:6379", "no host", "redis://***@:6379"},
       {"redis://h:0", "port must be a number 1..65535"},
       {"redis://h:65536", "port must be a number 1..65535"},
       {"redis://h:abc", "port must be a number 1..65535"},
@@ -137,10 +138,10 @@ TEST_CASE("redis client: parse_redis_url refuses bad URLs, each error naming the
       {"redis://h:6379/abc", "database must be a number 0..10000"},
       {"redis://h:6379/10001", "database must be a number 0..10000"},
       {"redis://h:6379/0/1", "database must be a number 0..10000"},
-      {"redis://user:pass@h:6379", "only a password is supported"},
-      {"redis://user@h", "only a password is supported"},
-      {"redis://@h", "only a password is supported"},
-      {"redis://:@h", "empty password"},
+      {"redis://user:pass@h:6379", "only a password is supported", "redis://***@h:6379"},
+      {"redis://user@h", "only a password is supported", "redis://***@h"},
+      {"redis://@h", "only a password is supported", "redis://***@h"},
+      {"redis://:@h", "empty password", "redis://***@h"},
       {"redis://h:6379/0?timeout=5", "query strings"},
       {"redis://h:6379?db=1", "query strings"},
       {"redis://h:6379/0#frag", "fragments"},
@@ -155,8 +156,10 @@ TEST_CASE("redis client: parse_redis_url refuses bad URLs, each error naming the
     const std::string& message = parsed.error().message;
     CAPTURE(message);
     CHECK(contains(message, bad.names));
-    // The URL and the accepted form, so the operator sees what to fix.
-    CHECK(contains(message, "'" + std::string(bad.url) + "'"));
+    // The URL (anything before '@' masked: it may be a password) and the
+    // accepted form, so the operator sees what to fix.
+    CHECK(contains(message, "'" + std::string(bad.shown != nullptr ? bad.shown : bad.url) + "'"));
+    if (bad.shown != nullptr) CHECK_FALSE(contains(message, bad.url));
     CHECK(contains(message, "redis://[:password@]host[:port][/db]"));
   }
 }

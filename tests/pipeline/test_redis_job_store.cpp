@@ -658,17 +658,11 @@ TEST_CASE("redis job store: a live replica's long item is not taken over (its he
   CHECK(metric(a->exposition(), "pixpool_cluster_items_duplicate_total") == 0);
 }
 
-// BUG (pipeline/redis_job_store.cpp, RedisJobStore::State::next_entry): it
-// runs `XAUTOCLAIM pixpool:queue pixpool <me> <reclaim_after> 0-0 COUNT 1`
-// and ignores the cursor XAUTOCLAIM returns. Redis (>= 7.0) scans at most
-// COUNT x 10 = 10 entries of the group's pending list per call, so when ten
-// or more older entries are claimed by live replicas (each replica runs
-// `consumers` items at once: 2 x workers in main()), an entry a dead
-// replica left behind them is never reached, however long it has been
-// idle, until enough of the older ones are acknowledged: the dead replica's
-// items wait for unrelated work instead of reclaim_after.
-TEST_CASE("redis job store: a dead consumer's item behind ten live ones is still reclaimed" *
-          doctest::may_fail()) {
+// XAUTOCLAIM looks at a bounded number of pending entries per call (COUNT x
+// 10 in Redis >= 7.0); when ten or more older entries are claimed by live
+// replicas, an entry a dead replica left behind them must still be found,
+// within reclaim_after, by scanning on from the cursor XAUTOCLAIM returns.
+TEST_CASE("redis job store: a dead consumer's item behind ten live ones is still reclaimed") {
   RedisServer redis;
   auto options_a = store_options(redis, "replica-a");
   options_a.reclaim_after = 300ms;  // its heartbeat keeps its claims fresh
@@ -988,15 +982,11 @@ TEST_CASE(
   REQUIRE(wait_until([&] { return cli_number(redis, "XLEN pixpool:queue") == 0; }, 10s, 20ms));
 }
 
-// BUG (pipeline/redis_job_store.cpp, RedisJobStore::progress): `done` is set
-// only when the read returned the job's {done} event, so asking again from
-// the cursor handed out with `done` (the {done} event's id) returns no
-// events and no `done` (and with a timeout, waits up to 2 s for nothing),
-// although every item's event has been returned and the job is over, which
-// is when JobStore::progress promises `done`. MemoryJobStore::progress sets
-// it on every call once the job is over and the cursor is at the end.
-TEST_CASE("redis job store: progress from the cursor that came with done says done again" *
-          doctest::may_fail()) {
+// JobStore::progress promises `done` once every item's event has been
+// returned and the job is over: asking again from the cursor handed out
+// with `done` says done again (at once), as MemoryJobStore does; an SSE
+// client reconnecting after the end must not wait for nothing.
+TEST_CASE("redis job store: progress from the cursor that came with done says done again") {
   RedisServer redis;
   Replica a(store_options(redis, "replica-a"));
   auto started = a->start(uploads(2, "end-"), params(), "fake");
@@ -1011,15 +1001,9 @@ TEST_CASE("redis job store: progress from the cursor that came with done says do
   CHECK((*again)->done.has_value());
 }
 
-// BUG (pipeline/redis_job_store.cpp, params_of / job_params_of): the store
-// keeps a job's params as JSON with the op chain as text, and reading them
-// back runs parse_ops, which refuses an empty chain ("ops is empty"). So a
-// job started with JobParams{} (no ops), which MemoryJobStore and
-// BatchRunner run as given, fails every item on the Redis store with
-// invalid_ops before it reaches the backend. Only C++ callers can pass an
-// empty chain (the HTTP routes always parse a non-empty one).
-TEST_CASE("redis job store: a job with an empty op chain runs like on the memory store" *
-          doctest::may_fail()) {
+// The store keeps a job's params as text; an empty op chain (JobParams{},
+// which MemoryJobStore and BatchRunner run as given) must survive the trip.
+TEST_CASE("redis job store: a job with an empty op chain runs like on the memory store") {
   RedisServer redis;
   Replica a(store_options(redis, "replica-a"));
   auto started = a->start(uploads(1, "plain-"), JobParams{}, "fake");
@@ -1031,16 +1015,10 @@ TEST_CASE("redis job store: a job with an empty op chain runs like on the memory
   CHECK(a.fake().runs("plain-0") == 1);
 }
 
-// BUG (pipeline/redis_job_store.cpp, RedisJobStore::State::run_entry, the
-// `item.url.empty() && begun->at(4).str.empty()` branch): start() stores no
-// input key for an empty upload (the enqueue script SETs only non-empty
-// inputs), and run_entry takes the missing input for an expired one, so the
-// item fails with `internal` "the item's input is gone from the store
-// (expired)" instead of run_image's `empty_body` "no image data", which
-// MemoryJobStore (BatchRunner) gives. Reachable over HTTP: an empty
-// multipart `image` file, or a `url` field that is blank, in a job.
-TEST_CASE("redis job store: an empty upload fails with empty_body, as on the memory store" *
-          doctest::may_fail()) {
+// An empty upload (an empty multipart `image` file, or a blank `url` field)
+// has no input key in Redis; it must fail as run_image fails it
+// (empty_body), as on the memory store, not as an expired input.
+TEST_CASE("redis job store: an empty upload fails with empty_body, as on the memory store") {
   RedisServer redis;
   Replica a(store_options(redis, "replica-a"));
   auto started =
