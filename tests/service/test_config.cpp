@@ -341,3 +341,191 @@ TEST_CASE("--download-ca-file must name a readable PEM file") {
   std::remove(junk.c_str());
   rmdir(dir.c_str());
 }
+
+// The job store's flags (--store, --reclaim-after, --max-queued-bytes). Case
+// names start with "config:" so `ctest -R config` finds them.
+
+TEST_CASE("config: --store is memory by default, with the cluster settings' defaults") {
+  auto cli = parse({});
+  REQUIRE(cli.ok());
+  const Config& c = cli->config;
+  CHECK(c.store == "memory");
+  CHECK_FALSE(c.store_endpoint.has_value());
+  CHECK(c.reclaim_after == std::chrono::seconds{30});
+  CHECK(c.batches.max_queued_bytes == BatchRunnerOptions{}.max_queued_bytes);
+  CHECK(c.batches.max_queued_bytes == std::size_t{512} << 20);
+
+  // Saying memory explicitly is the same.
+  auto memory = parse({"--store", "memory"});
+  REQUIRE(memory.ok());
+  CHECK(memory->config.store == "memory");
+  CHECK_FALSE(memory->config.store_endpoint.has_value());
+}
+
+TEST_CASE("config: --store redis://... is parsed into its endpoint") {
+  auto cli = parse({"--store", "redis://:s3cret@redis.internal:6380/2"});
+  REQUIRE(cli.ok());
+  const Config& c = cli->config;
+  REQUIRE(c.store_endpoint.has_value());
+  CHECK(c.store_endpoint->host == "redis.internal");
+  CHECK(c.store_endpoint->port == 6380);
+  CHECK(c.store_endpoint->db == 2);
+  CHECK(c.store_endpoint->password == "s3cret");
+  CHECK(c.store_endpoint->display() == "redis://redis.internal:6380/2");
+
+  auto defaults = parse({"--store=redis://cache"});
+  REQUIRE(defaults.ok());
+  REQUIRE(defaults->config.store_endpoint.has_value());
+  CHECK(defaults->config.store_endpoint->host == "cache");
+  CHECK(defaults->config.store_endpoint->port == 6379);
+  CHECK(defaults->config.store_endpoint->db == 0);
+  CHECK(defaults->config.store_endpoint->password.empty());
+
+  auto ipv6 = parse({"--store", "redis://[::1]:7000/1"});
+  REQUIRE(ipv6.ok());
+  REQUIRE(ipv6->config.store_endpoint.has_value());
+  CHECK(ipv6->config.store_endpoint->host == "::1");
+  CHECK(ipv6->config.store_endpoint->port == 7000);
+}
+
+TEST_CASE("config: a bad --store URL is refused at startup, naming the flag and the problem") {
+  struct Bad {
+    const char* url;
+    const char* names;
+  };
+  for (const Bad& bad :
+       {Bad{"postgres://db:5432", "redis://"}, Bad{"redis://", "no host"},
+        Bad{"redis://h:0", "port"}, Bad{"redis://h:65536", "port"},
+        Bad{"redis://h:6379/x", "database"}, Bad{"redis://u:p@h", "password"},
+        Bad{"redis://h?db=1", "query"}, Bad{"Memory", "redis://"}, Bad{"", "redis://"}}) {
+    CAPTURE(bad.url);
+    auto cli = parse({std::string("--store=") + bad.url});
+    REQUIRE_FALSE(cli.ok());
+    CHECK(cli.error().code == ErrorCode::invalid_parameter);
+    CAPTURE(cli.error().message);
+    CHECK(cli.error().message.find("--store") != std::string::npos);
+    CHECK(cli.error().message.find(bad.names) != std::string::npos);
+  }
+  // The flag needs a value.
+  auto missing = parse({"--store"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("--store needs a value") != std::string::npos);
+}
+
+TEST_CASE("config: PIXPOOL_STORE sets the store, and --store wins over it") {
+  auto env = parse({}, {{"PIXPOOL_STORE", "redis://:pw@10.0.0.5:6390/4"}});
+  REQUIRE(env.ok());
+  REQUIRE(env->config.store_endpoint.has_value());
+  CHECK(env->config.store_endpoint->host == "10.0.0.5");
+  CHECK(env->config.store_endpoint->port == 6390);
+  CHECK(env->config.store_endpoint->db == 4);
+  CHECK(env->config.store_endpoint->password == "pw");
+
+  auto flag_wins = parse({"--store", "memory"}, {{"PIXPOOL_STORE", "redis://10.0.0.5"}});
+  REQUIRE(flag_wins.ok());
+  CHECK(flag_wins->config.store == "memory");
+  CHECK_FALSE(flag_wins->config.store_endpoint.has_value());
+
+  // Even over a bad variable, as for every flag.
+  auto over_bad = parse({"--store", "redis://good"}, {{"PIXPOOL_STORE", "redis://bad:0"}});
+  REQUIRE(over_bad.ok());
+  CHECK(over_bad->config.store_endpoint->host == "good");
+
+  auto bad_env = parse({}, {{"PIXPOOL_STORE", "redis://h:99999"}});
+  REQUIRE_FALSE(bad_env.ok());
+  CHECK(bad_env.error().message.find("PIXPOOL_STORE") != std::string::npos);
+  CHECK(bad_env.error().message.find("port") != std::string::npos);
+}
+
+TEST_CASE("config: --reclaim-after takes a duration between 300ms and 24 hours") {
+  auto ms = parse({"--reclaim-after", "300ms"});
+  REQUIRE(ms.ok());
+  CHECK(ms->config.reclaim_after == std::chrono::milliseconds{300});
+  auto seconds = parse({"--reclaim-after=5s"});
+  REQUIRE(seconds.ok());
+  CHECK(seconds->config.reclaim_after == std::chrono::seconds{5});
+  auto minutes = parse({"--reclaim-after", "2m"});
+  REQUIRE(minutes.ok());
+  CHECK(minutes->config.reclaim_after == std::chrono::minutes{2});
+  auto day = parse({"--reclaim-after", "1440m"});
+  REQUIRE(day.ok());
+  CHECK(day->config.reclaim_after == std::chrono::hours{24});
+  auto env = parse({}, {{"PIXPOOL_RECLAIM_AFTER", "45s"}});
+  REQUIRE(env.ok());
+  CHECK(env->config.reclaim_after == std::chrono::seconds{45});
+
+  for (const char* bad : {"299ms", "0", "1441m", "86401s", "soon", "-5s", "1h"}) {
+    CAPTURE(bad);
+    auto cli = parse({"--reclaim-after", bad});
+    REQUIRE_FALSE(cli.ok());
+    CAPTURE(cli.error().message);
+    CHECK(cli.error().message.find("--reclaim-after") != std::string::npos);
+    CHECK(cli.error().message.find("between 300ms and 86400s") != std::string::npos);
+  }
+  auto bad_env = parse({}, {{"PIXPOOL_RECLAIM_AFTER", "100ms"}});
+  REQUIRE_FALSE(bad_env.ok());
+  CHECK(bad_env.error().message.find("PIXPOOL_RECLAIM_AFTER") != std::string::npos);
+}
+
+TEST_CASE("config: --max-queued-bytes takes a size between 1MiB and 1TiB") {
+  auto cli = parse({"--max-queued-bytes", "64MiB"});
+  REQUIRE(cli.ok());
+  CHECK(cli->config.batches.max_queued_bytes == std::size_t{64} << 20);
+  auto plain = parse({"--max-queued-bytes=1048576"});
+  REQUIRE(plain.ok());
+  CHECK(plain->config.batches.max_queued_bytes == std::size_t{1} << 20);
+  auto big = parse({"--max-queued-bytes", "1024G"});
+  REQUIRE(big.ok());
+  CHECK(big->config.batches.max_queued_bytes == std::size_t{1} << 40);
+  auto env = parse({}, {{"PIXPOOL_MAX_QUEUED_BYTES", "2G"}});
+  REQUIRE(env.ok());
+  CHECK(env->config.batches.max_queued_bytes == std::size_t{2} << 30);
+
+  for (const char* bad : {"1048575", "512k", "1025G", "lots", "-1", ""}) {
+    CAPTURE(bad);
+    auto refused = parse({std::string("--max-queued-bytes=") + bad});
+    REQUIRE_FALSE(refused.ok());
+    CAPTURE(refused.error().message);
+    CHECK(refused.error().message.find("--max-queued-bytes") != std::string::npos);
+    CHECK(refused.error().message.find("between 1MiB and 1024GiB") != std::string::npos);
+  }
+}
+
+TEST_CASE("config: --help shows the store flags and never a password") {
+  const std::string help = help_text();
+  for (const char* part : {"--store URL", "PIXPOOL_STORE", "redis://[:password@]host[:port][/db]",
+                           "--reclaim-after DURATION", "PIXPOOL_RECLAIM_AFTER",
+                           "--max-queued-bytes BYTES", "PIXPOOL_MAX_QUEUED_BYTES"}) {
+    CAPTURE(part);
+    CHECK(help.find(part) != std::string::npos);
+  }
+  // The defaults as --help prints them.
+  CHECK(help.find("[env PIXPOOL_STORE, default memory]") != std::string::npos);
+  CHECK(help.find("[env PIXPOOL_RECLAIM_AFTER, default 30s]") != std::string::npos);
+  CHECK(help.find("[env PIXPOOL_MAX_QUEUED_BYTES, default 512MiB]") != std::string::npos);
+
+  // With a password in the environment, --help still parses and prints the
+  // same text, and the endpoint shows itself as redis://host:port/db.
+  auto cli = parse({"--help"}, {{"PIXPOOL_STORE", "redis://:hunter2@redis.internal:6380/1"}});
+  REQUIRE(cli.ok());
+  CHECK(cli->help);
+  CHECK(help_text().find("hunter2") == std::string::npos);
+  REQUIRE(cli->config.store_endpoint.has_value());
+  CHECK(cli->config.store_endpoint->display() == "redis://redis.internal:6380/1");
+  CHECK(cli->config.store_endpoint->display().find("hunter2") == std::string::npos);
+}
+
+// A refused store URL must not put its password in the startup error (which
+// main() prints, also for `pixpool --help` with a bad PIXPOOL_STORE): the
+// store option is secret, and parse_redis_url masks what precedes '@'.
+TEST_CASE("config: a refused store URL never echoes its password") {
+  auto flag = parse({"--store", "redis://:hunter2@redis.internal:0"});
+  REQUIRE_FALSE(flag.ok());
+  CHECK(flag.error().message.find("--store") != std::string::npos);
+  CHECK(flag.error().message.find("hunter2") == std::string::npos);
+
+  auto help_with_bad_env = parse({"--help"}, {{"PIXPOOL_STORE", "redis://:hunter2@redis:abc"}});
+  REQUIRE_FALSE(help_with_bad_env.ok());
+  CHECK(help_with_bad_env.error().message.find("PIXPOOL_STORE") != std::string::npos);
+  CHECK(help_with_bad_env.error().message.find("hunter2") == std::string::npos);
+}

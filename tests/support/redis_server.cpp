@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "tests/support/images.hpp"
@@ -44,7 +45,13 @@ bool RedisServer::available() {
 }
 
 RedisServer::RedisServer(bool append_only)
-    : append_only_(append_only), dir_(make_temp_dir("redis")), port_(free_port()) {
+    : RedisServer(RedisServerOptions{.append_only = append_only, .password = ""}) {}
+
+RedisServer::RedisServer(RedisServerOptions options)
+    : append_only_(options.append_only),
+      password_(std::move(options.password)),
+      dir_(make_temp_dir("redis")),
+      port_(free_port()) {
   launch();
 }
 
@@ -79,6 +86,10 @@ void RedisServer::launch() {
                                    "yes",
                                    "--logfile",
                                    dir_ + "/redis.log"};
+  if (!password_.empty()) {
+    args.emplace_back("--requirepass");
+    args.push_back(password_);
+  }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
@@ -116,7 +127,11 @@ void RedisServer::restart() {
 }
 
 std::string RedisServer::cli(const std::string& args) const {
-  return run_command("redis-cli -p " + std::to_string(port_) + " " + args + " 2>/dev/null").output;
+  // The password (test-made: letters and digits) goes on the command line;
+  // --no-auth-warning keeps redis-cli's warning about that off stderr.
+  const std::string auth = password_.empty() ? "" : " --no-auth-warning -a " + password_;
+  return run_command("redis-cli -p " + std::to_string(port_) + auth + " " + args + " 2>/dev/null")
+      .output;
 }
 
 RedisServer& shared_redis_server() {

@@ -9,6 +9,14 @@
 
 namespace pixpool::test {
 
+struct RedisServerOptions {
+  // AOF on (fsync every write), so restart() keeps the data.
+  bool append_only = false;
+  // requirepass: clients must AUTH with it ("" = none). cli() authenticates
+  // with it; url() still leaves it out (redis://:password@... is the caller's).
+  std::string password;
+};
+
 class RedisServer {
  public:
   // True when redis-server and redis-cli are installed (scripts/setup test).
@@ -18,6 +26,7 @@ class RedisServer {
   // `append_only`: AOF on (fsync every write), so restart() keeps the data.
   // Throws std::runtime_error with its log when it does not come up.
   explicit RedisServer(bool append_only = false);
+  explicit RedisServer(RedisServerOptions options);
   ~RedisServer();  // SIGKILLs it, removes its folder
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -38,6 +47,7 @@ class RedisServer {
  private:
   void launch();
   bool append_only_;
+  std::string password_;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;
