@@ -310,8 +310,9 @@ struct RedisJobStore::State {
   Metrics& metrics;
   RedisClient redis;
 
-  std::atomic<bool> stopping{false};
-  std::mutex mutex;  // guards in_progress
+  std::atomic<bool> stopping{false};  // take no more items (shutdown began)
+  std::atomic<bool> closed{false};    // consumers are gone: the heartbeat ends
+  std::mutex mutex;                   // guards in_progress
   std::condition_variable wake;
   std::set<std::string> in_progress;  // queue entry ids this replica runs
   std::vector<std::thread> consumers;
@@ -361,10 +362,10 @@ struct RedisJobStore::State {
   void run_entry(const StreamEntry& entry);
   void forget_departed_consumers();
   void heartbeat_loop();
-  // Sleeps up to `d`, less when stopping.
-  void pause(std::chrono::milliseconds d) {
+  // Sleeps up to `d`, less once `until` is set (stopping or closed).
+  void pause(std::chrono::milliseconds d, const std::atomic<bool>& until) {
     std::unique_lock lock(mutex);
-    wake.wait_for(lock, d, [&] { return stopping.load(); });
+    wake.wait_for(lock, d, [&] { return until.load(); });
   }
 };
 
@@ -494,14 +495,14 @@ std::optional<StreamEntry> RedisJobStore::State::next_entry(Clock::time_point& n
       {"XREADGROUP", "GROUP", kGroup, me, "COUNT", "1", "BLOCK", block, "STREAMS", kQueue, ">"},
       kPullBlock);
   if (!read) {
-    pause(std::min(redis.status().retry_in + std::chrono::milliseconds(50), kPullBlock));
+    pause(std::min(redis.status().retry_in + std::chrono::milliseconds(50), kPullBlock), stopping);
     return std::nullopt;
   }
   if (read->is_error()) {
     if (read->str.rfind("NOGROUP", 0) == 0)
       (void)ensure_group();
     else
-      pause(kPullBlock);
+      pause(kPullBlock, stopping);
     return std::nullopt;
   }
   if (read->is_nil()) return std::nullopt;  // nothing within the block time
@@ -616,7 +617,7 @@ void RedisJobStore::State::run_entry(const StreamEntry& entry) {
                    index.c_str(), replies.error().message.c_str());
       return;
     }
-    pause(std::chrono::milliseconds(200));
+    pause(std::chrono::milliseconds(200), closed);
   }
 }
 
@@ -649,8 +650,8 @@ void RedisJobStore::State::heartbeat_loop() {
   const auto every = std::max(options.reclaim_after / 3, std::chrono::milliseconds(50));
   const std::string min_idle = std::to_string((every / 2).count());
   auto next_cleanup = Clock::now();
-  while (!stopping) {
-    pause(every);
+  while (!closed) {
+    pause(every, closed);
     if (Clock::now() >= next_cleanup) {
       forget_departed_consumers();
       next_cleanup = Clock::now() + kConsumerCleanupEvery;
@@ -686,6 +687,9 @@ void RedisJobStore::stop_pulling() {
 RedisJobStore::~RedisJobStore() {
   stop_pulling();
   for (auto& t : state_->consumers) t.join();
+  // The heartbeat kept the consumers' claims fresh until their last item.
+  state_->closed = true;
+  state_->wake.notify_all();
   state_->heartbeat.join();
 }
 

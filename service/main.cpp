@@ -193,6 +193,7 @@ int main(int argc, char** argv) {
       std::make_unique<BatchRunner>(std::move(batch_options), downloader, results, metrics);
   const std::string replica = replica_name(config.replica_id);
   std::unique_ptr<JobStore> store;
+  RedisJobStore* cluster_store = nullptr;  // told to stop taking items on SIGTERM
   if (clustered) {
     RedisJobStoreOptions options;
     options.endpoint = *config.store_endpoint;
@@ -208,7 +209,10 @@ int main(int argc, char** argv) {
       most_workers = std::max(most_workers, backend->stats().workers);
     }
     options.consumers = 2 * most_workers;
-    store = std::make_unique<RedisJobStore>(std::move(options), backends, downloader, metrics);
+    auto redis_store =
+        std::make_unique<RedisJobStore>(std::move(options), backends, downloader, metrics);
+    cluster_store = redis_store.get();
+    store = std::move(redis_store);
   } else {
     store = std::make_unique<MemoryJobStore>(*batches, results, backends);
   }
@@ -240,6 +244,9 @@ int main(int argc, char** argv) {
     // stop() is a no-op until the listener runs, so repeat it: a signal that
     // arrives during startup is not lost.
     const auto deadline = std::chrono::steady_clock::now() + config.http.shutdown_timeout;
+    // A replica that is going takes no more items from the cluster queue
+    // (the others do); those it runs finish while HTTP drains.
+    if (cluster_store != nullptr) cluster_store->stop_pulling();
     do {
       server.stop();
     } while (drained_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready &&
