@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -193,7 +194,12 @@ int main(int argc, char** argv) {
       std::make_unique<BatchRunner>(std::move(batch_options), downloader, results, metrics);
   const std::string replica = replica_name(config.replica_id);
   std::unique_ptr<JobStore> store;
-  RedisJobStore* cluster_store = nullptr;  // told to stop taking items on SIGTERM
+  // Told to stop taking items on SIGTERM, by the signal thread. The mutex
+  // orders that call before the store's destruction below (the signal
+  // thread's server.stop() makes run() return, but through a socket, which
+  // ThreadSanitizer cannot see as ordering).
+  RedisJobStore* cluster_store = nullptr;
+  std::mutex cluster_store_mutex;
   if (clustered) {
     RedisJobStoreOptions options;
     options.endpoint = *config.store_endpoint;
@@ -246,7 +252,10 @@ int main(int argc, char** argv) {
     const auto deadline = std::chrono::steady_clock::now() + config.http.shutdown_timeout;
     // A replica that is going takes no more items from the cluster queue
     // (the others do); those it runs finish while HTTP drains.
-    if (cluster_store != nullptr) cluster_store->stop_pulling();
+    {
+      const std::lock_guard lock(cluster_store_mutex);
+      if (cluster_store != nullptr) cluster_store->stop_pulling();
+    }
     do {
       server.stop();
     } while (drained_future.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready &&
@@ -261,6 +270,10 @@ int main(int argc, char** argv) {
   // A Redis store stops pulling items and finishes those it runs (others
   // stay in the cluster queue); the memory runner cancels items not
   // started and waits for running ones.
+  {
+    const std::lock_guard lock(cluster_store_mutex);
+    cluster_store = nullptr;
+  }
   store.reset();
   batches.reset();
   for (const auto& backend : backends.all()) backend->shutdown();
