@@ -149,7 +149,7 @@ struct Label {
 }  // namespace
 
 struct Server::Impl {
-  Impl(const Config& c, ServerParts p)
+  Impl(const Config& c, const ServerParts& p)
       : config(c),
         replica(p.replica),
         processing(processing_limit(c.http)),
@@ -348,7 +348,7 @@ void Server::Impl::log_access(const httplib::Request& req, const httplib::Respon
   std::fputs(line.c_str(), stderr);
 }
 
-Server::Server(const Config& config, ServerParts parts)
+Server::Server(const Config& config, const ServerParts& parts)
     : impl_(std::make_unique<Impl>(config, parts)) {
   impl_->install();
 }

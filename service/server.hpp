@@ -28,7 +28,7 @@ struct ServerParts {
 
 class Server {
  public:
-  Server(const Config& config, ServerParts parts);
+  Server(const Config& config, const ServerParts& parts);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
