@@ -327,16 +327,23 @@ const BatchRunnerOptions& BatchRunner::options() const {
   return state_->options;
 }
 
-Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs, JobParams params,
-                                                  Backend& backend) {
-  if (inputs.empty()) {
+Result<void> check_item_count(std::size_t items, std::size_t max_items) {
+  if (items == 0) {
     return Error{ErrorCode::invalid_parameter,
                  "no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})"};
   }
-  if (inputs.size() > state_->options.max_items) {
-    return Error{ErrorCode::invalid_parameter,
-                 "too many items: " + std::to_string(inputs.size()) + " (at most " +
-                     std::to_string(state_->options.max_items) + " per batch)"};
+  if (items > max_items) {
+    return Error{ErrorCode::invalid_parameter, "too many items: " + std::to_string(items) +
+                                                   " (at most " + std::to_string(max_items) +
+                                                   " per batch)"};
+  }
+  return {};
+}
+
+Result<std::shared_ptr<Batch>> BatchRunner::start(std::vector<BatchInput> inputs, JobParams params,
+                                                  Backend& backend) {
+  if (auto ok = check_item_count(inputs.size(), state_->options.max_items); !ok) {
+    return ok.error();
   }
   auto batch = std::make_shared<Batch>(state_->options.id_prefix + random_id(),
                                        std::string(backend.name()), inputs.size());

@@ -152,6 +152,10 @@ class BatchRunner {
 
 std::string_view item_state_name(ItemState state);
 
+// Whether a batch of `items` may start: invalid_parameter for none, or for
+// more than `max_items`. Both job stores ask it.
+Result<void> check_item_count(std::size_t items, std::size_t max_items);
+
 // The file name of item `index`'s output in `format`: its upload name (or a
 // URL's last path segment) with the format's extension, unsafe characters
 // replaced: "photo.jpg" + png -> "photo.png"; "item-3.jpg" when empty.

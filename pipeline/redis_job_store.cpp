@@ -696,14 +696,8 @@ RedisJobStore::~RedisJobStore() {
 Result<JobSnapshot> RedisJobStore::start(std::vector<BatchInput> inputs, JobParams params,
                                          const std::string& backend) {
   if (state_->stopping) return Error{ErrorCode::shutting_down, "server is shutting down"};
-  if (inputs.empty()) {
-    return Error{ErrorCode::invalid_parameter,
-                 "no images: send 'image' files and/or 'url' fields (or JSON {\"urls\":[...]})"};
-  }
-  if (inputs.size() > state_->options.max_items) {
-    return Error{ErrorCode::invalid_parameter,
-                 "too many items: " + std::to_string(inputs.size()) + " (at most " +
-                     std::to_string(state_->options.max_items) + " per batch)"};
+  if (auto ok = check_item_count(inputs.size(), state_->options.max_items); !ok) {
+    return ok.error();
   }
   if (auto found = state_->backends.find(backend); !found) return found.error();
   const std::string id = random_id();
