@@ -47,6 +47,9 @@ AccessControl::AccessControl(const AccessOptions& options)
 bool AccessControl::needs_key(const std::string& path) const {
   if (keys_.empty()) return false;
   if (path == "/healthz" || path == "/readyz") return false;
+  // The page, its assets and the API description: nothing secret, and the
+  // page must load to ask for a key.
+  if (path == "/" || path == "/openapi.json" || path.starts_with("/assets/")) return false;
   if (path == "/metrics") return metrics_auth_;
   return true;
 }

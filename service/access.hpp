@@ -43,7 +43,9 @@ class AccessControl {
   // https://a.example". Never shows a key.
   std::string summary() const;
 
-  // Whether a request for `path` must carry a valid key.
+  // Whether a request for `path` must carry a valid key: /v1 routes (and
+  // /metrics with --metrics-auth) do; the probes, the page, its assets and
+  // /openapi.json never.
   bool needs_key(const std::string& path) const;
 
  private:

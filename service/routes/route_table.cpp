@@ -5,6 +5,9 @@ namespace pixpool {
 std::span<const Route> route_table() {
   static constexpr char kJob[] = R"(/v1/jobs/([A-Za-z0-9-]+))";
   static const Route kRoutes[] = {
+      {"GET", "/", "/", web_index},
+      {"GET", R"(/assets/([A-Za-z0-9_.-]+))", "/assets/{name}", web_asset},
+      {"GET", "/openapi.json", "/openapi.json", openapi_json},
       {"GET", "/healthz", "/healthz", healthz},
       {"GET", "/readyz", "/readyz", readyz},
       {"GET", "/metrics", "/metrics", metrics_text},

@@ -56,4 +56,9 @@ void readyz(RouteContext&, const httplib::Request&, httplib::Response&);
 void metrics_text(RouteContext&, const httplib::Request&, httplib::Response&);
 void backends_json(RouteContext&, const httplib::Request&, httplib::Response&);
 
+// service/routes/web.cpp: the web page, its assets and the OpenAPI document.
+void web_index(RouteContext&, const httplib::Request&, httplib::Response&);
+void web_asset(RouteContext&, const httplib::Request&, httplib::Response&);
+void openapi_json(RouteContext&, const httplib::Request&, httplib::Response&);
+
 }  // namespace pixpool
