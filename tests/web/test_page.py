@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""The web page (GET /) in a real browser against a real server.
+
+Starts pixpool on a free loopback port and drives Debian's headless Chromium
+through chromium-driver (python3-selenium):
+  1. the page loads with its own scripts and Chart.js, the live charts draw;
+  2. an uploaded image comes back beside its input with its timing bar;
+  3. a bad sigma gets the server's readable error next to the image;
+  4. the chain builder works from the keyboard (reorder with Enter);
+  5. a race runs two jobs whose progress bars both reach the end, then the
+     outcome charts appear with a verdict;
+  6. a server with --api-keys: the key field appears, and a key makes the
+     calls work;
+  7. no console errors beyond the two refusals the test provokes;
+  8. screenshots at a desktop and a phone width go to --out.
+Exit 0 when all hold; 1 with the failed step named otherwise.
+
+Usage: test_page.py --binary build/dev/pixpool --image tests/data/x.jpg --out DIR
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+KEY = "web-test-key-0123456789"
+
+
+class Server:
+    """pixpool on 127.0.0.1 and a port the OS picks; stopped with SIGTERM."""
+
+    def __init__(self, binary, *flags):
+        self.log = tempfile.NamedTemporaryFile(prefix="pixpool-web-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", "0", *flags],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        self.port = None
+        while time.monotonic() < deadline and self.port is None:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"pixpool exited at startup:\n{self.text()}")
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.text())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            raise SystemExit(f"pixpool did not report its port:\n{self.text()}")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def text(self):
+        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.unlink(self.log.name)
+
+
+def browser(width, height):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def wait_for(driver, what, condition, seconds=30):
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
+    except TimeoutException:
+        raise AssertionError(f"timed out after {seconds} s waiting for {what}") from None
+
+
+def js(driver, script, *args):
+    return driver.execute_script(script, *args)
+
+
+def console_errors(driver, allowed):
+    """SEVERE console entries, minus those matching a pattern in `allowed`."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and not any(re.search(p, e["message"]) for p in allowed)]
+
+
+def full_page_screenshot(driver, width, path):
+    height = js(driver, "return Math.ceil(document.documentElement.scrollHeight)")
+    driver.set_window_size(width, min(max(height, 600), 4000))
+    js(driver, "window.scrollTo(0, 0)")
+    time.sleep(0.3)  # let the charts' resize observers redraw before the picture
+    driver.save_screenshot(path)
+
+
+def test_open_page(driver, server):
+    driver.get(server.url + "/")
+    wait_for(driver, "Chart.js and the page's modules",
+             lambda d: js(d, "return !!window.Chart && document.querySelectorAll('#ops-list li').length === 2"))
+    assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "blur:5,contour"
+    wait_for(driver, "the live charts' first point",
+             lambda d: js(d, "const c = window.Chart.getChart('live-throughput');"
+                             "return !!c && c.data.labels.length > 0"))
+    assert driver.find_element(By.ID, "key-panel").get_attribute("hidden") is not None, \
+        "the key field shows on a server without keys"
+
+
+def test_upload(driver, image):
+    driver.find_element(By.ID, "file-input").send_keys(os.path.abspath(image))
+    wait_for(driver, "the input summary", lambda d: "1 file" in d.find_element(By.ID, "input-summary").text)
+    driver.find_element(By.ID, "process-btn").click()
+    wait_for(driver, "the result image", lambda d: js(
+        d, "const i = document.querySelector('.result.ok img.output');"
+           "return !!i && i.complete && i.naturalWidth > 0"))
+    stages = js(driver, "return [...document.querySelectorAll('.result.ok .timing-bar .stage')]"
+                        ".map(s => s.className)")
+    assert any("stage-decode" in s for s in stages) and any("stage-filter" in s for s in stages), stages
+    legend = driver.find_element(By.CSS_SELECTOR, ".result.ok .timing-legend").text
+    assert "total" in legend and "ms" in legend, legend
+    sizes = js(driver, "const [a, b] = document.querySelectorAll('.result.ok img');"
+                       "return [a.naturalWidth, a.naturalHeight, b.naturalWidth, b.naturalHeight]")
+    assert sizes[:2] == sizes[2:], f"input and result sizes differ: {sizes}"
+    link = driver.find_element(By.CSS_SELECTOR, ".result.ok a.download")
+    assert link.get_attribute("download").endswith(".jpg"), link.get_attribute("download")
+    assert driver.find_element(By.ID, "download-all").is_enabled()
+
+
+def test_bad_parameter(driver):
+    sigma = driver.find_element(By.CSS_SELECTOR, "#ops-list input.sigma")
+    sigma.send_keys(Keys.CONTROL, "a")
+    sigma.send_keys("500")
+    assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "blur:500,contour"
+    driver.find_element(By.ID, "process-btn").click()
+    message = wait_for(driver, "the error next to the image", lambda d: js(
+        d, "const e = document.querySelector('.result.failed .error');"
+           "return e ? e.textContent : null"))
+    assert "400 invalid_ops" in message and "sigma" in message and "500" in message, message
+    # back to a valid chain for the race
+    sigma.send_keys(Keys.CONTROL, "a")
+    sigma.send_keys("2")
+    assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "blur:2,contour"
+
+
+def test_keyboard_reorder(driver):
+    down = driver.find_element(By.CSS_SELECTOR, "#ops-list li[data-op='blur'] button[aria-label='Move blur down']")
+    js(driver, "arguments[0].focus()", down)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "contour,blur:2"
+    focused = js(driver, "return document.activeElement.closest('li').dataset.op")
+    assert focused == "blur", f"focus did not follow the moved step ({focused})"
+    up = driver.find_element(By.CSS_SELECTOR, "#ops-list li[data-op='blur'] button[aria-label='Move blur up']")
+    js(driver, "arguments[0].focus()", up)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "blur:2,contour"
+
+
+def test_race(driver):
+    copies = driver.find_element(By.ID, "race-copies")
+    copies.send_keys(Keys.CONTROL, "a")
+    copies.send_keys("3")
+    driver.find_element(By.ID, "race-start").click()
+    for backend in ("tbb", "process"):
+        wait_for(driver, f"the {backend} progress bar to reach the end", lambda d, b=backend: js(
+            d, "const p = document.getElementById(arguments[0]);"
+               "return p.max === 3 && p.value === 3", f"race-progress-{backend}"), seconds=60)
+    wait_for(driver, "the outcome charts", lambda d: js(
+        d, "return !document.getElementById('race-outcome').hidden &&"
+           "!!window.Chart.getChart('race-chart') && !!window.Chart.getChart('race-latency-chart')"))
+    rates = js(driver, "return window.Chart.getChart('race-chart').data.datasets[0].data")
+    assert len(rates) == 2 and all(r > 0 for r in rates), rates
+    verdict = driver.find_element(By.ID, "race-verdict").text
+    assert " won: " in verdict and "on 3 images" in verdict, verdict
+    status = driver.find_element(By.ID, "race-status").text
+    assert status == "Finished.", status
+
+
+def test_process_again(driver):
+    driver.find_element(By.ID, "process-btn").click()
+    wait_for(driver, "the result of the corrected chain", lambda d: js(
+        d, "const i = document.querySelector('.result.ok img.output');"
+           "return !document.querySelector('.result.failed') && !!i && i.complete && i.naturalWidth > 0"))
+
+
+def test_api_key(driver, server):
+    driver.get(server.url + "/")
+    wait_for(driver, "the key field", lambda d: d.find_element(By.ID, "key-panel").is_displayed())
+    assert js(driver, "return document.activeElement.id") == "api-key", "the key field is not focused"
+    field = driver.find_element(By.ID, "api-key")
+    field.send_keys("wrong-key-0123456789")
+    field.send_keys(Keys.ENTER)
+    wait_for(driver, "the refusal of a wrong key",
+             lambda d: "401 unauthorized" in d.find_element(By.ID, "key-status").text)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(KEY)
+    field.send_keys(Keys.ENTER)
+    wait_for(driver, "the key panel to close", lambda d: not d.find_element(By.ID, "key-panel").is_displayed())
+    wait_for(driver, "the live charts with the key",
+             lambda d: js(d, "const c = window.Chart.getChart('live-throughput');"
+                             "return !!c && c.data.labels.length > 0"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--out", required=True, help="folder for the screenshots")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    steps = []
+    server = Server(args.binary, "--workers", "2")
+    driver = browser(1280, 900)
+    try:
+        def step(name, fn, *a):
+            start = time.monotonic()
+            fn(*a)
+            steps.append(f"{name} ({time.monotonic() - start:.1f} s)")
+
+        step("page loads, live charts draw", test_open_page, driver, server)
+        step("upload shows the result and its timings", test_upload, driver, args.image)
+        step("a bad sigma shows the server's error", test_bad_parameter, driver)
+        step("the chain reorders from the keyboard", test_keyboard_reorder, driver)
+        step("a race fills both progress bars and charts the outcome", test_race, driver)
+        step("a valid chain works again after the error", test_process_again, driver)
+        # The only errors the console may hold: the 400 this test provoked.
+        errors = console_errors(driver, [r"/v1/process\?ops=blur%3A500.* 400 "])
+        assert not errors, "console errors:\n" + "\n".join(errors)
+        steps.append("no console errors")
+        full_page_screenshot(driver, 1280, os.path.join(args.out, "page-desktop.png"))
+        full_page_screenshot(driver, 390, os.path.join(args.out, "page-phone.png"))
+        overflow = js(driver, "return document.documentElement.scrollWidth > window.innerWidth + 1")
+        assert not overflow, "the page scrolls sideways at phone width"
+        steps.append("screenshots at 1280 and 390 px, no sideways scroll on a phone")
+    except AssertionError as e:
+        print(f"FAILED after: {', '.join(steps) or 'nothing'}\n  {e}", file=sys.stderr)
+        driver.save_screenshot(os.path.join(args.out, "failure.png"))
+        return 1
+    finally:
+        driver.quit()
+        server.stop()
+
+    keyed = Server(args.binary, "--api-keys", KEY)
+    driver = browser(1280, 900)
+    try:
+        test_api_key(driver, keyed)
+        errors = console_errors(driver, [r"/v1/backends - Failed to load resource: .* 401 "])
+        assert not errors, "console errors:\n" + "\n".join(errors)
+        steps.append("the key field appears on a keyed server and a key works")
+    except AssertionError as e:
+        print(f"FAILED after: {', '.join(steps)}\n  {e}", file=sys.stderr)
+        driver.save_screenshot(os.path.join(args.out, "failure-key.png"))
+        return 1
+    finally:
+        driver.quit()
+        keyed.stop()
+
+    print("web page: " + json.dumps(steps, ensure_ascii=False))
+    print(f"screenshots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
