@@ -7,24 +7,30 @@ through chromium-driver (python3-selenium):
   2. an uploaded image comes back beside its input with its timing bar;
   3. a bad sigma gets the server's readable error next to the image;
   4. the chain builder works from the keyboard (reorder with Enter);
-  5. a race runs two jobs whose progress bars both reach the end, then the
+  5. a dropped file and a pasted URL join the list; the URL the server must
+     not fetch (loopback) gets its refusal on its own card; "Download all"
+     builds a tar that Python's tarfile reads back;
+  6. a race runs two jobs whose progress bars both reach the end, then the
      outcome charts appear with a verdict;
-  6. a server with --api-keys: the key field appears, and a key makes the
+  7. a server with --api-keys: the key field appears, and a key makes the
      calls work;
-  7. no console errors beyond the two refusals the test provokes;
-  8. screenshots at a desktop and a phone width go to --out.
+  8. no console errors beyond the refusals the test provokes;
+  9. screenshots at a desktop and a phone width go to --out.
 Exit 0 when all hold; 1 with the failed step named otherwise.
 
 Usage: test_page.py --binary build/dev/pixpool --image tests/data/x.jpg --out DIR
 """
 
 import argparse
+import base64
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -172,7 +178,62 @@ def test_keyboard_reorder(driver):
     assert driver.find_element(By.ID, "ops-text").get_attribute("value") == "blur:2,contour"
 
 
+def test_drop_url_and_tar(driver):
+    # A drop: the input already shown, redrawn as a JPEG (the page's CSP
+    # does not let scripts fetch blob: URLs), as a File in a DataTransfer.
+    js(driver, """
+        const img = document.querySelector('.result img');
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        canvas.getContext('2d').drawImage(img, 0, 0);
+        canvas.toBlob(blob => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([blob], 'dropped.jpg', {type: 'image/jpeg'}));
+          document.getElementById('drop-zone').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }, 'image/jpeg', 0.9);""")
+    wait_for(driver, "the dropped file", lambda d: "2 files" in d.find_element(By.ID, "input-summary").text)
+    # Loopback is refused before any connection (the SSRF guard): the
+    # refusal shows on that URL's card, the files still succeed.
+    driver.find_element(By.ID, "url-input").send_keys("http://127.0.0.1:9/never.jpg")
+    driver.find_element(By.ID, "process-btn").click()
+    wait_for(driver, "three cards done", lambda d: js(
+        d, "return document.querySelectorAll('.result.ok').length === 2 &&"
+           "document.querySelectorAll('.result.failed').length === 1"))
+    message = driver.find_element(By.CSS_SELECTOR, ".result.failed .error").text
+    assert "source_forbidden" in message, message
+    status = driver.find_element(By.ID, "process-status").text
+    assert "2 of 3" in status and "1 failed" in status, status
+    # "Download all": the tar it hands to the browser (caught on its way to
+    # an <a download> click, which saves nothing here), read back by Python.
+    js(driver, """
+        const make = URL.createObjectURL;
+        window.testBlobs = [];
+        URL.createObjectURL = (blob) => { window.testBlobs.push(blob); return make(blob); };
+        HTMLAnchorElement.prototype.click = function () { window.testDownload = this.download; };""")
+    driver.find_element(By.ID, "download-all").click()
+    wait_for(driver, "the tar download", lambda d: js(d, "return window.testDownload") == "pixpool-results.tar")
+    encoded = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const tar = window.testBlobs.filter(b => b.type === 'application/x-tar').pop();
+        tar.arrayBuffer().then(buffer => {
+          let s = '';
+          new Uint8Array(buffer).forEach(b => { s += String.fromCharCode(b); });
+          done(btoa(s));
+        });""")
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(encoded))) as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert names == ["baboon_320x240.jpg", "dropped.jpg"], names
+        for m in members:
+            assert tar.extractfile(m).read(3) == b"\xff\xd8\xff", f"{m.name} is not a JPEG"
+    driver.find_element(By.ID, "url-input").clear()
+    driver.find_element(By.ID, "url-input").send_keys(" ")
+
+
 def test_race(driver):
+    # the two chosen files (uploaded and dropped), 3 copies each
     copies = driver.find_element(By.ID, "race-copies")
     copies.send_keys(Keys.CONTROL, "a")
     copies.send_keys("3")
@@ -180,14 +241,14 @@ def test_race(driver):
     for backend in ("tbb", "process"):
         wait_for(driver, f"the {backend} progress bar to reach the end", lambda d, b=backend: js(
             d, "const p = document.getElementById(arguments[0]);"
-               "return p.max === 3 && p.value === 3", f"race-progress-{backend}"), seconds=60)
+               "return p.max === 6 && p.value === 6", f"race-progress-{backend}"), seconds=60)
     wait_for(driver, "the outcome charts", lambda d: js(
         d, "return !document.getElementById('race-outcome').hidden &&"
            "!!window.Chart.getChart('race-chart') && !!window.Chart.getChart('race-latency-chart')"))
     rates = js(driver, "return window.Chart.getChart('race-chart').data.datasets[0].data")
     assert len(rates) == 2 and all(r > 0 for r in rates), rates
     verdict = driver.find_element(By.ID, "race-verdict").text
-    assert " won: " in verdict and "on 3 images" in verdict, verdict
+    assert " won: " in verdict and "on 6 images" in verdict, verdict
     status = driver.find_element(By.ID, "race-status").text
     assert status == "Finished.", status
 
@@ -238,10 +299,13 @@ def main():
         step("upload shows the result and its timings", test_upload, driver, args.image)
         step("a bad sigma shows the server's error", test_bad_parameter, driver)
         step("the chain reorders from the keyboard", test_keyboard_reorder, driver)
+        step("drop, a refused URL and the tar of the results", test_drop_url_and_tar, driver)
         step("a race fills both progress bars and charts the outcome", test_race, driver)
         step("a valid chain works again after the error", test_process_again, driver)
-        # The only errors the console may hold: the 400 this test provoked.
-        errors = console_errors(driver, [r"/v1/process\?ops=blur%3A500.* 400 "])
+        # The only errors the console may hold: the 400 and 403 this test
+        # provoked (Chromium logs every failed response).
+        errors = console_errors(driver, [r"/v1/process\?ops=blur%3A500.* 400 ",
+                                         r"/v1/process\?.*never\.jpg - .* 403 "])
         assert not errors, "console errors:\n" + "\n".join(errors)
         steps.append("no console errors")
         full_page_screenshot(driver, 1280, os.path.join(args.out, "page-desktop.png"))
