@@ -33,7 +33,7 @@ void send_asset(const WebAsset& asset, const httplib::Request& req, httplib::Res
     res.status = 304;
     return;
   }
-  res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type).c_str());
+  res.set_content(asset.body.data(), asset.body.size(), std::string(asset.content_type));
 }
 
 void send_named(std::string_view name, const httplib::Request& req, httplib::Response& res) {
