@@ -263,6 +263,12 @@ EOF
 code="$(curl -sS -o "$work/big.out" -w '%{http_code}' --max-time 30 --data-binary "@$work/big.png" \
           "$LB/v1/process?ops=contour&format=jpeg")"
 [ "$code" = 200 ] || fail "a 1.9 MB upload through the lb: $code $(head -c 300 "$work/big.out")"
+# The web page and its scripts through the front, with the page's CSP.
+code="$(curl -sS -D "$work/page.head" -o "$work/page.html" -w '%{http_code}' --max-time 10 "$LB/")"
+[ "$code" = 200 ] && grep -q '<title>pixpool' "$work/page.html" \
+  && grep -qi '^content-security-policy:' "$work/page.head" || fail "GET / via the lb: $code"
+code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$LB/assets/chart.min.js")"
+[ "$code" = 200 ] || fail "GET /assets/chart.min.js via the lb: $code"
 # A body on a GET is refused by the front itself, in pixpool's JSON.
 code="$(curl -sS -o "$work/get-body.json" -w '%{http_code}' --max-time 10 -X GET --data x "$LB/healthz")"
 [ "$code" = 400 ] && [ "$(json "$work/get-body.json" 'd["error"]["code"]')" = invalid_parameter ] \
