@@ -285,6 +285,9 @@ def main():
     parser.add_argument("--out", required=True, help="folder for the screenshots")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    for stale in ("failure.png", "failure-key.png"):  # from an earlier failed run
+        if os.path.exists(os.path.join(args.out, stale)):
+            os.unlink(os.path.join(args.out, stale))
 
     steps = []
     server = Server(args.binary, "--workers", "2")
