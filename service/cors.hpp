@@ -21,9 +21,11 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // Response headers a cross-origin script may read.
 inline constexpr std::string_view kCorsExposedHeaders =
     "Content-Length, Content-Range, Content-Disposition, Retry-After, Server-Timing, "
-    "Location, X-Pixpool-Backend, X-Pixpool-Image-Size";
-// Request headers a preflight allows (beyond the CORS-safelisted ones).
-inline constexpr std::string_view kCorsAllowedHeaders = "Authorization, Content-Type, Range";
+    "Location, ETag, X-Pixpool-Backend, X-Pixpool-Image-Size, X-Pixpool-Replica";
+// Request headers a preflight allows (beyond the CORS-safelisted ones):
+// Last-Event-ID lets a page resume a job's event stream read with fetch.
+inline constexpr std::string_view kCorsAllowedHeaders =
+    "Authorization, Content-Type, Range, Last-Event-ID";
 // How long a browser may cache a preflight answer, in seconds.
 inline constexpr int kCorsMaxAgeSeconds = 600;
 

@@ -68,6 +68,10 @@ TEST_CASE("cors list: only listed origins, echoed exactly, and always Vary: Orig
         std::string::npos);
   CHECK(header(allowed, "Access-Control-Expose-Headers").find("X-Pixpool-Backend") !=
         std::string::npos);
+  // which replica answered, and the validator of the page's assets
+  CHECK(header(allowed, "Access-Control-Expose-Headers").find("X-Pixpool-Replica") !=
+        std::string::npos);
+  CHECK(header(allowed, "Access-Control-Expose-Headers").find("ETag") != std::string::npos);
   CHECK(header(allowed, "Access-Control-Allow-Credentials").empty());
 
   const HeaderList refused = cors.response_headers(true, "https://evil.example");
