@@ -53,6 +53,12 @@ void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Respon
   UploadBody upload(req, res, &reader, ctx.config.http.max_body_bytes);
   auto query = parse_query(req.target);
   if (!query) return upload.refuse(query.error());
+  // A job answers 202 at once; its tar is a route of its own.
+  if (async && query->contains("archive")) {
+    return upload.refuse({ErrorCode::invalid_parameter,
+                          "archive= is for POST /v1/batch; a job's outputs come as a tar from "
+                          "GET /v1/jobs/{id}/archive"});
+  }
   std::optional<ProcessingSlot> slot;
   if (!async) {  // a synchronous batch holds its HTTP thread, upload included
     auto admitted = ctx.processing.admit();

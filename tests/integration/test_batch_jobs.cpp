@@ -309,6 +309,12 @@ TEST_CASE("batch requests with bad input get clear 400s") {
   REQUIRE(wrong_field);
   CHECK(wrong_field->status == 400);
   CHECK(wrong_field->body.find("'file'") != std::string::npos);
+  // a job's tar is GET /v1/jobs/{id}/archive, not a flag of the POST
+  auto job_archive = client.Post("/v1/jobs?archive=tar", R"({"urls":["http://example.com/a.jpg"]})",
+                                 "application/json");
+  REQUIRE(job_archive);
+  CHECK(job_archive->status == 400);
+  CHECK(job_archive->body.find("/v1/jobs/{id}/archive") != std::string::npos);
 }
 
 namespace {
