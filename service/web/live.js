@@ -1,8 +1,10 @@
 // The live panel: /v1/backends every 2 s into three line charts (throughput,
 // latency percentiles, queue depth and busy workers per backend), the last
 // 5 minutes of them. Polling pauses while the tab is hidden or on request.
+// The figures are those of the replica that answered each poll (named under
+// the charts).
 
-import { apiJson } from "./api.js";
+import { apiFetch } from "./api.js";
 
 const PERIOD_MS = 2000;
 const POINTS = 150;  // 5 minutes
@@ -37,9 +39,12 @@ export class LivePanel {
     clearTimeout(this.timer);
     if (this.paused) return;
     try {
-      const backends = await apiJson("/v1/backends");
-      this.add(backends);
-      this.el.status.textContent = "";
+      const response = await apiFetch("/v1/backends");
+      this.add(await response.json());
+      // /v1/backends is one replica's view: through a load balancer,
+      // successive samples may come from different replicas.
+      const replica = response.headers.get("X-Pixpool-Replica");
+      this.el.status.textContent = replica ? `Replica ${replica}.` : "";
     } catch (e) {
       this.el.status.textContent = e.describe ? e.describe() : String(e);
     }

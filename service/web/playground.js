@@ -107,20 +107,23 @@ export class Playground {
       while (next < items.length) {
         const i = next++;
         this.el.status.textContent = `Processing ${Math.min(next, items.length)} of ${items.length}…`;
-        if (!(await this.processOne(items[i], cards[i], options))) failed += 1;
+        if (!(await this.processOne(items[i], i, cards[i], options))) failed += 1;
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_REQUESTS, items.length) }, worker));
     const seconds = (performance.now() - started) / 1000;
     this.el.status.textContent = `Done: ${items.length - failed} of ${items.length} in ${seconds.toFixed(2)} s` +
       (failed ? `, ${failed} failed (see the messages below).` : ".");
+    this.results = this.results.filter(Boolean);  // in input order, failures left out
     this.el.downloadAll.disabled = this.results.length === 0;
     this.el.processButton.disabled = false;
     this.running = false;
   }
 
-  // One request; true when it produced an image. Errors land on the card.
-  async processOne(item, card, options) {
+  // One request; true when it produced an image (kept as results[index],
+  // so the tar follows the inputs' order whatever finishes first). Errors
+  // land on the card.
+  async processOne(item, index, card, options) {
     try {
       let response;
       if (item.file) {
@@ -134,7 +137,7 @@ export class Playground {
       }
       const blob = await response.blob();
       const name = outputName(item.name, blob.type);
-      this.results.push({ name, blob });
+      this.results[index] = { name, blob };
       card.showResult(blob, name, response.headers.get("X-Pixpool-Backend"),
         parseServerTiming(response.headers.get("Server-Timing")));
       return true;

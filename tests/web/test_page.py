@@ -19,6 +19,9 @@ through chromium-driver (python3-selenium):
 Exit 0 when all hold; 1 with the failed step named otherwise.
 
 Usage: test_page.py --binary build/dev/pixpool --image tests/data/x.jpg --out DIR
+       test_page.py --url http://127.0.0.1:8080 --image ... --out DIR
+With --url, steps 1-5 and 8-9 run against a server that is already up (for
+example the stack's front, scripts/stack); step 7 needs --binary.
 """
 
 import argparse
@@ -43,6 +46,16 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 KEY = "web-test-key-0123456789"
+
+
+class Running:
+    """A server someone else started (--url): used as is, never stopped."""
+
+    def __init__(self, url):
+        self.url = url.rstrip("/")
+
+    def stop(self):
+        pass
 
 
 class Server:
@@ -125,6 +138,9 @@ def test_open_page(driver, server):
     wait_for(driver, "the live charts' first point",
              lambda d: js(d, "const c = window.Chart.getChart('live-throughput');"
                              "return !!c && c.data.labels.length > 0"))
+    # the live figures name the replica they come from
+    wait_for(driver, "the replica's name under the live charts",
+             lambda d: d.find_element(By.ID, "live-status").text.startswith("Replica "))
     assert driver.find_element(By.ID, "key-panel").get_attribute("hidden") is not None, \
         "the key field shows on a server without keys"
 
@@ -225,7 +241,7 @@ def test_drop_url_and_tar(driver):
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(encoded))) as tar:
         members = tar.getmembers()
         names = [m.name for m in members]
-        assert names == ["baboon_320x240.jpg", "dropped.jpg"], names
+        assert names == ["baboon_320x240.jpg", "dropped.jpg"], f"not in the inputs' order: {names}"
         for m in members:
             assert tar.extractfile(m).read(3) == b"\xff\xd8\xff", f"{m.name} is not a JPEG"
     driver.find_element(By.ID, "url-input").clear()
@@ -280,7 +296,8 @@ def test_api_key(driver, server):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", required=True)
+    parser.add_argument("--binary", help="pixpool to start (on a free loopback port)")
+    parser.add_argument("--url", help="test this running server instead of starting one")
     parser.add_argument("--image", required=True)
     parser.add_argument("--out", required=True, help="folder for the screenshots")
     args = parser.parse_args()
@@ -289,8 +306,10 @@ def main():
         if os.path.exists(os.path.join(args.out, stale)):
             os.unlink(os.path.join(args.out, stale))
 
+    if bool(args.binary) == bool(args.url):
+        parser.error("give --binary or --url")
     steps = []
-    server = Server(args.binary, "--workers", "2")
+    server = Running(args.url) if args.url else Server(args.binary, "--workers", "2")
     driver = browser(1280, 900)
     try:
         def step(name, fn, *a):
@@ -324,6 +343,10 @@ def main():
         driver.quit()
         server.stop()
 
+    if args.url:
+        print("web page: " + json.dumps(steps, ensure_ascii=False))
+        print(f"screenshots in {args.out}")
+        return 0
     keyed = Server(args.binary, "--api-keys", KEY)
     driver = browser(1280, 900)
     try:
