@@ -1,5 +1,6 @@
 #include "filters/image_format.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -150,6 +151,26 @@ Result<ImageHeader> tiff_header(std::string_view s) {
   auto width = tiff->first_ifd_tag(256);
   auto height = tiff->first_ifd_tag(257);
   if (!width || !height) return bad_header(ImageFormat::tiff, "no ImageWidth/ImageLength");
+  // OpenCV's TIFF decoder allocates one strip or tile (4 bytes a pixel) as
+  // the file declares it, not clamped to the image: a 196-byte file
+  // declaring 56063-row strips for an 8199x5 image made it ask for 1.8 GB
+  // (fuzz_decode, oom-54c1ab4a). A strip or tile may exceed the image (as
+  // writers that round up do) only up to 1 MP; RowsPerStrip 0 or 2^32-1
+  // means "one strip", which OpenCV reads as the image height.
+  constexpr std::uint64_t kMaxSlackPixels = 1 << 20;
+  const std::uint64_t image_pixels = std::uint64_t{*width} * *height;
+  const auto too_big = [&](std::uint64_t pixels) {
+    return pixels > std::max(image_pixels, kMaxSlackPixels);
+  };
+  if (auto rows = tiff->first_ifd_tag(278);
+      rows && *rows != 0 && *rows != 0xFFFFFFFFu && too_big(std::uint64_t{*width} * *rows)) {
+    return bad_header(ImageFormat::tiff, "RowsPerStrip far beyond the image height");
+  }
+  auto tile_width = tiff->first_ifd_tag(322);
+  auto tile_length = tiff->first_ifd_tag(323);
+  if (tile_width && tile_length && too_big(std::uint64_t{*tile_width} * *tile_length)) {
+    return bad_header(ImageFormat::tiff, "tiles far larger than the image");
+  }
   return checked(ImageFormat::tiff, *width, *height);
 }
 

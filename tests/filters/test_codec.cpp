@@ -242,3 +242,75 @@ TEST_CASE("decode_image: crash-413799ef — WebP with DICM at byte 128 reached G
   CHECK(refused.error().code == ErrorCode::unsupported_image);
   CHECK(refused.error().message.find("DICOM signature") != std::string::npos);
 }
+
+namespace {
+
+// Rewrites the first IFD's RowsPerStrip (SHORT or LONG) of a little-endian
+// TIFF, as OpenCV writes them.
+void set_rows_per_strip(std::string& tiff, std::uint32_t rows) {
+  const auto byte = [&](std::size_t at) {
+    return std::uint32_t{static_cast<unsigned char>(tiff[at])};
+  };
+  const auto u16 = [&](std::size_t at) { return byte(at) | byte(at + 1) << 8; };
+  const auto u32 = [&](std::size_t at) { return u16(at) | u16(at + 2) << 16; };
+  REQUIRE(tiff.compare(0, 2, "II") == 0);
+  const std::size_t ifd = u32(4);
+  for (std::size_t i = 0; i < u16(ifd); ++i) {
+    const std::size_t entry = ifd + 2 + 12 * i;
+    if (u16(entry) != 278) continue;
+    const std::size_t width = u16(entry + 2) == 3 ? 2 : 4;
+    REQUIRE((width == 4 || rows < 65536));
+    for (std::size_t b = 0; b < width; ++b)
+      tiff[entry + 8 + b] = static_cast<char>(rows >> (8 * b));
+    return;
+  }
+  FAIL("no RowsPerStrip tag");
+}
+
+}  // namespace
+
+// Found fuzzing decode_image: a 196-byte TIFF (8199x5, LZW) declaring
+// 56063 rows per strip. OpenCV's decoder allocates a whole strip as
+// declared, 4 bytes a pixel: 1.8 GB for 41 thousand pixels. The header
+// check refuses strips and tiles far beyond the image. The reproducer is
+// kept in tests/fuzz/corpus/decode/.
+TEST_CASE("decode_image: oom-54c1ab4a — TIFF strips far beyond the image asked for 1.8 GB") {
+  const std::string reproducer(
+      "\x49\x49\x2a\x00\x32\x00\x00\x00\x80\x06\x5f\x0f\x74\xf3\x39\xba"
+      "\x6b\x08\x35\x86\x06\x11\x80\x8c\x1c\x43\x07\x35\xdc\x83\x35\x03"
+      "\x50\x14\x16\x10\x92\x1f\xcd\x75\xfa\xcd\x82\x64\x40\x30\x53\x2b"
+      "\x88\x08\x0c\x00\x00\x01\x03\x00\x01\x00\x00\x00\x07\x20\x00\x00"
+      "\x01\x01\x03\x00\x01\x00\x00\x00\x05\x00\x00\x00\x02\x01\x03\x00"
+      "\x01\x00\x00\x00\x08\x00\x00\x00\x03\x01\x03\x00\x01\x00\x00\x00"
+      "\x05\x00\x00\x00\x06\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00"
+      "\x11\x01\x04\x00\x01\x00\x00\x00\x08\x00\x00\x00\x15\x01\x03\x00"
+      "\x01\x00\x00\x00\x01\x00\x00\x00\x16\x01\x03\x00\x01\x00\x00\x00"
+      "\xff\xda\x00\x00\x17\x01\x04\x00\x01\x00\x00\x00\x2a\x00\x00\x00"
+      "\x1c\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00\x3d\x01\x00\x00"
+      "\x02\x00\x00\x00\x53\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00"
+      "\x00\x00\x00\x00",
+      196);
+  auto header = read_header(reproducer);
+  REQUIRE_FALSE(header.ok());
+  CHECK(header.error().code == ErrorCode::unsupported_image);
+  CHECK(header.error().message.find("RowsPerStrip") != std::string::npos);
+  auto decoded = decode_image(reproducer, kDefaultMaxPixels);
+  REQUIRE_FALSE(decoded.ok());
+  CHECK(decoded.error().code == ErrorCode::unsupported_image);
+
+  // TIFFs as writers make them still decode: OpenCV's own, and ones whose
+  // strip is rounded up past the image (8 or 1000 rows declared for 5).
+  const cv::Mat image = test::synthetic_image(64, 5, 3);
+  std::string tiff = test::encode_with_opencv(image, ".tiff");
+  for (const std::uint32_t rows : {0u, 8u, 1000u}) {
+    if (rows != 0) set_rows_per_strip(tiff, rows);
+    INFO("RowsPerStrip " << rows);
+    auto ok = decode_image(tiff, kDefaultMaxPixels);
+    REQUIRE(ok.ok());
+    CHECK(ok->pixels.rows == 5);
+    CHECK(test::psnr(ok->pixels, image) > 99);
+  }
+  // ... but not 20000 rows of 64 pixels (1.3 MP for a 320-pixel image)
+  set_rows_per_strip(tiff, 20000);
+  CHECK(decode_image(tiff, kDefaultMaxPixels).error().code == ErrorCode::unsupported_image);
+}
