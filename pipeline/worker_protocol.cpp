@@ -13,7 +13,7 @@ Error malformed(const std::string& what) {
 }
 
 bool valid_ms(double ms) {
-  return std::isfinite(ms) && ms >= 0;
+  return std::isfinite(ms) && ms >= 0 && ms <= kMaxStageMs;
 }
 
 }  // namespace

@@ -72,9 +72,15 @@ struct ReplyOutput {
 };
 using JobAnswer = Result<ReplyOutput>;  // the job's outcome as the worker reports it
 
+// The longest stage time a reply may report, in ms: a day. Finite is not
+// enough: one worker's 1.6e308 ms would turn the server's latency sums to
+// infinity (fuzz_worker_reply, crash-9e51d6ad).
+inline constexpr double kMaxStageMs = 86'400'000.0;
+
 // Server side, after the buffer follows reply.buffer_size: the job's outcome
-// (an output inside the `buffer_size` bytes mapped, or the worker's error,
-// its code range-checked). Errors (outer): internal for a malformed reply,
+// (an output inside the `buffer_size` bytes mapped, stage times within
+// 0..kMaxStageMs, or the worker's error, its code range-checked). Errors
+// (outer): internal for a malformed reply,
 // after which the worker must not be trusted again.
 Result<JobAnswer> decode_reply(const Reply& reply, std::uint64_t buffer_size);
 
