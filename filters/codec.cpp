@@ -64,7 +64,7 @@ cv::Mat apply_exif_orientation(cv::Mat image, int orientation) {
   }
 }
 
-Result<cv::Mat> decode_jpeg(std::string_view bytes) {
+Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom) {
   tjhandle tj = decompressor();
   if (tj == nullptr) return Error{ErrorCode::internal, "tjInitDecompress failed"};
   auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
@@ -81,6 +81,8 @@ Result<cv::Mat> decode_jpeg(std::string_view bytes) {
     if (image.empty()) return unsupported("corrupt CMYK JPEG");
   } else {
     const bool grey = colorspace == TJCS_GRAY;
+    width = (width + scale_denom - 1) / scale_denom;
+    height = (height + scale_denom - 1) / scale_denom;
     image.create(height, width, grey ? CV_8UC1 : CV_8UC3);
     // STOPONWARNING: a truncated file is an error, not an image padded with grey.
     // LIMITSCANS: refuse progressive JPEGs with absurd scan counts (CPU bombs).
@@ -146,7 +148,8 @@ Result<cv::Mat> to_8bit(cv::Mat image) {
 
 }  // namespace
 
-Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels) {
+Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels,
+                                  const DecodeOptions& options) {
   auto header = read_header(bytes);
   if (!header) return header.error();
   if (header->pixels() > max_pixels) {
@@ -157,7 +160,7 @@ Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixe
   }
   cv::Mat image;
   if (header->format == ImageFormat::jpeg) {
-    auto decoded = decode_jpeg(bytes);
+    auto decoded = decode_jpeg(bytes, options.scale_denom);
     if (!decoded) return decoded.error();
     image = std::move(decoded.value());
   } else {

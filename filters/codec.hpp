@@ -14,6 +14,7 @@
 
 #include "core/result.hpp"
 #include "filters/image_format.hpp"
+#include "filters/strips.hpp"
 
 namespace pixpool {
 
@@ -28,7 +29,12 @@ struct DecodedImage {
 // Decodes `bytes`. The header is checked first: more than `max_pixels` pixels
 // gives too_many_pixels before any pixel is decoded. Errors: empty_body,
 // unsupported_image (unknown, truncated or corrupt data), too_many_pixels.
-Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels);
+struct DecodeOptions {
+  int scale_denom = 1;  // JPEG only: decode at 1/scale_denom (1, 2, 4 or 8)
+  StripRunner strips;
+};
+Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels,
+                                  const DecodeOptions& options = {});
 
 // Refuses dimensions the output format cannot represent (JPEG: 65500 px per
 // side, WebP: 16383) with too_large_for_format.

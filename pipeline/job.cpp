@@ -5,6 +5,8 @@
 #include <new>
 #include <opencv2/core.hpp>
 
+#include "filters/band_limited.hpp"
+
 namespace pixpool {
 namespace {
 
@@ -12,6 +14,75 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// A chain that starts with a blur of a JPEG, run band-limited: decoded at
+// 1/scale, blurred there and upsampled (filters/band_limited.hpp).
+struct BandLimitedPlan {
+  int scale = 1;  // 1: no, decode at full size
+  double sigma = 0;
+  AfterBlur after = AfterBlur::nothing;
+  OpChain rest;   // the ops after the blur (and the contour fused with it)
+  cv::Size full;  // the decoded image's size (EXIF orientation applied)
+};
+
+BandLimitedPlan plan_band_limited(std::string_view input, const ImageHeader& header,
+                                  const JobParams& job) {
+  BandLimitedPlan plan;
+  if (job.exact || header.format != ImageFormat::jpeg || job.ops.empty() ||
+      job.ops.front().def->name != "blur") {
+    return plan;
+  }
+  plan.sigma = job.ops.front().args.at(0);
+  const int scale = band_limited_scale(plan.sigma, header.width, header.height);
+  if (scale == 1) return plan;
+  // EXIF orientation flips or turns the reduced image too; the reduced
+  // pixel grid stays aligned with the full one only when no partial block
+  // moves to the other side.
+  const int orientation = jpeg_exif_orientation(input);
+  const bool swaps = orientation >= 5;
+  if (orientation != 1 && (header.width % scale != 0 || header.height % scale != 0)) return plan;
+  plan.scale = scale;
+  plan.full = swaps ? cv::Size(header.height, header.width) : cv::Size(header.width, header.height);
+  auto next = job.ops.begin() + 1;
+  if (next != job.ops.end() && next->def->name == "contour") {
+    plan.after = AfterBlur::contour;
+    ++next;
+  }
+  plan.rest.assign(next, job.ops.end());
+  return plan;
+}
+
+// decode + filters, band-limited where the plan says so. Fills the decode
+// and filter times. A decoder that could not scale (a CMYK JPEG) gives the
+// full-size image, which then takes the ordinary path.
+Result<cv::Mat> decode_and_filter(std::string_view input, const ImageHeader& header,
+                                  const JobParams& job, const StripRunner& strips,
+                                  StageTimes& times) {
+  auto start = Clock::now();
+  const BandLimitedPlan plan = plan_band_limited(input, header, job);
+  auto decoded = decode_image(input, job.max_pixels, DecodeOptions{plan.scale, strips});
+  if (!decoded) return decoded.error();
+  times.decode_ms += ms_since(start);
+
+  start = Clock::now();
+  cv::Mat filtered;
+  if (plan.scale > 1 && decoded->pixels.size() != plan.full) {
+    times.decode_scale = plan.scale;
+    if (auto ok = band_limited_blur(decoded->pixels, filtered, plan.sigma, plan.scale, plan.full,
+                                    plan.after, strips);
+        !ok) {
+      return ok.error();
+    }
+    decoded->pixels.release();
+    if (!plan.rest.empty()) {
+      if (auto ok = apply_ops(filtered, filtered, plan.rest, strips); !ok) return ok.error();
+    }
+  } else {
+    if (auto ok = apply_ops(decoded->pixels, filtered, job.ops, strips); !ok) return ok.error();
+  }
+  times.filter_ms = ms_since(start);
+  return filtered;
 }
 
 Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job,
@@ -24,15 +95,11 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   if (auto ok = check_encodable(header->width, header->height, format); !ok) return ok.error();
 
   JobOutput out;
-  auto decoded = decode_image(input, job.max_pixels);
-  if (!decoded) return decoded.error();
-  out.times.decode_ms = ms_since(start);
-
-  start = Clock::now();
-  cv::Mat filtered;
-  if (auto ok = apply_ops(decoded->pixels, filtered, job.ops, strips); !ok) return ok.error();
-  decoded->pixels.release();  // free the input pixels before encoding allocates
-  out.times.filter_ms = ms_since(start);
+  out.times.decode_ms = ms_since(start);  // the header checks; decoding adds to it
+  auto filtered_or = decode_and_filter(input, *header, job, strips, out.times);
+  if (!filtered_or) return filtered_or.error();
+  // The input pixels are freed by now, before encoding allocates.
+  cv::Mat filtered = std::move(filtered_or.value());
 
   start = Clock::now();
   auto encoded = encode_image(filtered, format, job.quality);

@@ -22,6 +22,9 @@ struct JobParams {
   std::optional<ImageFormat> format;  // nullopt: default_output_format(input format)
   int quality = kDefaultQuality;      // 1..100, JPEG and WebP only
   std::uint64_t max_pixels = kDefaultMaxPixels;
+  // false: a chain that starts with a blur may decode a JPEG at 1/2, 1/4 or
+  // 1/8 scale and blur there (filters/band_limited.hpp); true: full size.
+  bool exact = false;
 };
 
 struct JobSpec {
@@ -39,6 +42,7 @@ struct StageTimes {
   double decode_ms = 0;
   double filter_ms = 0;
   double encode_ms = 0;
+  int decode_scale = 1;  // the JPEG was decoded at 1/decode_scale (1, 2, 4 or 8)
 };
 
 struct JobOutput {

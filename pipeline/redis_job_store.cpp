@@ -203,6 +203,7 @@ std::string record_of(const ItemResult& item) {
     j["times"] = {item.times.queue_ms, item.times.decode_ms, item.times.filter_ms,
                   item.times.encode_ms};
     j["total_ms"] = item.total_ms;
+    j["decode_scale"] = item.times.decode_scale;
   }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -232,11 +233,17 @@ ItemResult item_of(std::string_view record, std::string_view state) {
                             j["times"][2].get<double>(), j["times"][3].get<double>()};
   }
   item.total_ms = j.value("total_ms", 0.0);
+  if (const auto scale = j.find("decode_scale"); scale != j.end() && scale->is_number_integer()) {
+    item.times.decode_scale = scale->get<int>();
+  }
   return item;
 }
 
 std::string params_of(const JobParams& p) {
-  json j = {{"ops", format_ops(p.ops)}, {"quality", p.quality}, {"max_pixels", p.max_pixels}};
+  json j = {{"ops", format_ops(p.ops)},
+            {"quality", p.quality},
+            {"max_pixels", p.max_pixels},
+            {"exact", p.exact}};
   if (p.format) j["format"] = std::string(format_name(*p.format));
   return j.dump();
 }
@@ -253,6 +260,7 @@ Result<JobParams> job_params_of(std::string_view text) {
   }
   p.quality = j.value("quality", kDefaultQuality);
   p.max_pixels = j.value("max_pixels", kDefaultMaxPixels);
+  p.exact = j.value("exact", false);
   if (j.contains("format")) p.format = parse_output_format(j.value("format", ""));
   return p;
 }

@@ -27,6 +27,7 @@ Result<Request> make_request(const JobParams& params, std::uint64_t input_size,
   r.quality = params.quality;
   r.max_pixels = params.max_pixels;
   r.strips = std::max(1, strips);
+  r.exact = params.exact ? 1 : 0;
   const std::string ops = format_ops(params.ops);
   if (ops.size() >= sizeof r.ops) {
     return Error{ErrorCode::internal, "op chain too long for the worker message"};
@@ -40,6 +41,7 @@ Result<JobParams> decode_request(const Request& r, std::uint64_t buffer_size) {
   if (r.input_size > buffer_size) return malformed("input larger than the shared buffer");
   if (r.quality < 1 || r.quality > 100) return malformed("quality out of range");
   if (r.strips < 1) return malformed("strips out of range");
+  if (r.exact != 0 && r.exact != 1) return malformed("exact flag out of range");
   const void* end = std::memchr(r.ops, '\0', sizeof r.ops);
   if (end == nullptr) return malformed("op chain is not terminated");
   JobParams p;
@@ -50,6 +52,7 @@ Result<JobParams> decode_request(const Request& r, std::uint64_t buffer_size) {
   }
   p.quality = r.quality;
   p.max_pixels = r.max_pixels;
+  p.exact = r.exact == 1;
   const std::string_view ops(r.ops, static_cast<const char*>(end) - r.ops);
   if (!ops.empty()) {
     auto chain = parse_ops(ops);
@@ -71,6 +74,7 @@ Reply output_reply(const JobOutput& output, std::uint64_t offset, std::uint64_t 
   r.decode_ms = output.times.decode_ms;
   r.filter_ms = output.times.filter_ms;
   r.encode_ms = output.times.encode_ms;
+  r.decode_scale = output.times.decode_scale;
   return r;
 }
 
@@ -103,6 +107,9 @@ Result<JobAnswer> decode_reply(const Reply& r, std::uint64_t buffer_size) {
   if (!valid_ms(r.decode_ms) || !valid_ms(r.filter_ms) || !valid_ms(r.encode_ms)) {
     return malformed("stage times out of range");
   }
+  if (r.decode_scale != 1 && r.decode_scale != 2 && r.decode_scale != 4 && r.decode_scale != 8) {
+    return malformed("decode scale out of range");
+  }
   ReplyOutput out;
   out.offset = r.output_offset;
   out.size = r.output_size;
@@ -112,6 +119,7 @@ Result<JobAnswer> decode_reply(const Reply& r, std::uint64_t buffer_size) {
   out.times.decode_ms = r.decode_ms;
   out.times.filter_ms = r.filter_ms;
   out.times.encode_ms = r.encode_ms;
+  out.times.decode_scale = r.decode_scale;
   return JobAnswer(out);
 }
 

@@ -29,6 +29,7 @@ struct Request {
   std::int32_t quality;
   std::uint64_t max_pixels;
   std::int32_t strips;         // threads the worker may use for this image's filters (>= 1)
+  std::int32_t exact;          // JobParams::exact: 0 or 1
   char ops[kOpsTextCapacity];  // format_ops(params.ops), NUL-terminated
 };
 
@@ -45,6 +46,7 @@ struct Reply {
   double decode_ms;
   double filter_ms;
   double encode_ms;
+  std::int32_t decode_scale;  // 1, 2, 4 or 8
 };
 
 // Server side. Errors: internal when the op chain's text does not fit.

@@ -21,7 +21,7 @@ std::string trim(std::string s) {
 
 // Moves JSON body settings into the query, refusing ones given both ways.
 Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query) {
-  for (const char* key : {"ops", "backend", "format", "quality"}) {
+  for (const char* key : {"ops", "backend", "format", "quality", "exact"}) {
     if (!body.contains(key)) continue;
     if (query.contains(key)) {
       return bad(std::string("'") + key + "' is given both in the query and in the JSON body");
@@ -31,13 +31,17 @@ Result<void> merge_json_settings(const nlohmann::json& body, QueryParams& query)
       query.emplace(key, value.get<std::string>());
     } else if (value.is_number_integer()) {
       query.emplace(key, std::to_string(value.get<long long>()));
+    } else if (value.is_boolean()) {
+      query.emplace(key, value.get<bool>() ? "true" : "false");
     } else {
       return bad(std::string("JSON field '") + key + "' must be a string");
     }
   }
   for (const auto& [key, value] : body.items()) {
-    if (key != "urls" && key != "ops" && key != "backend" && key != "format" && key != "quality") {
-      return bad("unknown JSON field '" + key + "' (valid: urls, ops, backend, format, quality)");
+    if (key != "urls" && key != "ops" && key != "backend" && key != "format" && key != "quality" &&
+        key != "exact") {
+      return bad("unknown JSON field '" + key +
+                 "' (valid: urls, ops, backend, format, quality, exact)");
     }
   }
   return {};
@@ -189,6 +193,7 @@ nlohmann::json item_json(const ItemResult& item, std::size_t index) {
     if (!item.replica.empty()) j["replica"] = item.replica;
   }
   if (item.state == ItemState::succeeded || item.state == ItemState::failed) {
+    if (item.state == ItemState::succeeded) j["decode_scale"] = item.times.decode_scale;
     j["timings_ms"] = {{"download", item.download_ms},   {"queue", item.times.queue_ms},
                        {"decode", item.times.decode_ms}, {"filter", item.times.filter_ms},
                        {"encode", item.times.encode_ms}, {"total", item.total_ms}};

@@ -472,6 +472,11 @@ const std::vector<Option>& options() {
             return "";
           }},
       switch_option(
+          "exact",
+          "default of ?exact=: decode and blur at full size even where a blur makes a reduced "
+          "JPEG decode (1/2, 1/4, 1/8) indistinguishable",
+          [](auto& c) -> auto& { return c.exact; }),
+      switch_option(
           "enable-test-ops", "allow the test-only ops sleep, crash and hog (never in production)",
           [](auto& c) -> auto& { return c.enable_test_ops; }),
   };

@@ -89,6 +89,9 @@ struct Config {
   std::size_t buffer_pool_bytes = std::size_t{256} << 20;  // idle pixel buffers kept for reuse
   std::string default_backend = "tbb";                     // tbb or process
   bool enable_test_ops = false;                            // sleep/crash/hog ops, for tests only
+  // Default of ?exact=: true always decodes and blurs at full size, false
+  // lets a leading blur decode JPEGs at a reduced scale (filters/band_limited.hpp).
+  bool exact = false;
   // With the memory store: prefix of job/result ids ("r1" -> "r1-...").
   // With a Redis store: only this replica's name (no prefix; default
   // hostname:pid), in X-Pixpool-Replica and in the items it processed.

@@ -34,7 +34,8 @@ Result<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
-constexpr std::array<std::string_view, 4> kProcessParams = {"ops", "backend", "format", "quality"};
+constexpr std::array<std::string_view, 5> kProcessParams = {"ops", "backend", "format", "quality",
+                                                            "exact"};
 
 }  // namespace
 
@@ -69,7 +70,7 @@ Result<ProcessParams> parse_process_params(const QueryParams& query,
     for (auto name : kProcessParams) known = known || key == name;
     for (auto name : extra_keys) known = known || key == name;
     if (!known) {
-      std::string valid = "ops, backend, format, quality";
+      std::string valid = "ops, backend, format, quality, exact";
       for (auto name : extra_keys) valid += ", " + std::string(name);
       return Error{ErrorCode::invalid_parameter,
                    "unknown parameter '" + key + "' (valid: " + valid + ")"};
@@ -105,6 +106,16 @@ Result<ProcessParams> parse_process_params(const QueryParams& query,
                    "quality must be an integer between 1 and 100, got '" + *quality + "'"};
     }
     out.quality = q;
+  }
+  if (auto exact = get("exact")) {
+    if (*exact == "true" || *exact == "1") {
+      out.exact = true;
+    } else if (*exact == "false" || *exact == "0") {
+      out.exact = false;
+    } else {
+      return Error{ErrorCode::invalid_parameter,
+                   "exact must be true or false, got '" + *exact + "'"};
+    }
   }
   out.backend = get("backend").value_or(std::string(default_backend));
   return out;

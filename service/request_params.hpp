@@ -27,11 +27,12 @@ struct ProcessParams {
   std::optional<ImageFormat> format;  // nullopt: the input's format (or png)
   int quality = 90;
   std::string backend;  // validated later against the BackendSet
+  std::optional<bool> exact;  // nullopt: the server's --exact
 };
 
 // ops (default blur:5,contour; parsed against default_registry(), which
 // holds the test-only ops only under --enable-test-ops), format, quality
-// (1..100), backend.
+// (1..100), backend, exact (true/false/1/0).
 // Errors: invalid_ops naming the op and argument; invalid_parameter for an
 // unknown parameter, a repeated one, a bad format or quality.
 // `extra_keys` are further parameters the route accepts (e.g. "url").

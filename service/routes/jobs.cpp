@@ -77,6 +77,7 @@ void start_batch(RouteContext& ctx, const httplib::Request& req, httplib::Respon
   params.ops = std::move(request->params.ops);
   params.format = request->params.format;
   params.quality = request->params.quality;
+  params.exact = request->params.exact.value_or(ctx.config.exact);
   params.max_pixels = ctx.config.max_pixels;
   auto job =
       ctx.store.start(std::move(request->inputs), std::move(params), request->params.backend);

@@ -19,9 +19,10 @@ namespace {
 std::string server_timing(const StageTimes& t, double download_ms, double total_ms) {
   char buf[320];
   std::snprintf(buf, sizeof buf,
-                "queue;dur=%.3f, download;dur=%.3f, decode;dur=%.3f, filter;dur=%.3f, "
-                "encode;dur=%.3f, total;dur=%.3f",
-                t.queue_ms, download_ms, t.decode_ms, t.filter_ms, t.encode_ms, total_ms);
+                "queue;dur=%.3f, download;dur=%.3f, decode;dur=%.3f;desc=\"1/%d\", "
+                "filter;dur=%.3f, encode;dur=%.3f, total;dur=%.3f",
+                t.queue_ms, download_ms, t.decode_ms, t.decode_scale, t.filter_ms, t.encode_ms,
+                total_ms);
   return buf;
 }
 
@@ -102,6 +103,7 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   job.ops = std::move(params->ops);
   job.format = params->format;
   job.quality = params->quality;
+  job.exact = params->exact.value_or(config.exact);
   job.max_pixels = config.max_pixels;
   // While this thread waits (download, memory, the backend's queue), a
   // client that closes its connection has its image dropped unrun.
@@ -121,6 +123,8 @@ void process(RouteContext& ctx, const httplib::Request& req, httplib::Response& 
   // the encoded output, download included and upload excluded; the same
   // number as a batch item's timings_ms.total.
   res.set_header("Server-Timing", server_timing(out.times, run.download_ms, run.total_ms));
+  // 1, 2, 4 or 8: the JPEG was decoded at 1/N and blurred there (?exact=false).
+  res.set_header("X-Pixpool-Decode-Scale", std::to_string(out.times.decode_scale));
   res.body = std::move(out.bytes);
 }
 

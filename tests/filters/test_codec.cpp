@@ -31,19 +31,7 @@ std::string png_claiming(unsigned width, unsigned height) {
   return png;
 }
 
-// Inserts an EXIF APP1 segment with the given orientation after SOI.
-std::string with_exif_orientation(const std::string& jpeg, int orientation) {
-  std::string tiff("II*\0\x08\0\0\0", 8);
-  tiff += std::string("\x01\x00", 2);                          // one IFD entry
-  tiff += std::string("\x12\x01\x03\x00\x01\x00\x00\x00", 8);  // 0x0112 SHORT count 1
-  tiff += static_cast<char>(orientation);
-  tiff += std::string("\0\0\0", 3);
-  tiff += std::string("\0\0\0\0", 4);  // no next IFD
-  std::string payload = std::string("Exif\0\0", 6) + tiff;
-  std::string segment("\xFF\xE1\0\0", 4);
-  put_be16(segment, 2, static_cast<unsigned>(payload.size() + 2));
-  return jpeg.substr(0, 2) + segment + payload + jpeg.substr(2);
-}
+using test::with_exif_orientation;
 
 }  // namespace
 

@@ -81,7 +81,47 @@ TEST_CASE("POST a JPEG to either backend: the same processed JPEG comes back, wi
       CHECK(contains(timing, stage));
     }
     CHECK(res->body == expected->bytes);  // both backends: byte-identical output
+    // blur:5 on a 320x240 JPEG decodes at 1/4 (filters/band_limited.hpp).
+    CHECK(res->get_header_value("X-Pixpool-Decode-Scale") == "4");
+    CHECK(contains(timing, "decode;dur="));
+    CHECK(contains(timing, ";desc=\"1/4\""));
   }
+}
+
+TEST_CASE("exact=true decodes at full size, on both backends and as the server's default") {
+  const std::string photo = test::read_test_data("fruits_320x240.jpg");
+  JobSpec job;
+  job.input = photo;
+  job.params.ops = *parse_ops(kDefaultOps);
+  job.params.exact = true;
+  auto expected = run_job(job);
+  REQUIRE(expected.ok());
+  {
+    test::ServerProcess server({"--workers", "1"});
+    auto client = client_for(server);
+    for (const std::string backend : {"tbb", "process"}) {
+      CAPTURE(backend);
+      auto res = client.Post("/v1/process?exact=true&backend=" + backend, photo, "image/jpeg");
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      CHECK(res->get_header_value("X-Pixpool-Decode-Scale") == "1");
+      CHECK(contains(res->get_header_value("Server-Timing"), ";desc=\"1/1\""));
+      CHECK(res->body == expected->bytes);
+    }
+    auto bad = client.Post("/v1/process?exact=maybe", photo, "image/jpeg");
+    REQUIRE(bad);
+    CHECK(bad->status == 400);
+    CHECK(contains(bad->body, "exact must be true or false"));
+  }
+  test::ServerProcess exact_server({"--workers", "1", "--exact"});
+  auto client = client_for(exact_server);
+  auto res = client.Post("/v1/process", photo, "image/jpeg");
+  REQUIRE(res);
+  CHECK(res->get_header_value("X-Pixpool-Decode-Scale") == "1");
+  CHECK(res->body == expected->bytes);
+  auto opted_out = client.Post("/v1/process?exact=false", photo, "image/jpeg");
+  REQUIRE(opted_out);
+  CHECK(opted_out->get_header_value("X-Pixpool-Decode-Scale") == "4");
 }
 
 TEST_CASE("the image type is judged by its bytes, never by Content-Type, and multipart works") {

@@ -26,7 +26,8 @@ std::vector<JobSpec> sample_jobs() {
       test::encode_with_opencv(test::synthetic_image(200, 120, 4), ".png"),
       test::encode_with_opencv(test::synthetic_image(150, 90, 1), ".webp"),
   };
-  const char* ops[] = {"blur:5,contour", "blur:1.5", "contour"};
+  // blur:5 and blur:12 on the JPEGs run band-limited (1/4 and 1/8).
+  const char* ops[] = {"blur:5,contour", "blur:1.5", "contour", "blur:12"};
   for (const auto& input : inputs) {
     for (const char* chain : ops) {
       JobSpec job;
@@ -35,6 +36,11 @@ std::vector<JobSpec> sample_jobs() {
       jobs.push_back(job);
     }
   }
+  JobSpec exact;
+  exact.input = inputs.front();
+  exact.params.ops = *parse_ops(kDefaultOps);
+  exact.params.exact = true;
+  jobs.push_back(exact);
   return jobs;
 }
 

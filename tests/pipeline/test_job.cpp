@@ -67,3 +67,74 @@ TEST_CASE("run_job returns error values, never throws") {
   wide.params.format = std::nullopt;  // png output is fine at 70000x1
   CHECK(run_job(wide).ok());
 }
+
+namespace {
+
+cv::Mat decoded(const std::string& bytes) {
+  auto image = decode_image(bytes, kDefaultMaxPixels);
+  REQUIRE(image.ok());
+  return image->pixels;
+}
+
+}  // namespace
+
+TEST_CASE("run_job decodes a JPEG at a reduced scale for a leading blur, at full size if exact") {
+  const std::string jpeg = test::read_test_data("fruits_320x240.jpg");
+  JobSpec fast = job_for(jpeg);  // blur:5,contour
+  auto reduced = run_job(fast);
+  REQUIRE(reduced.ok());
+  CHECK(reduced->times.decode_scale == 4);
+  CHECK(reduced->width == 320);
+  CHECK(reduced->height == 240);
+
+  JobSpec exact = fast;
+  exact.params.exact = true;
+  auto full = run_job(exact);
+  REQUIRE(full.ok());
+  CHECK(full->times.decode_scale == 1);
+  // The same picture, within the quality bar (JPEG re-encoding included).
+  CHECK(test::psnr(decoded(reduced->bytes), decoded(full->bytes)) >= 38.0);
+
+  // Only a leading blur, only JPEG, only a sigma the rule allows.
+  CHECK(run_job(job_for(jpeg, "contour,blur:5"))->times.decode_scale == 1);
+  CHECK(run_job(job_for(jpeg, "blur:1"))->times.decode_scale == 1);
+  CHECK(run_job(job_for(jpeg, "blur:2.5"))->times.decode_scale == 2);
+  CHECK(run_job(job_for(jpeg, "blur:40"))->times.decode_scale == 8);
+  const cv::Mat pixels = decoded(jpeg);
+  CHECK(run_job(job_for(test::encode_with_opencv(pixels, ".png")))->times.decode_scale == 1);
+
+  // Ops after the blur (and its fused contour) run at full size.
+  auto chained = run_job(job_for(jpeg, "blur:8,contour,blur:1"));
+  REQUIRE(chained.ok());
+  CHECK(chained->times.decode_scale == 8);
+  CHECK(chained->width == 320);
+}
+
+TEST_CASE("run_job: a rotated JPEG runs band-limited only when its blocks stay aligned") {
+  const cv::Mat pixels = test::synthetic_image(320, 240, 3, 8);
+  // EXIF 6 turns the image: the output is 240x320 either way.
+  const std::string aligned =
+      test::with_exif_orientation(test::encode_with_opencv(pixels, ".jpg"), 6);
+  auto out = run_job(job_for(aligned));
+  REQUIRE(out.ok());
+  CHECK(out->times.decode_scale == 4);
+  CHECK(out->width == 240);
+  CHECK(out->height == 320);
+  JobSpec exact = job_for(aligned);
+  exact.params.exact = true;
+  auto full = run_job(exact);
+  REQUIRE(full.ok());
+  CHECK(test::psnr(decoded(out->bytes), decoded(full->bytes)) >= 38.0);
+
+  // 322 is not a multiple of 4: flipping would move the partial block.
+  const cv::Mat odd = test::synthetic_image(322, 240, 3, 8);
+  auto unaligned =
+      run_job(job_for(test::with_exif_orientation(test::encode_with_opencv(odd, ".jpg"), 3)));
+  REQUIRE(unaligned.ok());
+  CHECK(unaligned->times.decode_scale == 1);
+  // Orientation 1 needs no alignment.
+  auto plain = run_job(job_for(test::encode_with_opencv(odd, ".jpg")));
+  REQUIRE(plain.ok());
+  CHECK(plain->times.decode_scale == 4);
+  CHECK(plain->width == 322);
+}

@@ -40,6 +40,10 @@ TEST_CASE("wire: a request round-trips through make_request and decode_request")
   CHECK(params->format == ImageFormat::webp);
   CHECK(params->quality == 42);
   CHECK(params->max_pixels == 1234567);
+  CHECK_FALSE(params->exact);
+  JobParams exact = sample_params();
+  exact.exact = true;
+  CHECK(wire::decode_request(*wire::make_request(exact, 100, 4096, 1), 4096)->exact);
 
   JobParams input_format = sample_params();
   input_format.format.reset();
@@ -78,6 +82,9 @@ TEST_CASE("wire: decode_request refuses malformed fields") {
   r = good;
   r.strips = 0;
   CHECK(contains(refused(r), "strips"));
+  r = good;
+  r.exact = 2;
+  CHECK(contains(refused(r), "exact"));
   r = good;
   std::memset(r.ops, 'x', sizeof r.ops);
   CHECK(contains(refused(r), "terminated"));
@@ -149,6 +156,14 @@ TEST_CASE("wire: decode_reply refuses malformed replies") {
   r = good;
   r.ok = 7;
   CHECK(contains(malformed(r), "ok flag"));
+  for (int scale : {0, 3, 16, -4}) {
+    r = good;
+    r.decode_scale = scale;
+    CHECK(contains(malformed(r), "decode scale"));
+  }
+  r = good;
+  r.decode_scale = 8;
+  CHECK(wire::decode_reply(r, 128)->value().times.decode_scale == 8);
 
   wire::Reply bad_code = wire::error_reply({ErrorCode::timeout, "slow"}, 128);
   bad_code.error_code = static_cast<std::int32_t>(kErrorCodeCount);

@@ -76,6 +76,21 @@ cv::Mat decode_with_opencv(const std::string& bytes) {
   return cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
 }
 
+std::string with_exif_orientation(const std::string& jpeg, int orientation) {
+  std::string tiff("II*\0\x08\0\0\0", 8);
+  tiff += std::string("\x01\x00", 2);                          // one IFD entry
+  tiff += std::string("\x12\x01\x03\x00\x01\x00\x00\x00", 8);  // 0x0112 SHORT count 1
+  tiff += static_cast<char>(orientation);
+  tiff += std::string("\0\0\0", 3);
+  tiff += std::string("\0\0\0\0", 4);  // no next IFD
+  std::string payload = std::string("Exif\0\0", 6) + tiff;
+  const auto length = static_cast<unsigned>(payload.size() + 2);
+  std::string segment("\xFF\xE1", 2);
+  segment += static_cast<char>(length >> 8);
+  segment += static_cast<char>(length & 0xFF);
+  return jpeg.substr(0, 2) + segment + payload + jpeg.substr(2);
+}
+
 double psnr(const cv::Mat& a, const cv::Mat& b, int border) {
   if (a.size() != b.size() || a.type() != b.type()) {
     throw std::runtime_error("psnr: images differ in size or type");

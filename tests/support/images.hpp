@@ -16,6 +16,9 @@ cv::Mat synthetic_image(int width, int height, int channels, unsigned seed = 1);
 std::string encode_with_opencv(const cv::Mat& image, const std::string& extension,
                                int jpeg_quality = 95);
 
+// `jpeg` with an EXIF APP1 segment carrying `orientation` (1..8) after SOI.
+std::string with_exif_orientation(const std::string& jpeg, int orientation);
+
 // Decodes with OpenCV's imdecode (IMREAD_UNCHANGED).
 cv::Mat decode_with_opencv(const std::string& bytes);
 

@@ -1,0 +1,48 @@
+#pragma once
+// Band-limited blur: a Gaussian blur computed from an image decoded at 1/2,
+// 1/4 or 1/8 of its size (JPEG DCT scaling), then brought back to full size.
+//
+// A Gaussian of standard deviation sigma keeps almost nothing above a
+// frequency of about 1/(2 pi sigma) cycles per pixel, so when sigma is large
+// enough the full-resolution detail the decoder would reconstruct is thrown
+// away by the blur anyway. Decoding at 1/s, blurring at sigma/s and
+// interpolating back (separable cubic) gives the same image to within the
+// quality bar of docs/performance.md ("Band-limited decode"), for a fraction
+// of the decode and blur cost.
+
+#include <opencv2/core.hpp>
+
+#include "core/result.hpp"
+#include "filters/strips.hpp"
+
+namespace pixpool {
+
+// Decode scales a JPEG decoder offers (libjpeg's 1/s DCT scaling).
+inline constexpr int kBandLimitedScales[] = {2, 4, 8};
+
+// The largest scale s (1, 2, 4 or 8) at which band_limited_blur() of `sigma`
+// on a `width` x `height` image holds the quality bar, or 1 when none does
+// (then decode and blur at full size). Derived from measurements on the photo
+// corpus; the rule and its table are in band_limited.cpp and
+// docs/performance.md.
+int band_limited_scale(double sigma, int width, int height);
+
+// What to do with the upsampled blur before storing it.
+enum class AfterBlur {
+  nothing,  // dst is the blurred image
+  contour,  // dst is contour(blurred image), fused: the blur is never stored
+};
+
+// `small` is an image (CV_8UC1 or CV_8UC3) decoded at 1/`scale` of `full`:
+// its size is ceil(full / scale) per side, each pixel standing for a
+// scale x scale block of the full image. Computes the Gaussian blur of
+// standard deviation `sigma` (full-size pixels, borders replicated) of the
+// full image at full size, rounded to 8 bits, and then `after`. `dst` gets
+// `full` size and the type of `small`. Rows run in strips through `strips`.
+// Errors: invalid_parameter for a scale other than 2, 4 or 8, a `small`
+// whose size does not match `full` / `scale`, an unsupported image type, or
+// sigma / scale outside the blur's range.
+Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma, int scale,
+                               cv::Size full, AfterBlur after, const StripRunner& strips = {});
+
+}  // namespace pixpool
