@@ -101,6 +101,19 @@ cv::Mat pad_extrapolated(const cv::Mat& small, int pad, int scale, cv::Size full
   return out;
 }
 
+// out[i] = round(w0 a[i] + w1 b[i] + w2 c[i] + w3 d[i]), clamped to 0..255.
+PIXPOOL_SIMD_CLONES
+void combine(const std::array<float, 4>& w, const float* __restrict a, const float* __restrict b,
+             const float* __restrict c, const float* __restrict d, std::uint8_t* __restrict out,
+             int n) {
+  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  for (int i = 0; i < n; ++i) {
+    const float v = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 0.5f;
+    const float clamped = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+    out[i] = static_cast<std::uint8_t>(static_cast<std::int32_t>(clamped));
+  }
+}
+
 // Upsamples a padded reduced image by an integer factor, row by row, with
 // the separable cubic: each reduced row is first interpolated horizontally
 // to full width (once, kept in a ring of the last 4), then every full row is
@@ -112,6 +125,9 @@ class Upsampler {
     const auto row_floats = static_cast<std::size_t>(full.width) * ch_;
     for (auto& slot : ring_) slot.values.resize(row_floats);
     phases_.resize(scale);
+    input_.resize(static_cast<std::size_t>(padded.cols) * ch_);
+    phase_rows_.assign(static_cast<std::size_t>(scale),
+                       std::vector<float>(static_cast<std::size_t>(padded.cols) * ch_));
     for (int p = 0; p < scale; ++p) {
       const double u = reduced_coordinate(p, scale);
       const double base = std::floor(u);
@@ -152,35 +168,45 @@ class Upsampler {
     return slot.values.data();
   }
 
-  // out[(s*j + p)*CH + c] = sum_k w_p[k] * in[(j + pad + offset_p + k)*CH + c]
+  // out[(s*j + p)*CH + c] = sum_k w_p[k] * in[(j + pad + offset_p + k)*CH + c].
+  // For one phase p that is a 4-tap filter running along the row, which
+  // vectorises; the phases are then interleaved into the output row.
   template <int CH>
-  void interpolate_row(const std::uint8_t* in, float* out) const {
+  void interpolate_row(const std::uint8_t* in, float* out) {
     const int s = scale_;
     const int reduced_cols = (full_.width + s - 1) / s;
+    const int n = reduced_cols * CH;
+    widen(in, input_.data(), static_cast<int>(input_.size()));
+    for (int p = 0; p < s; ++p) {
+      const Phase& phase = phases_[p];
+      filter4(input_.data() + static_cast<std::ptrdiff_t>(pad_ + phase.offset) * CH, CH,
+              phase.weights, phase_rows_[p].data(), n);
+    }
     for (int j = 0; j < reduced_cols; ++j) {
       const int x0 = j * s;
       const int phases = std::min(s, full_.width - x0);
       for (int p = 0; p < phases; ++p) {
-        const Phase& phase = phases_[p];
-        const std::uint8_t* taps = in + static_cast<std::ptrdiff_t>(j + pad_ + phase.offset) * CH;
-        float* o = out + static_cast<std::ptrdiff_t>(x0 + p) * CH;
-        for (int c = 0; c < CH; ++c) {
-          o[c] = phase.weights[0] * taps[c] + phase.weights[1] * taps[CH + c] +
-                 phase.weights[2] * taps[2 * CH + c] + phase.weights[3] * taps[3 * CH + c];
-        }
+        const float* from = phase_rows_[p].data() + static_cast<std::ptrdiff_t>(j) * CH;
+        float* to = out + static_cast<std::ptrdiff_t>(x0 + p) * CH;
+        for (int c = 0; c < CH; ++c) to[c] = from[c];
       }
     }
   }
 
   PIXPOOL_SIMD_CLONES
-  static void combine(const std::array<float, 4>& w, const float* a, const float* b, const float* c,
-                      const float* d, std::uint8_t* out, int n) {
+  static void widen(const std::uint8_t* in, float* out, int n) {
+    for (int i = 0; i < n; ++i) out[i] = in[i];
+  }
+
+  PIXPOOL_SIMD_CLONES
+  static void filter4(const float* in, int stride, const std::array<float, 4>& w, float* out,
+                      int n) {
     const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-    for (int i = 0; i < n; ++i) {
-      float v = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i];
-      v = std::min(std::max(v, 0.0f), 255.0f);
-      out[i] = static_cast<std::uint8_t>(static_cast<int>(v + 0.5f));
-    }
+    const float* a = in;
+    const float* b = in + stride;
+    const float* c = in + 2 * stride;
+    const float* d = in + 3 * stride;
+    for (int i = 0; i < n; ++i) out[i] = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i];
   }
 
   const cv::Mat& padded_;
@@ -190,6 +216,8 @@ class Upsampler {
   int ch_;
   std::vector<Phase> phases_;
   std::array<Slot, 4> ring_;
+  std::vector<float> input_;                    // a padded reduced row as floats
+  std::vector<std::vector<float>> phase_rows_;  // one filtered row per phase
 };
 
 Result<void> check_arguments(const cv::Mat& small, double sigma, int scale, cv::Size full) {

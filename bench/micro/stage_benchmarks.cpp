@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/corpus.hpp"
+#include "filters/band_limited.hpp"
 #include "filters/blur.hpp"
 #include "filters/buffer_pool.hpp"
 #include "filters/codec.hpp"
@@ -97,32 +98,67 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// The headline figure: pipeline time over codec floor time, with the
-// two alternating image by image, so that a noisy machine (shared cores,
-// frequency changes) slows both alike. Counters: medians in ms and their
-// ratio.
+// The headline figure: pipeline time over codec floor time, the floor, the
+// exact (full-size) pipeline and the default (band-limited) one alternating
+// image by image, so that a noisy machine (shared cores, frequency changes)
+// slows all alike. Counters: medians in ms and their ratios to the floor.
 void BM_PipelineOverFloor(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
   tjhandle d = tjInitDecompress(), e = tjInitCompress();
   std::vector<unsigned char> pixels(static_cast<std::size_t>(s.pixels.total()) * 3);
   const pixpool::JobParams params = default_chain();
-  std::vector<double> floor_ms, pipeline_ms;
+  pixpool::JobParams exact = default_chain();
+  exact.exact = true;
+  std::vector<double> floor_ms, exact_ms, pipeline_ms;
   using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
   for (auto _ : state) {
     const auto t0 = Clock::now();
     codec_floor_once(s, d, e, pixels);
     const auto t1 = Clock::now();
-    benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
+    benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, exact));
     const auto t2 = Clock::now();
-    floor_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    pipeline_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    benchmark::DoNotOptimize(pixpool::run_job(s.jpeg, params));
+    const auto t3 = Clock::now();
+    floor_ms.push_back(ms(t0, t1));
+    exact_ms.push_back(ms(t1, t2));
+    pipeline_ms.push_back(ms(t2, t3));
   }
   tjDestroy(d);
   tjDestroy(e);
   state.SetLabel(kSizes[state.range(0)].label);
   state.counters["floor_ms"] = median(floor_ms);
+  state.counters["exact_ms"] = median(exact_ms);
   state.counters["pipeline_ms"] = median(pipeline_ms);
+  state.counters["exact_ratio"] = median(exact_ms) / median(floor_ms);
   state.counters["ratio"] = median(pipeline_ms) / median(floor_ms);
+}
+
+// The band-limited stage alone: blur:5 + contour from the 1/4-scale decode
+// to the full-size output (filters/band_limited.hpp).
+void BM_BandLimitedBlurContour(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  const int scale = pixpool::band_limited_scale(5.0, s.pixels.cols, s.pixels.rows);
+  const cv::Mat small =
+      pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}})->pixels;
+  cv::Mat out;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pixpool::band_limited_blur(small, out, 5.0, scale, s.pixels.size(),
+                                                        pixpool::AfterBlur::contour));
+  }
+  label(state);
+}
+
+void BM_DecodeReduced(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  const int scale = pixpool::band_limited_scale(5.0, s.pixels.cols, s.pixels.rows);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}}));
+  }
+  label(state);
 }
 
 void BM_Decode(benchmark::State& state) {
@@ -189,6 +225,8 @@ void sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_CodecFloor)->Apply(sizes);
 BENCHMARK(BM_Decode)->Apply(sizes);
+BENCHMARK(BM_DecodeReduced)->Apply(sizes);
+BENCHMARK(BM_BandLimitedBlurContour)->Apply(sizes);
 BENCHMARK(BM_Blur)->Apply(sizes);
 BENCHMARK(BM_Contour)->Apply(sizes);
 BENCHMARK(BM_BlurContour)->Apply(sizes);
