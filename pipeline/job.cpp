@@ -35,7 +35,7 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   out.times.filter_ms = ms_since(start);
 
   start = Clock::now();
-  auto encoded = encode_image(filtered, format, job.quality);
+  auto encoded = encode_image(filtered, format, job.quality, strips);
   if (!encoded) return encoded.error();
   out.times.encode_ms = ms_since(start);
 
