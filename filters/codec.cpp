@@ -1,7 +1,5 @@
 #include "filters/codec.hpp"
 
-#include <turbojpeg.h>
-
 #include <algorithm>
 #include <memory>
 #include <opencv2/imgcodecs.hpp>
@@ -9,26 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "filters/jpeg_codec.hpp"
+
 namespace pixpool {
 namespace {
 
 constexpr int kJpegMaxSide = 65500;  // libjpeg's JPEG_MAX_DIMENSION
 constexpr int kWebpMaxSide = 16383;
-
-struct TjDeleter {
-  void operator()(void* handle) const { tjDestroy(handle); }
-};
-using TjHandle = std::unique_ptr<void, TjDeleter>;
-
-// TurboJPEG handles are not thread-safe but are reusable: one per thread.
-tjhandle decompressor() {
-  thread_local TjHandle handle(tjInitDecompress());
-  return handle.get();
-}
-tjhandle compressor() {
-  thread_local TjHandle handle(tjInitCompress());
-  return handle.get();
-}
 
 Error unsupported(std::string message) {
   return Error{ErrorCode::unsupported_image, std::move(message)};
@@ -64,32 +49,21 @@ cv::Mat apply_exif_orientation(cv::Mat image, int orientation) {
   }
 }
 
-Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom) {
-  tjhandle tj = decompressor();
-  if (tj == nullptr) return Error{ErrorCode::internal, "tjInitDecompress failed"};
-  auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  const auto size = static_cast<unsigned long>(bytes.size());
-  int width = 0, height = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj, data, size, &width, &height, &subsamp, &colorspace) != 0) {
-    return unsupported(std::string("corrupt JPEG: ") + tjGetErrorStr2(tj));
-  }
+// JPEG at 1/scale_denom through decode_jpeg; CMYK/YCCK JPEGs, which it
+// refuses, through OpenCV's libjpeg path (which converts them to BGR) at full
+// size whatever the scale. EXIF orientation is applied after either.
+Result<cv::Mat> decode_jpeg_oriented(std::string_view bytes, const DecodeOptions& options) {
+  auto decoded = decode_jpeg(bytes, options.scale_denom, options.strips);
   cv::Mat image;
-  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
-    // Rare (print workflows); OpenCV's libjpeg path converts CMYK to BGR.
+  if (decoded) {
+    image = std::move(decoded.value());
+  } else if (is_cmyk_jpeg_error(decoded.error())) {
+    // Rare (print workflows).
     cv::Mat wrapped(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
     image = cv::imdecode(wrapped, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
     if (image.empty()) return unsupported("corrupt CMYK JPEG");
   } else {
-    const bool grey = colorspace == TJCS_GRAY;
-    width = (width + scale_denom - 1) / scale_denom;
-    height = (height + scale_denom - 1) / scale_denom;
-    image.create(height, width, grey ? CV_8UC1 : CV_8UC3);
-    // STOPONWARNING: a truncated file is an error, not an image padded with grey.
-    // LIMITSCANS: refuse progressive JPEGs with absurd scan counts (CPU bombs).
-    if (tjDecompress2(tj, data, size, image.data, width, static_cast<int>(image.step), height,
-                      grey ? TJPF_GRAY : TJPF_BGR, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0) {
-      return unsupported(std::string("corrupt or truncated JPEG: ") + tjGetErrorStr2(tj));
-    }
+    return decoded.error();
   }
   return apply_exif_orientation(std::move(image), jpeg_exif_orientation(bytes));
 }
@@ -150,8 +124,16 @@ Result<cv::Mat> to_8bit(cv::Mat image) {
 
 Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixels,
                                   const DecodeOptions& options) {
+  const int scale = options.scale_denom;
+  if (scale != 1 && scale != 2 && scale != 4 && scale != 8) {
+    return Error{ErrorCode::internal, "scale_denom must be 1, 2, 4 or 8"};
+  }
   auto header = read_header(bytes);
   if (!header) return header.error();
+  // The caller asks for a scale only for JPEG input; anything else is its bug.
+  if (scale != 1 && header->format != ImageFormat::jpeg) {
+    return Error{ErrorCode::internal, "scaled decode is JPEG-only"};
+  }
   if (header->pixels() > max_pixels) {
     return Error{ErrorCode::too_many_pixels,
                  "image is " + std::to_string(header->width) + "x" +
@@ -160,7 +142,7 @@ Result<DecodedImage> decode_image(std::string_view bytes, std::uint64_t max_pixe
   }
   cv::Mat image;
   if (header->format == ImageFormat::jpeg) {
-    auto decoded = decode_jpeg(bytes, options.scale_denom);
+    auto decoded = decode_jpeg_oriented(bytes, options);
     if (!decoded) return decoded.error();
     image = std::move(decoded.value());
   } else {
@@ -194,7 +176,8 @@ Result<void> check_encodable(int width, int height, ImageFormat format) {
   return {};
 }
 
-Result<std::string> encode_image(const cv::Mat& image, ImageFormat format, int quality) {
+Result<std::string> encode_image(const cv::Mat& image, ImageFormat format, int quality,
+                                 const StripRunner& strips) {
   if (quality < 1 || quality > 100) {
     return Error{ErrorCode::invalid_parameter, "quality must be between 1 and 100"};
   }
@@ -203,27 +186,7 @@ Result<std::string> encode_image(const cv::Mat& image, ImageFormat format, int q
   }
   if (auto ok = check_encodable(image.cols, image.rows, format); !ok) return ok.error();
 
-  if (format == ImageFormat::jpeg) {
-    tjhandle tj = compressor();
-    if (tj == nullptr) return Error{ErrorCode::internal, "tjInitCompress failed"};
-    const int channels = image.channels();
-    const int pixel_format = channels == 1 ? TJPF_GRAY : channels == 3 ? TJPF_BGR : TJPF_BGRX;
-    // TurboJPEG allocates the worst-case output size, but only the pages it
-    // writes become resident. (A per-thread reusable buffer measured no
-    // faster, and zero-filling it made every thread hold the worst case: the
-    // 64 x 12 MP memory test went from 1.0 to 1.8 GiB.)
-    unsigned char* jpeg = nullptr;
-    unsigned long jpeg_size = 0;
-    if (tjCompress2(tj, image.data, image.cols, static_cast<int>(image.step), image.rows,
-                    pixel_format, &jpeg, &jpeg_size, channels == 1 ? TJSAMP_GRAY : TJSAMP_420,
-                    quality, 0) != 0) {
-      tjFree(jpeg);
-      return Error{ErrorCode::internal, std::string("JPEG encode failed: ") + tjGetErrorStr2(tj)};
-    }
-    std::string out(reinterpret_cast<const char*>(jpeg), jpeg_size);
-    tjFree(jpeg);
-    return out;
-  }
+  if (format == ImageFormat::jpeg) return encode_jpeg(image, quality, strips);
 
   std::vector<int> params;
   const char* extension = ".png";

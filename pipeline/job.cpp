@@ -102,7 +102,7 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   cv::Mat filtered = std::move(filtered_or.value());
 
   start = Clock::now();
-  auto encoded = encode_image(filtered, format, job.quality);
+  auto encoded = encode_image(filtered, format, job.quality, strips);
   if (!encoded) return encoded.error();
   out.times.encode_ms = ms_since(start);
 
