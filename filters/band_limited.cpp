@@ -114,6 +114,25 @@ void combine(const std::array<float, 4>& w, const float* __restrict a, const flo
   }
 }
 
+// The same for two output rows that interpolate between the same four rows
+// (with weights w and v): each input is loaded once for both.
+PIXPOOL_SIMD_CLONES
+void combine_pair(const std::array<float, 4>& w, const std::array<float, 4>& v,
+                  const float* __restrict a, const float* __restrict b, const float* __restrict c,
+                  const float* __restrict d, std::uint8_t* __restrict out0,
+                  std::uint8_t* __restrict out1, int n) {
+  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  const float v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
+  for (int i = 0; i < n; ++i) {
+    const float x = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 0.5f;
+    const float y = v0 * a[i] + v1 * b[i] + v2 * c[i] + v3 * d[i] + 0.5f;
+    out0[i] = static_cast<std::uint8_t>(
+        static_cast<std::int32_t>(x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x)));
+    out1[i] = static_cast<std::uint8_t>(
+        static_cast<std::int32_t>(y < 0.0f ? 0.0f : (y > 255.0f ? 255.0f : y)));
+  }
+}
+
 // Upsamples a padded reduced image by an integer factor, row by row, with
 // the separable cubic: each reduced row is first interpolated horizontally
 // to full width (once, kept in a ring of the last 4), then every full row is
@@ -136,13 +155,31 @@ class Upsampler {
   }
 
   // Full row y (0 <= y < full.height) rounded to 8 bits into `out`.
+  // Rows are asked for in increasing order; when row y+1 interpolates
+  // between the same reduced rows as y (scales 4 and 8), both are made in one
+  // pass and y+1 is kept for the next call.
   void row(int y, std::uint8_t* out) {
+    const int n = full_.width * ch_;
+    if (y == kept_row_) {
+      std::copy_n(kept_.data(), n, out);
+      return;
+    }
     const double u = reduced_coordinate(y, scale_);
     const double base = std::floor(u);
     const auto w = cubic_weights(u - base);
     const int first = static_cast<int>(base) - 1 + pad_;
-    combine(w, horizontal(first), horizontal(first + 1), horizontal(first + 2),
-            horizontal(first + 3), out, full_.width * ch_);
+    const float* a = horizontal(first);
+    const float* b = horizontal(first + 1);
+    const float* c = horizontal(first + 2);
+    const float* d = horizontal(first + 3);
+    const double u_next = reduced_coordinate(y + 1, scale_);
+    if (y + 1 < full_.height && std::floor(u_next) == base) {
+      kept_.resize(static_cast<std::size_t>(n));
+      combine_pair(w, cubic_weights(u_next - base), a, b, c, d, out, kept_.data(), n);
+      kept_row_ = y + 1;
+      return;
+    }
+    combine(w, a, b, c, d, out, n);
   }
 
  private:
@@ -217,6 +254,8 @@ class Upsampler {
   std::vector<Phase> phases_;
   std::array<Slot, 4> ring_;
   std::vector<float> input_;                    // a padded reduced row as floats
+  std::vector<std::uint8_t> kept_;              // row kept_row_, made with the one before
+  int kept_row_ = -1;
   std::vector<std::vector<float>> phase_rows_;  // one filtered row per phase
 };
 
