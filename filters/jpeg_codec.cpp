@@ -588,6 +588,7 @@ Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRu
 
   std::vector<EncodedStrip> pieces(static_cast<std::size_t>(units));
   run_strips(strips, units, 1, [&](int begin, int end) {
+    if (begin >= end) return;
     EncodedStrip& piece = pieces[static_cast<std::size_t>(begin)];
     piece.end_unit = end;
     encode_strip(input_for(begin, end), piece);
@@ -668,6 +669,7 @@ Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const Strip
       std::atomic<bool> whole{false};
       const int image_height = static_cast<int>(d.cinfo.image_height);
       run_strips(strips, segments, min_segments, [&](int begin, int end) {
+        if (begin >= end) return;
         if (begin == 0 && end == segments) {  // one strip: the serial decode below
           whole = true;
           return;
