@@ -510,7 +510,11 @@ std::optional<StripPlan> plan_strips(std::string_view file, const jpeg_decompres
 // rows across MCU rows; those rows are thrown away), RST markers renumbered
 // from RST0, and EOI. True when libjpeg had nothing to complain about; any
 // complaint sends the whole image to the serial decoder, which then gives
-// its own error or pixels.
+// its own error or pixels. One complaint libjpeg may defer: whole bytes left
+// in its bit buffer at a restart (data beyond what the segment needed) are
+// counted in discarded_bytes but reported only at its next search for a
+// marker, which in the serial decode may come in a segment another strip
+// has. So a strip that ends with such a count falls back too.
 bool decode_strip(std::string_view file, const StripPlan& plan, int begin, int end,
                   J_COLOR_SPACE color_space, int scale_denom, int image_height, cv::Mat& image) {
   const int segment_count = static_cast<int>(plan.segments.size());
@@ -521,7 +525,7 @@ bool decode_strip(std::string_view file, const StripPlan& plan, int begin, int e
   for (int s = first; s < last; ++s) size += plan.segments[s].second - plan.segments[s].first + 2;
   std::string stream;
   stream.reserve(size);
-  stream = plan.header;
+  stream.append(plan.header);
   for (int s = first; s < last; ++s) {
     if (s > first) {
       stream += '\xFF';
