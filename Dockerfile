@@ -17,7 +17,7 @@ FROM debian:12 AS runtime
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libtbb12 \
-      libcpp-httplib0.11 libturbojpeg0 libcurl4 libarchive13 libhiredis0.14 \
+      libcpp-httplib0.11 libjpeg62-turbo libcurl4 libarchive13 libhiredis0.14 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/release/pixpool /usr/local/bin/pixpool
