@@ -353,8 +353,15 @@ std::optional<std::array<double, kStages.size()>> parse_server_timing(std::strin
     const std::size_t semi = entry.find(';');
     if (semi == std::string::npos) continue;
     const std::string name = trim(std::string_view(entry).substr(0, semi));
-    const std::string params = trim(std::string_view(entry).substr(semi + 1));
-    if (!params.starts_with("dur=")) continue;
+    // Parameters in any order: "dur=1.8", "dur=1.8;desc=\"1/4\"".
+    std::string params;
+    for (std::string_view rest = std::string_view(entry).substr(semi + 1); !rest.empty();) {
+      const std::size_t next = rest.find(';');
+      const std::string param = trim(rest.substr(0, next));
+      rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+      if (param.starts_with("dur=")) params = param;
+    }
+    if (params.empty()) continue;
     for (std::size_t i = 0; i < kStages.size(); ++i) {
       if (name != kStages[i]) continue;
       try {

@@ -253,8 +253,8 @@ class Upsampler {
   int ch_;
   std::vector<Phase> phases_;
   std::array<Slot, 4> ring_;
-  std::vector<float> input_;                    // a padded reduced row as floats
-  std::vector<std::uint8_t> kept_;              // row kept_row_, made with the one before
+  std::vector<float> input_;        // a padded reduced row as floats
+  std::vector<std::uint8_t> kept_;  // row kept_row_, made with the one before
   int kept_row_ = -1;
   std::vector<std::vector<float>> phase_rows_;  // one filtered row per phase
 };

@@ -483,6 +483,13 @@ TEST_CASE("Server-Timing parses into the six stages") {
   CHECK((*ms)[2] == doctest::Approx(0.661));
   CHECK((*ms)[3] == doctest::Approx(2.020));
   CHECK((*ms)[5] == doctest::Approx(3.183));
+  // The decode stage names its scale (band-limited decode), before or after dur.
+  auto described = parse_server_timing(
+      "queue;dur=0.016, download;dur=0.000, decode;dur=0.661;desc=\"1/4\", filter;dur=2.020, "
+      "encode;desc=\"x\";dur=0.187, total;dur=3.183");
+  REQUIRE(described.has_value());
+  CHECK((*described)[2] == doctest::Approx(0.661));
+  CHECK((*described)[4] == doctest::Approx(0.187));
   CHECK_FALSE(parse_server_timing("").has_value());
   CHECK_FALSE(parse_server_timing("queue;dur=1, decode;dur=2").has_value());
   CHECK_FALSE(parse_server_timing("queue;dur=x, download;dur=0, decode;dur=0, filter;dur=0, "
