@@ -241,8 +241,8 @@ class Upsampler {
     const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
     const float* a = in;
     const float* b = in + stride;
-    const float* c = in + 2 * stride;
-    const float* d = in + 3 * stride;
+    const float* c = b + stride;
+    const float* d = c + stride;
     for (int i = 0; i < n; ++i) out[i] = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i];
   }
 
