@@ -4,6 +4,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,12 +29,40 @@ constexpr int kMinReducedSide = 16;
 // Catmull-Rom cubic (a = -0.5) weights of the samples at -1, 0, 1, 2 for a
 // point at fraction t in [0, 1) past sample 0. They sum to 1, and the
 // interpolation is exact for quadratics, which a blurred image is locally.
-std::array<float, 4> cubic_weights(double t) {
+std::array<double, 4> cubic_weights(double t) {
   const double t2 = t * t;
   const double t3 = t2 * t;
-  return {
-      static_cast<float>(-0.5 * t3 + t2 - 0.5 * t), static_cast<float>(1.5 * t3 - 2.5 * t2 + 1.0),
-      static_cast<float>(-1.5 * t3 + 2.0 * t2 + 0.5 * t), static_cast<float>(0.5 * t3 - 0.5 * t2)};
+  return {-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+          0.5 * t3 - 0.5 * t2};
+}
+
+// The upsampler works in fixed point, so every instruction set (and the
+// portable fallback) gives the same bytes, and 16-bit lanes carry twice the
+// samples of float ones:
+// - horizontal rows hold 32 x the value in int16 (the cubic's overshoot
+//   keeps them within about -600..8800);
+// - horizontal weights are Q13 in int32, vertical weights Q15 in int16, and
+//   (row * weight) >> 16 is then 16 x the value's share.
+constexpr int kHorizontalOne = 1 << 13;
+constexpr int kVerticalOne = 1 << 15;
+// Each of the 4 truncating >> 16 loses [0, 1) sixteenths, 2 on average: the
+// final rounding adds them back with its half (8).
+constexpr int kVerticalRounding = 8 + 2;
+
+// `w` scaled to `one` and rounded, the largest adjusted so they sum to `one`
+// exactly: a flat image then stays exactly flat.
+template <typename T>
+std::array<T, 4> fixed_weights(const std::array<double, 4>& w, int one) {
+  std::array<T, 4> q{};
+  int sum = 0;
+  int largest = 0;
+  for (int k = 0; k < 4; ++k) {
+    q[k] = static_cast<T>(std::lround(w[k] * one));
+    sum += q[k];
+    if (w[k] > w[largest]) largest = k;
+  }
+  q[largest] = static_cast<T>(q[largest] + one - sum);
+  return q;
 }
 
 // Where full-size pixel i (0-based) falls in the reduced image's pixel
@@ -101,35 +131,47 @@ cv::Mat pad_extrapolated(const cv::Mat& small, int pad, int scale, cv::Size full
   return out;
 }
 
-// out[i] = round(w0 a[i] + w1 b[i] + w2 c[i] + w3 d[i]), clamped to 0..255.
+// One vertical tap: 16 x a's share of the value (see kVerticalOne).
+inline std::int16_t vertical_tap(std::int16_t a, int w) {
+  return static_cast<std::int16_t>((a * w) >> 16);
+}
+
+// The 16ths of a value back to 8 bits: rounded and clamped to 0..255.
+inline std::uint8_t from_sixteenths(int taps_sum) {
+  const auto v =
+      static_cast<std::int16_t>(static_cast<std::int16_t>(taps_sum + kVerticalRounding) >> 4);
+  return static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// out[i] = w0 a[i] + w1 b[i] + w2 c[i] + w3 d[i] in 8 bits (fixed point above).
 PIXPOOL_SIMD_CLONES
-void combine(const std::array<float, 4>& w, const float* __restrict a, const float* __restrict b,
-             const float* __restrict c, const float* __restrict d, std::uint8_t* __restrict out,
-             int n) {
-  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+void combine(const std::array<std::int16_t, 4>& w, const std::int16_t* __restrict a,
+             const std::int16_t* __restrict b, const std::int16_t* __restrict c,
+             const std::int16_t* __restrict d, std::uint8_t* __restrict out, int n) {
+  const int w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
   for (int i = 0; i < n; ++i) {
-    const float v = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 0.5f;
-    const float clamped = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-    out[i] = static_cast<std::uint8_t>(static_cast<std::int32_t>(clamped));
+    out[i] =
+        from_sixteenths(static_cast<std::int16_t>(vertical_tap(a[i], w0) + vertical_tap(b[i], w1) +
+                                                  vertical_tap(c[i], w2) + vertical_tap(d[i], w3)));
   }
 }
 
 // The same for two output rows that interpolate between the same four rows
 // (with weights w and v): each input is loaded once for both.
 PIXPOOL_SIMD_CLONES
-void combine_pair(const std::array<float, 4>& w, const std::array<float, 4>& v,
-                  const float* __restrict a, const float* __restrict b, const float* __restrict c,
-                  const float* __restrict d, std::uint8_t* __restrict out0,
-                  std::uint8_t* __restrict out1, int n) {
-  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-  const float v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
+void combine_pair(const std::array<std::int16_t, 4>& w, const std::array<std::int16_t, 4>& v,
+                  const std::int16_t* __restrict a, const std::int16_t* __restrict b,
+                  const std::int16_t* __restrict c, const std::int16_t* __restrict d,
+                  std::uint8_t* __restrict out0, std::uint8_t* __restrict out1, int n) {
+  const int w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  const int v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
   for (int i = 0; i < n; ++i) {
-    const float x = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 0.5f;
-    const float y = v0 * a[i] + v1 * b[i] + v2 * c[i] + v3 * d[i] + 0.5f;
-    out0[i] = static_cast<std::uint8_t>(
-        static_cast<std::int32_t>(x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x)));
-    out1[i] = static_cast<std::uint8_t>(
-        static_cast<std::int32_t>(y < 0.0f ? 0.0f : (y > 255.0f ? 255.0f : y)));
+    out0[i] =
+        from_sixteenths(static_cast<std::int16_t>(vertical_tap(a[i], w0) + vertical_tap(b[i], w1) +
+                                                  vertical_tap(c[i], w2) + vertical_tap(d[i], w3)));
+    out1[i] =
+        from_sixteenths(static_cast<std::int16_t>(vertical_tap(a[i], v0) + vertical_tap(b[i], v1) +
+                                                  vertical_tap(c[i], v2) + vertical_tap(d[i], v3)));
   }
 }
 
@@ -141,109 +183,112 @@ class Upsampler {
  public:
   Upsampler(const cv::Mat& padded, int pad, int scale, cv::Size full)
       : padded_(padded), pad_(pad), scale_(scale), full_(full), ch_(padded.channels()) {
-    const auto row_floats = static_cast<std::size_t>(full.width) * ch_;
-    for (auto& slot : ring_) slot.values.resize(row_floats);
+    // One spare sample: interleaving copies whole 4-sample words.
+    const auto row_samples = static_cast<std::size_t>(full.width) * ch_ + 1;
+    for (auto& slot : ring_) slot.values.resize(row_samples);
     phases_.resize(scale);
-    input_.resize(static_cast<std::size_t>(padded.cols) * ch_);
     phase_rows_.assign(static_cast<std::size_t>(scale),
-                       std::vector<float>(static_cast<std::size_t>(padded.cols) * ch_));
+                       std::vector<std::int16_t>(static_cast<std::size_t>(padded.cols) * ch_ + 1));
     for (int p = 0; p < scale; ++p) {
       const double u = reduced_coordinate(p, scale);
       const double base = std::floor(u);
-      phases_[p] = Phase{static_cast<int>(base) - 1, cubic_weights(u - base)};
+      phases_[p] = Phase{static_cast<int>(base) - 1,
+                         fixed_weights<std::int32_t>(cubic_weights(u - base), kHorizontalOne)};
     }
   }
 
-  // Full row y (0 <= y < full.height) rounded to 8 bits into `out`.
-  // Rows are asked for in increasing order; when row y+1 interpolates
-  // between the same reduced rows as y (scales 4 and 8), both are made in one
-  // pass and y+1 is kept for the next call.
-  void row(int y, std::uint8_t* out) {
+  // Full row y (0 <= y < full.height) rounded to 8 bits into `out`, and
+  // when row y+1 interpolates between the same reduced rows (scales 4 and
+  // 8) and `out_next` is given, row y+1 into it in the same pass. Returns
+  // the number of rows made, 1 or 2. Rows are asked for in increasing order.
+  int rows(int y, std::uint8_t* out, std::uint8_t* out_next) {
     const int n = full_.width * ch_;
-    if (y == kept_row_) {
-      std::copy_n(kept_.data(), n, out);
-      return;
-    }
     const double u = reduced_coordinate(y, scale_);
     const double base = std::floor(u);
-    const auto w = cubic_weights(u - base);
+    const auto w = fixed_weights<std::int16_t>(cubic_weights(u - base), kVerticalOne);
     const int first = static_cast<int>(base) - 1 + pad_;
-    const float* a = horizontal(first);
-    const float* b = horizontal(first + 1);
-    const float* c = horizontal(first + 2);
-    const float* d = horizontal(first + 3);
+    const std::int16_t* a = horizontal(first);
+    const std::int16_t* b = horizontal(first + 1);
+    const std::int16_t* c = horizontal(first + 2);
+    const std::int16_t* d = horizontal(first + 3);
     const double u_next = reduced_coordinate(y + 1, scale_);
-    if (y + 1 < full_.height && std::floor(u_next) == base) {
-      kept_.resize(static_cast<std::size_t>(n));
-      combine_pair(w, cubic_weights(u_next - base), a, b, c, d, out, kept_.data(), n);
-      kept_row_ = y + 1;
-      return;
+    if (out_next != nullptr && y + 1 < full_.height && std::floor(u_next) == base) {
+      combine_pair(w, fixed_weights<std::int16_t>(cubic_weights(u_next - base), kVerticalOne), a, b,
+                   c, d, out, out_next, n);
+      return 2;
     }
     combine(w, a, b, c, d, out, n);
+    return 1;
   }
 
  private:
   struct Phase {
     int offset;  // first tap, relative to the reduced pixel the output lies in
-    std::array<float, 4> weights;
+    std::array<std::int32_t, 4> weights;
   };
   struct Slot {
     int row = -1;  // padded reduced row held, -1: none
-    std::vector<float> values;
+    std::vector<std::int16_t> values;
   };
 
-  const float* horizontal(int padded_row) {
+  const std::int16_t* horizontal(int padded_row) {
     Slot& slot = ring_[static_cast<std::size_t>(padded_row) % ring_.size()];
     if (slot.row != padded_row) {
-      if (ch_ == 3) {
-        interpolate_row<3>(padded_.ptr(padded_row), slot.values.data());
-      } else {
-        interpolate_row<1>(padded_.ptr(padded_row), slot.values.data());
-      }
+      interpolate_row(padded_.ptr(padded_row), slot.values.data());
       slot.row = padded_row;
     }
     return slot.values.data();
   }
 
-  // out[(s*j + p)*CH + c] = sum_k w_p[k] * in[(j + pad + offset_p + k)*CH + c].
+  // out[(s*j + p)*ch + c] = sum_k w_p[k] * in[(j + pad + offset_p + k)*ch + c].
   // For one phase p that is a 4-tap filter running along the row, which
-  // vectorises; the phases are then interleaved into the output row.
-  template <int CH>
-  void interpolate_row(const std::uint8_t* in, float* out) {
+  // vectorises; the phases are then interleaved into the output row, a pixel
+  // at a time (one 8-byte copy for 3 channels: the spare 4th sample is
+  // overwritten by the next pixel, or lands in the row's spare sample).
+  void interpolate_row(const std::uint8_t* in, std::int16_t* out) {
     const int s = scale_;
+    const int ch = ch_;
     const int reduced_cols = (full_.width + s - 1) / s;
-    const int n = reduced_cols * CH;
-    widen(in, input_.data(), static_cast<int>(input_.size()));
+    const int n = reduced_cols * ch;
     for (int p = 0; p < s; ++p) {
       const Phase& phase = phases_[p];
-      filter4(input_.data() + static_cast<std::ptrdiff_t>(pad_ + phase.offset) * CH, CH,
-              phase.weights, phase_rows_[p].data(), n);
+      filter4(in + static_cast<std::ptrdiff_t>(pad_ + phase.offset) * ch, ch, phase.weights,
+              phase_rows_[p].data(), n);
     }
+    if (ch == 3) {
+      interleave<8>(out);
+    } else {
+      interleave<2>(out);
+    }
+  }
+
+  template <std::size_t kPixelBytes>
+  void interleave(std::int16_t* out) const {
+    const int s = scale_;
+    const int reduced_cols = (full_.width + s - 1) / s;
     for (int j = 0; j < reduced_cols; ++j) {
       const int x0 = j * s;
       const int phases = std::min(s, full_.width - x0);
       for (int p = 0; p < phases; ++p) {
-        const float* from = phase_rows_[p].data() + static_cast<std::ptrdiff_t>(j) * CH;
-        float* to = out + static_cast<std::ptrdiff_t>(x0 + p) * CH;
-        for (int c = 0; c < CH; ++c) to[c] = from[c];
+        std::memcpy(out + static_cast<std::ptrdiff_t>(x0 + p) * ch_,
+                    phase_rows_[p].data() + static_cast<std::ptrdiff_t>(j) * ch_, kPixelBytes);
       }
     }
   }
 
+  // 32 x (w0 a[i] + w1 b[i] + w2 c[i] + w3 d[i]) from Q13 weights, rounded.
   PIXPOOL_SIMD_CLONES
-  static void widen(const std::uint8_t* in, float* out, int n) {
-    for (int i = 0; i < n; ++i) out[i] = in[i];
-  }
-
-  PIXPOOL_SIMD_CLONES
-  static void filter4(const float* in, int stride, const std::array<float, 4>& w, float* out,
-                      int n) {
-    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-    const float* a = in;
-    const float* b = in + stride;
-    const float* c = b + stride;
-    const float* d = c + stride;
-    for (int i = 0; i < n; ++i) out[i] = w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i];
+  static void filter4(const std::uint8_t* in, int stride, const std::array<std::int32_t, 4>& w,
+                      std::int16_t* out, int n) {
+    const std::int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+    const std::uint8_t* a = in;
+    const std::uint8_t* b = in + stride;
+    const std::uint8_t* c = b + stride;
+    const std::uint8_t* d = c + stride;
+    for (int i = 0; i < n; ++i) {
+      out[i] =
+          static_cast<std::int16_t>((w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 128) >> 8);
+    }
   }
 
   const cv::Mat& padded_;
@@ -253,10 +298,7 @@ class Upsampler {
   int ch_;
   std::vector<Phase> phases_;
   std::array<Slot, 4> ring_;
-  std::vector<float> input_;        // a padded reduced row as floats
-  std::vector<std::uint8_t> kept_;  // row kept_row_, made with the one before
-  int kept_row_ = -1;
-  std::vector<std::vector<float>> phase_rows_;  // one filtered row per phase
+  std::vector<std::vector<std::int16_t>> phase_rows_;  // one filtered row per phase
 };
 
 Result<void> check_arguments(const cv::Mat& small, double sigma, int scale, cv::Size full) {
@@ -294,42 +336,102 @@ int band_limited_scale(double sigma, int width, int height) {
   return best;
 }
 
-Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma, int scale,
-                               cv::Size full, AfterBlur after, const StripRunner& strips) {
-  if (auto ok = check_arguments(small, sigma, scale, full); !ok) return ok;
+Result<BandLimitedImage> BandLimitedImage::prepare(const cv::Mat& small, double sigma, int scale,
+                                                   cv::Size full, AfterBlur after,
+                                                   const StripRunner& strips) {
+  if (auto ok = check_arguments(small, sigma, scale, full); !ok) return ok.error();
   const double reduced_sigma = sigma / scale;
+  BandLimitedImage image;
   // Enough padding that the blur never reaches the padding's own border
   // (the blur's kernels reach at most 3 sigma) and the cubic's 2 taps beyond.
-  const int pad = static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
-  cv::Mat padded = pad_extrapolated(small, pad, scale, full);
-  if (auto ok = blur(padded, padded, reduced_sigma, strips); !ok) return ok;
+  image.pad_ = static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
+  image.padded_ = pad_extrapolated(small, image.pad_, scale, full);
+  if (auto ok = blur(image.padded_, image.padded_, reduced_sigma, strips); !ok) return ok.error();
+  image.scale_ = scale;
+  image.full_ = full;
+  image.after_ = after;
+  return image;
+}
 
-  const int channels = small.channels();
-  const int rows = full.height;
-  cv::Mat out(full, small.type());
-  const auto row_bytes = static_cast<std::size_t>(full.width) * channels;
-  run_strips(strips, rows, 32, [&](int begin, int end) {
-    Upsampler upsample(padded, pad, scale, full);
-    if (after == AfterBlur::nothing) {
-      for (int y = begin; y < end; ++y) upsample.row(y, out.ptr<std::uint8_t>(y));
+namespace {
+
+// Rows of a BandLimitedImage from `first` on: upsampled, and with
+// AfterBlur::contour the contour of those.
+class BandLimitedStream final : public RowStream {
+ public:
+  BandLimitedStream(const cv::Mat& padded, int pad, int scale, cv::Size full, AfterBlur after,
+                    int first)
+      : upsample_(padded, pad, scale, full),
+        full_(full),
+        channels_(padded.channels()),
+        after_(after),
+        row_(first),
+        next_blurred_(std::max(first - 1, 0)) {
+    if (after_ == AfterBlur::contour) {
+      const auto row_bytes = static_cast<std::size_t>(full.width) * channels_;
+      for (auto& row : ring_) row.resize(row_bytes);
+      scratch_.resize(row_bytes);
+    }
+  }
+
+  void next(int rows, std::uint8_t* out, std::size_t step) override {
+    const int end = std::min(row_ + rows, full_.height);
+    if (after_ == AfterBlur::nothing) {
+      while (row_ < end) {
+        const int made = upsample_.rows(row_, out, row_ + 1 < end ? out + step : nullptr);
+        row_ += made;
+        out += step * made;
+      }
       return;
     }
-    // The contour of row y needs blurred rows y-1..y+1 (clamped to the
-    // image): the last three are kept in a ring indexed by row % 3.
-    std::array<std::vector<std::uint8_t>, 3> ring;
-    for (auto& row : ring) row.resize(row_bytes);
-    std::vector<std::uint16_t> scratch(row_bytes);
-    int next = std::max(begin - 1, 0);  // next blurred row to make
-    auto blurred = [&](int y) {
-      y = std::clamp(y, 0, rows - 1);
-      for (; next <= y; ++next) upsample.row(next, ring[next % 3].data());
-      return ring[y % 3].data();
-    };
-    for (int y = begin; y < end; ++y) {
-      const std::uint8_t* down = blurred(y + 1);  // first: it may advance the ring
-      contour_row(blurred(y - 1), blurred(y), down, out.ptr<std::uint8_t>(y), full.width, channels,
-                  scratch.data());
+    for (; row_ < end; ++row_, out += step) {
+      const std::uint8_t* down = blurred(row_ + 1);  // first: it may advance the ring
+      contour_row(blurred(row_ - 1), blurred(row_), down, out, full_.width, channels_,
+                  scratch_.data());
     }
+  }
+
+ private:
+  // Blurred row y (clamped to the image: the contour's border is
+  // replicated). Rows are kept in a ring indexed by row % 4: the three the
+  // contour reads, and room to make two at once.
+  const std::uint8_t* blurred(int y) {
+    y = std::clamp(y, 0, full_.height - 1);
+    while (next_blurred_ <= y) {
+      next_blurred_ += upsample_.rows(next_blurred_, slot(next_blurred_), slot(next_blurred_ + 1));
+    }
+    return slot(y);
+  }
+
+  std::uint8_t* slot(int y) { return ring_[static_cast<std::size_t>(y) % ring_.size()].data(); }
+
+  Upsampler upsample_;
+  cv::Size full_;
+  int channels_;
+  AfterBlur after_;
+  int row_;           // next row to give
+  int next_blurred_;  // next blurred row to make
+  std::array<std::vector<std::uint8_t>, 4> ring_;
+  std::vector<std::uint16_t> scratch_;
+};
+
+}  // namespace
+
+RowSource BandLimitedImage::rows() const {
+  return RowSource{full_, padded_.type(), [this](int first) -> std::unique_ptr<RowStream> {
+                     return std::make_unique<BandLimitedStream>(padded_, pad_, scale_, full_,
+                                                                after_, first);
+                   }};
+}
+
+Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma, int scale,
+                               cv::Size full, AfterBlur after, const StripRunner& strips) {
+  auto image = BandLimitedImage::prepare(small, sigma, scale, full, after, strips);
+  if (!image) return image.error();
+  const RowSource source = image->rows();
+  cv::Mat out(full, small.type());
+  run_strips(strips, full.height, 32, [&](int begin, int end) {
+    source.open(begin)->next(end - begin, out.ptr<std::uint8_t>(begin), out.step);
   });
   dst = std::move(out);
   return {};

@@ -13,6 +13,7 @@
 #include <opencv2/core.hpp>
 
 #include "core/result.hpp"
+#include "filters/row_source.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {
@@ -44,5 +45,27 @@ enum class AfterBlur {
 // sigma / scale outside the blur's range.
 Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma, int scale,
                                cv::Size full, AfterBlur after, const StripRunner& strips = {});
+
+// The same without ever storing the full-size result: prepare() pads and
+// blurs the reduced image once (through `strips`), then rows() makes the
+// full-size rows on demand, strip by strip, for a consumer such as
+// encode_jpeg(RowSource). The rows are the bytes band_limited_blur() gives.
+// Errors of prepare(): those of band_limited_blur().
+class BandLimitedImage {
+ public:
+  static Result<BandLimitedImage> prepare(const cv::Mat& small, double sigma, int scale,
+                                          cv::Size full, AfterBlur after,
+                                          const StripRunner& strips = {});
+  // Valid while this object lives (its streams read the blurred image).
+  RowSource rows() const;
+
+ private:
+  BandLimitedImage() = default;
+  cv::Mat padded_;  // the reduced image, padded and blurred
+  int pad_ = 0;
+  int scale_ = 1;
+  cv::Size full_;
+  AfterBlur after_ = AfterBlur::nothing;
+};
 
 }  // namespace pixpool

@@ -143,8 +143,10 @@ struct Compressor {
 };
 
 struct EncodeInput {
-  const unsigned char* pixels;  // first row
+  const unsigned char* pixels;  // first row, or null: rows come from `source`
   std::size_t step;
+  const RowSource* source;  // when pixels is null
+  int first_row;            // the image row of this input's row 0 (for `source`)
   int width;
   int height;
   int channels;  // 1, 3 (BGR) or 4 (BGRX)
@@ -161,8 +163,10 @@ bool create_compressor(Compressor& c) {
   return true;
 }
 
-// Guarded. Encodes `in` as a whole JPEG into c.dest.
-bool compress(Compressor& c, const EncodeInput& in) {
+// Guarded. Encodes `in` as a whole JPEG into c.dest. Rows from a stream
+// are made a batch at a time into `batch` (kRowBatch rows of in.step
+// bytes), so they are still in cache when libjpeg reads them.
+bool compress(Compressor& c, const EncodeInput& in, RowStream* stream, unsigned char* batch) {
   if (setjmp(c.err.jump) != 0) return false;
   c.dest.pub.init_destination = on_init_destination;
   c.dest.pub.empty_output_buffer = on_empty_output_buffer;
@@ -185,9 +189,14 @@ bool compress(Compressor& c, const EncodeInput& in) {
   while (c.cinfo.next_scanline < c.cinfo.image_height) {
     const JDIMENSION first = c.cinfo.next_scanline;
     const JDIMENSION n = std::min(kRowBatch, c.cinfo.image_height - first);
-    for (JDIMENSION i = 0; i < n; ++i) {
-      // libjpeg never writes through its input rows.
-      rows[i] = const_cast<JSAMPROW>(in.pixels + (first + i) * in.step);
+    if (stream != nullptr) {
+      stream->next(static_cast<int>(n), batch, in.step);
+      for (JDIMENSION i = 0; i < n; ++i) rows[i] = batch + i * in.step;
+    } else {
+      for (JDIMENSION i = 0; i < n; ++i) {
+        // libjpeg never writes through its input rows.
+        rows[i] = const_cast<JSAMPROW>(in.pixels + (first + i) * in.step);
+      }
     }
     jpeg_write_scanlines(&c.cinfo, rows, n);
   }
@@ -247,7 +256,15 @@ void encode_strip(const EncodeInput& in, EncodedStrip& out) {
     std::snprintf(out.message, sizeof out.message, "out of memory for the JPEG output");
     return;
   }
-  if (!create_compressor(c) || !compress(c, in)) {
+  // Made here, not in compress(): a longjmp out of libjpeg must not skip a
+  // destructor.
+  std::unique_ptr<RowStream> stream;
+  std::vector<unsigned char> batch;
+  if (in.pixels == nullptr) {
+    stream = in.source->open(in.first_row);
+    batch.resize(in.step * kRowBatch);
+  }
+  if (!create_compressor(c) || !compress(c, in, stream.get(), batch.data())) {
     out.error_code = c.err.code;
     std::memcpy(out.message, c.err.message, sizeof out.message);
     return;
@@ -567,27 +584,39 @@ bool decode_strip(std::string_view file, const StripPlan& plan, int begin, int e
 
 // ---------------------------------------------------------------------------
 
-Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRunner& strips) {
+namespace {
+
+// The checks encode_jpeg makes of its image, by size and type.
+Result<void> check_encodable_jpeg(cv::Size size, int type, int quality) {
   if (quality < 1 || quality > 100) {
     return Error{ErrorCode::invalid_parameter, "quality must be between 1 and 100"};
   }
-  const int channels = image.channels();
-  if (image.depth() != CV_8U || (channels != 1 && channels != 3 && channels != 4) ||
-      image.empty() || image.dims != 2) {
+  const int channels = CV_MAT_CN(type);
+  if (CV_MAT_DEPTH(type) != CV_8U || (channels != 1 && channels != 3 && channels != 4) ||
+      size.width < 1 || size.height < 1) {
     return Error{ErrorCode::internal, "encode_jpeg expects an 8-bit grey, BGR or BGRA image"};
   }
-  if (image.cols > kMaxSide || image.rows > kMaxSide) {
+  if (size.width > kMaxSide || size.height > kMaxSide) {
     return Error{ErrorCode::too_large_for_format,
                  "jpeg output is limited to 65500 pixels per side; ask for format=png"};
   }
-  const int mcu_height = channels == 1 ? 8 : 16;  // grey: 8x8 blocks; colour: 4:2:0
+  return {};
+}
+
+// Encodes the image `whole` describes (its pixels or its source) in strips
+// of kEncodeUnitRows MCU rows through `strips`, and stitches them.
+Result<std::string> encode_in_strips(const EncodeInput& whole, const StripRunner& strips) {
+  const int mcu_height = whole.channels == 1 ? 8 : 16;  // grey: 8x8 blocks; colour: 4:2:0
   const int unit_rows = kEncodeUnitRows * mcu_height;
-  const int units = (image.rows + unit_rows - 1) / unit_rows;
+  const int units = (whole.height + unit_rows - 1) / unit_rows;
   auto input_for = [&](int unit_begin, int unit_end) {
     const int row_begin = unit_begin * unit_rows;
-    const int row_end = std::min(unit_end * unit_rows, image.rows);
-    return EncodeInput{image.ptr(row_begin), image.step, image.cols,
-                       row_end - row_begin,  channels,   quality};
+    const int row_end = std::min(unit_end * unit_rows, whole.height);
+    EncodeInput part = whole;
+    part.height = row_end - row_begin;
+    part.first_row = whole.first_row + row_begin;
+    if (whole.pixels != nullptr) part.pixels = whole.pixels + row_begin * whole.step;
+    return part;
   };
 
   std::vector<EncodedStrip> pieces(static_cast<std::size_t>(units));
@@ -623,8 +652,8 @@ Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRu
   std::string out;
   out.reserve(total);
   out.append(reinterpret_cast<const char*>(head.bytes.get()), head_layout->scan_begin);
-  out[head_layout->sof_height_at] = static_cast<char>((image.rows >> 8) & 0xFF);
-  out[head_layout->sof_height_at + 1] = static_cast<char>(image.rows & 0xFF);
+  out[head_layout->sof_height_at] = static_cast<char>((whole.height >> 8) & 0xFF);
+  out[head_layout->sof_height_at + 1] = static_cast<char>(whole.height & 0xFF);
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (i > 0) out += "\xFF\xD7";
     const auto& [piece, layout] = parts[i];
@@ -633,6 +662,30 @@ Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRu
   }
   out += "\xFF\xD9";
   return out;
+}
+
+}  // namespace
+
+Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRunner& strips) {
+  if (image.dims != 2) {
+    return Error{ErrorCode::internal, "encode_jpeg expects an 8-bit grey, BGR or BGRA image"};
+  }
+  if (auto ok = check_encodable_jpeg(image.size(), image.type(), quality); !ok) return ok.error();
+  return encode_in_strips(EncodeInput{image.ptr(), image.step, nullptr, 0, image.cols, image.rows,
+                                      image.channels(), quality},
+                          strips);
+}
+
+Result<std::string> encode_jpeg(const RowSource& source, int quality, const StripRunner& strips) {
+  if (auto ok = check_encodable_jpeg(source.size, source.type, quality); !ok) return ok.error();
+  if (CV_MAT_CN(source.type) == 4 || !source.open) {
+    return Error{ErrorCode::internal, "encode_jpeg expects a grey or BGR row source"};
+  }
+  const int channels = CV_MAT_CN(source.type);
+  const auto row_bytes = static_cast<std::size_t>(source.size.width) * channels;
+  return encode_in_strips(EncodeInput{nullptr, row_bytes, &source, 0, source.size.width,
+                                      source.size.height, channels, quality},
+                          strips);
 }
 
 bool is_cmyk_jpeg_error(const Error& error) {

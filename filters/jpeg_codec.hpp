@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "core/result.hpp"
+#include "filters/row_source.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {
@@ -34,6 +35,13 @@ namespace pixpool {
 // Errors: invalid_parameter (quality outside 1..100), too_large_for_format
 // (a side over 65500), internal (another image type, or libjpeg failed).
 Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRunner& strips = {});
+
+// The same for an image made while it is encoded (grey or BGR): each strip
+// opens a stream at its first row and takes 32 rows at a time, so the full
+// image is never stored. The bytes are those of encoding the same rows from
+// a cv::Mat. Errors: as above; internal for a source of another type.
+Result<std::string> encode_jpeg(const RowSource& source, int quality,
+                                const StripRunner& strips = {});
 
 // Decodes a JPEG at 1/scale_denom (1, 2, 4 or 8) of its size: the result is
 // ceil(width / scale_denom) x ceil(height / scale_denom), as libjpeg computes

@@ -4,8 +4,10 @@
 #include <exception>
 #include <new>
 #include <opencv2/core.hpp>
+#include <optional>
 
 #include "filters/band_limited.hpp"
+#include "filters/jpeg_codec.hpp"
 
 namespace pixpool {
 namespace {
@@ -53,12 +55,22 @@ BandLimitedPlan plan_band_limited(std::string_view input, const ImageHeader& hea
   return plan;
 }
 
+// What decode_and_filter made: the filtered image, or, for a chain that is
+// only a band-limited blur (and contour) into a JPEG, the prepared
+// band-limited image, whose rows the encoder makes strip by strip as it
+// goes: the full-size result then never exists whole (a 12 MP image is 36 MB
+// less, and stays in cache between filter and encoder).
+struct Filtered {
+  cv::Mat pixels;
+  std::optional<BandLimitedImage> rows;
+};
+
 // decode + filters, band-limited where the plan says so. Fills the decode
 // and filter times. A decoder that could not scale (a CMYK JPEG) gives the
 // full-size image, which then takes the ordinary path.
-Result<cv::Mat> decode_and_filter(std::string_view input, const ImageHeader& header,
-                                  const JobParams& job, const StripRunner& strips,
-                                  StageTimes& times) {
+Result<Filtered> decode_and_filter(std::string_view input, const ImageHeader& header,
+                                   const JobParams& job, ImageFormat format,
+                                   const StripRunner& strips, StageTimes& times) {
   auto start = Clock::now();
   const BandLimitedPlan plan = plan_band_limited(input, header, job);
   auto decoded = decode_image(input, job.max_pixels, DecodeOptions{plan.scale, strips});
@@ -66,20 +78,31 @@ Result<cv::Mat> decode_and_filter(std::string_view input, const ImageHeader& hea
   times.decode_ms += ms_since(start);
 
   start = Clock::now();
-  cv::Mat filtered;
-  if (plan.scale > 1 && decoded->pixels.size() != plan.full) {
+  Filtered filtered;
+  if (plan.scale > 1 && decoded->pixels.size() != plan.full && plan.rest.empty() &&
+      format == ImageFormat::jpeg) {
     times.decode_scale = plan.scale;
-    if (auto ok = band_limited_blur(decoded->pixels, filtered, plan.sigma, plan.scale, plan.full,
-                                    plan.after, strips);
+    auto image = BandLimitedImage::prepare(decoded->pixels, plan.sigma, plan.scale, plan.full,
+                                           plan.after, strips);
+    if (!image) return image.error();
+    filtered.rows.emplace(std::move(image.value()));
+  } else if (plan.scale > 1 && decoded->pixels.size() != plan.full) {
+    times.decode_scale = plan.scale;
+    if (auto ok = band_limited_blur(decoded->pixels, filtered.pixels, plan.sigma, plan.scale,
+                                    plan.full, plan.after, strips);
         !ok) {
       return ok.error();
     }
     decoded->pixels.release();
     if (!plan.rest.empty()) {
-      if (auto ok = apply_ops(filtered, filtered, plan.rest, strips); !ok) return ok.error();
+      if (auto ok = apply_ops(filtered.pixels, filtered.pixels, plan.rest, strips); !ok) {
+        return ok.error();
+      }
     }
   } else {
-    if (auto ok = apply_ops(decoded->pixels, filtered, job.ops, strips); !ok) return ok.error();
+    if (auto ok = apply_ops(decoded->pixels, filtered.pixels, job.ops, strips); !ok) {
+      return ok.error();
+    }
   }
   times.filter_ms = ms_since(start);
   return filtered;
@@ -96,20 +119,23 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
 
   JobOutput out;
   out.times.decode_ms = ms_since(start);  // the header checks; decoding adds to it
-  auto filtered_or = decode_and_filter(input, *header, job, strips, out.times);
+  auto filtered_or = decode_and_filter(input, *header, job, format, strips, out.times);
   if (!filtered_or) return filtered_or.error();
   // The input pixels are freed by now, before encoding allocates.
-  cv::Mat filtered = std::move(filtered_or.value());
+  Filtered filtered = std::move(filtered_or.value());
 
   start = Clock::now();
-  auto encoded = encode_image(filtered, format, job.quality, strips);
+  // Fused, the encode time includes making the rows (upsample and contour).
+  const RowSource source = filtered.rows ? filtered.rows->rows() : RowSource{};
+  auto encoded = filtered.rows ? encode_jpeg(source, job.quality, strips)
+                               : encode_image(filtered.pixels, format, job.quality, strips);
   if (!encoded) return encoded.error();
   out.times.encode_ms = ms_since(start);
 
   out.bytes = std::move(encoded.value());
   out.format = format;
-  out.width = filtered.cols;
-  out.height = filtered.rows;
+  out.width = filtered.rows ? source.size.width : filtered.pixels.cols;
+  out.height = filtered.rows ? source.size.height : filtered.pixels.rows;
   return out;
 }
 

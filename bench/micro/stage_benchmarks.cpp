@@ -8,6 +8,7 @@
 // Figures and their reading live in docs/performance.md.
 
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <turbojpeg.h>
 
 #include <algorithm>
@@ -247,6 +248,9 @@ int main(int argc, char** argv) {
   cv::setNumThreads(1);  // per-core costs; the backends parallelise across images
   // As in the server: large pixel buffers are reused, not mapped afresh.
   if (std::getenv("PIXPOOL_NO_BUFFER_POOL") == nullptr) pixpool::install_buffer_pool(256 << 20);
+  // And, as in the server (service/main.cpp), blocks under 4 MiB (codec
+  // buffers, row batches) come from the heap, not from fresh mappings.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

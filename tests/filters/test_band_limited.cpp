@@ -186,6 +186,36 @@ TEST_CASE("band_limited_blur: strips never change the output") {
   }
 }
 
+TEST_CASE("BandLimitedImage: streams from any row make band_limited_blur's rows") {
+  const cv::Mat small = test::synthetic_image(40, 30, 3, 6);
+  const cv::Size full(157, 118);
+  for (AfterBlur after : {AfterBlur::nothing, AfterBlur::contour}) {
+    cv::Mat expected;
+    REQUIRE(band_limited_blur(small, expected, 6, 4, full, after).ok());
+    auto image = BandLimitedImage::prepare(small, 6, 4, full, after);
+    REQUIRE(image.ok());
+    const RowSource source = image->rows();
+    CHECK(source.size == full);
+    CHECK(source.type == CV_8UC3);
+    // Streams opened at the edges and at rows of every phase, read in
+    // uneven batches, each checked against the stored result.
+    for (int first : {0, 1, 2, 3, 4, 5, 31, 64, 116, 117}) {
+      CAPTURE(first);
+      auto stream = source.open(first);
+      cv::Mat got(full.height - first, full.width, CV_8UC3);
+      int done = 0;
+      for (int batch = 1; done < got.rows; batch = batch % 7 + 1) {
+        const int n = std::min(batch, got.rows - done);
+        stream->next(n, got.ptr<std::uint8_t>(done), got.step);
+        done += n;
+      }
+      CHECK(cv::norm(got, expected.rowRange(first, full.height), cv::NORM_INF) == 0);
+    }
+  }
+  CHECK(BandLimitedImage::prepare(small, 6, 3, full, AfterBlur::nothing).error().code ==
+        ErrorCode::invalid_parameter);
+}
+
 TEST_CASE("band_limited_blur with contour is the upsampled blur followed by contour") {
   const cv::Mat small = test::synthetic_image(100, 60, 3, 4);
   cv::Mat blurred, expected, fused;

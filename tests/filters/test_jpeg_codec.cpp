@@ -13,11 +13,14 @@
 // clang-format on
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -220,6 +223,87 @@ TEST_CASE(
       }
     }
   }
+}
+
+// A RowSource over an image in memory that checks how the encoder uses it:
+// every stream opens where a strip starts and asks for its rows in order, a
+// batch of at most 32 at a time.
+struct CheckedRows {
+  const cv::Mat* image = nullptr;
+  std::atomic<int> streams{0};
+  std::atomic<int> rows_made{0};
+
+  class Stream final : public RowStream {
+   public:
+    Stream(CheckedRows& owner, int first) : owner_(owner), row_(first) {}
+    void next(int rows, std::uint8_t* out, std::size_t step) override {
+      CHECK(rows >= 1);
+      CHECK(rows <= 32);
+      CHECK(row_ + rows <= owner_.image->rows);
+      const auto bytes = static_cast<std::size_t>(owner_.image->cols) * owner_.image->channels();
+      CHECK(step >= bytes);
+      for (int i = 0; i < rows; ++i, ++row_) {
+        std::memcpy(out + static_cast<std::size_t>(i) * step, owner_.image->ptr(row_), bytes);
+      }
+      owner_.rows_made += rows;
+    }
+
+   private:
+    CheckedRows& owner_;
+    int row_;
+  };
+
+  RowSource source() {
+    return RowSource{image->size(), image->type(), [this](int first) {
+                       ++streams;
+                       CHECK(first >= 0);
+                       CHECK(first < image->rows);
+                       return std::unique_ptr<RowStream>(std::make_unique<Stream>(*this, first));
+                     }};
+  }
+};
+
+TEST_CASE("encode_jpeg(RowSource): the bytes of encoding the same rows from memory, any strips") {
+  const std::vector<NamedRunner> runners = split_runners();
+  for (Size size : {Size{1, 1}, Size{17, 9}, Size{640, 480}, Size{1920, 1080}, Size{33, 1000}}) {
+    for (int channels : {1, 3}) {
+      const cv::Mat image = test::synthetic_image(size.width, size.height, channels, 12);
+      CAPTURE(size.width);
+      CAPTURE(size.height);
+      CAPTURE(channels);
+      const std::string expected = whole_image_encode(image, 90);
+      CheckedRows rows{&image};
+      auto serial = encode_jpeg(rows.source(), 90);
+      REQUIRE(serial.ok());
+      CHECK(serial.value() == expected);
+      CHECK(rows.streams == 1);
+      CHECK(rows.rows_made == size.height);  // every row made once, none stored
+      for (const NamedRunner& split_by : runners) {
+        CAPTURE(split_by.name);
+        CheckedRows split_rows{&image};
+        auto split = encode_jpeg(split_rows.source(), 90, split_by.runner);
+        REQUIRE(split.ok());
+        CHECK(split.value() == expected);
+        CHECK(split_rows.rows_made == size.height);
+      }
+    }
+  }
+}
+
+TEST_CASE("encode_jpeg(RowSource): refuses what the image encoder refuses, and BGRA") {
+  const cv::Mat image = test::synthetic_image(20, 20, 3, 1);
+  CheckedRows rows{&image};
+  CHECK(encode_jpeg(rows.source(), 0).error().code == ErrorCode::invalid_parameter);
+  RowSource wide = rows.source();
+  wide.size.width = 70000;
+  CHECK(encode_jpeg(wide, 90).error().code == ErrorCode::too_large_for_format);
+  RowSource bgra = rows.source();
+  bgra.type = CV_8UC4;
+  CHECK(encode_jpeg(bgra, 90).error().code == ErrorCode::internal);
+  RowSource unopenable = rows.source();
+  unopenable.open = nullptr;
+  CHECK(encode_jpeg(unopenable, 90).error().code == ErrorCode::internal);
+  CHECK(rows.streams == 0);  // refused before any row was made
 }
 
 TEST_CASE("encode_jpeg: strips run concurrently and ROIs encode like copies") {

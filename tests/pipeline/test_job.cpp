@@ -1,6 +1,10 @@
 // run_job: the decode -> filters -> encode function both backends share.
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <thread>
+
+#include "filters/jpeg_codec.hpp"
 #include "filters/op_chain.hpp"
 #include "pipeline/job.hpp"
 #include "tests/support/images.hpp"
@@ -108,6 +112,37 @@ TEST_CASE("run_job decodes a JPEG at a reduced scale for a leading blur, at full
   REQUIRE(chained.ok());
   CHECK(chained->times.decode_scale == 8);
   CHECK(chained->width == 320);
+}
+
+TEST_CASE("run_job: blur and contour into a JPEG are fused with the encoder, same bytes") {
+  // The fused path never stores the full-size result; it must give the
+  // bytes of storing it and encoding it (here: the PNG output's pixels, from
+  // the unfused path, encoded as JPEG), with strips or without.
+  const std::string jpeg = test::encode_with_opencv(test::synthetic_image(700, 530, 3, 8), ".jpg");
+  for (const char* ops : {"blur:5,contour", "blur:9", "blur:2,contour"}) {
+    CAPTURE(ops);
+    JobSpec fused = job_for(jpeg, ops);
+    JobSpec stored = fused;
+    stored.params.format = ImageFormat::png;
+    auto png = run_job(stored);
+    REQUIRE(png.ok());
+    auto expected = encode_jpeg(decoded(png->bytes), fused.params.quality);
+    REQUIRE(expected.ok());
+    auto one = run_job(fused);
+    REQUIRE(one.ok());
+    CHECK(one->times.decode_scale > 1);
+    CHECK(one->width == 700);
+    CHECK(one->height == 530);
+    CHECK(one->bytes == expected.value());
+    const StripRunner threads = [](int rows, int, const std::function<void(int, int)>& body) {
+      std::thread other(body, 0, rows / 2);
+      body(rows / 2, rows);
+      other.join();
+    };
+    auto split = run_job(fused, threads);
+    REQUIRE(split.ok());
+    CHECK(split->bytes == expected.value());
+  }
 }
 
 TEST_CASE("run_job: a rotated JPEG runs band-limited only when its blocks stay aligned") {
