@@ -1,7 +1,6 @@
 #include "pipeline/zygote.hpp"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -18,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/malloc_tuning.hpp"
 #include "filters/buffer_pool.hpp"
 #include "pipeline/shared_buffer.hpp"
 
@@ -213,7 +213,7 @@ void run_zygote_if_requested(int argc, char** argv, ZygotePrepare prepare) {
   if (getppid() != hello.server) _exit(0);
 
   // What the forked zygote used to inherit from main(), set up again.
-  if (hello.mmap_threshold > 0) (void)mallopt(M_MMAP_THRESHOLD, hello.mmap_threshold);
+  if (hello.mmap_threshold > 0) tune_malloc(hello.mmap_threshold);
   if (hello.buffer_pool_bytes > 0) install_buffer_pool(hello.buffer_pool_bytes);
   if (prepare != nullptr) {
     const ZygoteEnvironment environment{hello.test_ops != 0, hello.buffer_pool_bytes,

@@ -7,7 +7,6 @@
 //  2. the zygote's supervisor (posix_spawn: this process never forks), then
 //     the backends' threads, then the HTTP server.
 
-#include <malloc.h>
 #include <oneapi/tbb/global_control.h>
 #include <pthread.h>
 #include <unistd.h>  // environ
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "bench/bench.hpp"
+#include "core/malloc_tuning.hpp"
 #include "filters/buffer_pool.hpp"
 #include "filters/op_registry.hpp"
 #include "filters/test_ops/test_ops.hpp"
@@ -139,8 +139,10 @@ int main(int argc, char** argv) {
   // the attack suite's smuggling row left 650 MiB behind. Pixel buffers are
   // pooled separately (install_buffer_pool), so this costs no page faults
   // there. The zygote sets the same (ZygoteEnvironment), so workers do too.
+  // tune_malloc also keeps up to 8 MiB free per heap rather than trimming
+  // it after every image (core/malloc_tuning.hpp).
   constexpr int kMmapThreshold = 4 << 20;
-  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  tune_malloc(kMmapThreshold);
 
   std::signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
   sigset_t stop_signals;

@@ -8,7 +8,6 @@
 // Figures and their reading live in docs/performance.md.
 
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 #include <turbojpeg.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "bench/corpus.hpp"
+#include "core/malloc_tuning.hpp"
 #include "filters/band_limited.hpp"
 #include "filters/blur.hpp"
 #include "filters/buffer_pool.hpp"
@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
   if (std::getenv("PIXPOOL_NO_BUFFER_POOL") == nullptr) pixpool::install_buffer_pool(256 << 20);
   // And, as in the server (service/main.cpp), blocks under 4 MiB (codec
   // buffers, row batches) come from the heap, not from fresh mappings.
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  pixpool::tune_malloc(4 << 20);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

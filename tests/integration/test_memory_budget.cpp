@@ -68,22 +68,29 @@ Outcome post_concurrently(const test::ServerProcess& server, const std::string& 
 
 }  // namespace
 
-// Samples the RSS of the server and all its processes every 5 ms while
-// `work` runs; returns the largest total seen.
+struct Peaks {
+  long long rss = 0;  // summed over the processes: shared pages count in each
+  long long pss = 0;  // shared pages split among their sharers: what is really held
+};
+
+// Samples the RSS and PSS of the server and all its processes every 5 ms
+// while `work` runs; returns the largest totals seen.
 template <class Work>
-long long peak_tree_rss(pid_t server, Work&& work) {
+Peaks peak_tree_memory(pid_t server, Work&& work) {
   std::atomic<bool> done{false};
-  long long peak = 0;
+  Peaks peak;
   std::thread sampler([&] {
     while (!done.load()) {
-      peak = std::max(peak, test::tree_rss_bytes(server));
+      peak.rss = std::max(peak.rss, test::tree_rss_bytes(server));
+      peak.pss = std::max(peak.pss, test::tree_pss_bytes(server));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
   work();
   done = true;
   sampler.join();
-  return std::max(peak, test::peak_rss_bytes(server));
+  peak.rss = std::max(peak.rss, test::peak_rss_bytes(server));
+  return peak;
 }
 
 TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both backends") {
@@ -99,10 +106,12 @@ TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both back
                                 "68", "--tbb-threads", "32", "--workers", "16", "--max-body-bytes",
                                 "16MiB", "--admission-wait", "120s"});
     Outcome outcome;
-    const long long peak =
-        peak_tree_rss(server.pid(), [&] { outcome = post_concurrently(server, backend, 64); });
-    MESSAGE(backend << ": peak RSS (server + workers) " << (peak >> 20) << " MiB; statuses "
-                    << outcome.statuses.size() << " kind(s), 200 x "
+    const Peaks peaks =
+        peak_tree_memory(server.pid(), [&] { outcome = post_concurrently(server, backend, 64); });
+    const long long peak = peaks.rss;
+    MESSAGE(backend << ": peak RSS (server + workers) " << (peak >> 20) << " MiB, PSS "
+                    << (peaks.pss >> 20) << " MiB; statuses " << outcome.statuses.size()
+                    << " kind(s), 200 x "
                     << (outcome.statuses.contains(200) ? outcome.statuses.at(200) : 0));
     for (const auto& [status, count] : outcome.statuses) MESSAGE(status << " x " << count);
     for (const auto& body : outcome.refusals) MESSAGE(body);

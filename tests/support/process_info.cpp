@@ -62,8 +62,9 @@ long long peak_rss_bytes(pid_t pid) {
 namespace pixpool::test {
 namespace {
 
-long long status_kib(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+// The value in kiB of `field` ("VmRSS:", "Pss:") in /proc/<pid>/<file>.
+long long proc_kib(pid_t pid, const char* file, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
   std::string key;
   while (in >> key) {
     if (key == field) {
@@ -79,8 +80,14 @@ long long status_kib(pid_t pid, const std::string& field) {
 }  // namespace
 
 long long tree_rss_bytes(pid_t pid) {
-  long long total = status_kib(pid, "VmRSS:") * 1024;
+  long long total = proc_kib(pid, "status", "VmRSS:") * 1024;
   for (pid_t child : children_of(pid)) total += tree_rss_bytes(child);
+  return total;
+}
+
+long long tree_pss_bytes(pid_t pid) {
+  long long total = proc_kib(pid, "smaps_rollup", "Pss:") * 1024;
+  for (pid_t child : children_of(pid)) total += tree_pss_bytes(child);
   return total;
 }
 

@@ -30,7 +30,14 @@ long long peak_rss_bytes(pid_t pid);
 namespace pixpool::test {
 
 // Resident set size now (VmRSS) of `pid` plus all its descendants, in bytes.
+// Pages the processes share (libraries, the zygote's copy-on-write heap, the
+// shared buffers between server and workers) count once per process.
 long long tree_rss_bytes(pid_t pid);
+
+// The same as proportional set size (Pss in /proc/<pid>/smaps_rollup): a
+// page shared by n processes counts 1/n in each, so the sum is the memory
+// the tree really holds.
+long long tree_pss_bytes(pid_t pid);
 
 }  // namespace pixpool::test
 
