@@ -224,7 +224,7 @@ int run_bench(const std::vector<std::string>& args) {
   }
 
   std::vector<std::string> skipped;
-  auto corpus = o.images_dir.empty() ? generate_corpus(o.sizes, o.per_size)
+  auto corpus = o.images_dir.empty() ? generate_corpus(o.sizes, o.per_size, o.restarts)
                                      : load_corpus(o.images_dir, &skipped);
   if (!corpus) {
     std::fprintf(stderr, "pixpool bench: %s\n", corpus.error().message.c_str());

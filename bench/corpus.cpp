@@ -166,15 +166,18 @@ cv::Mat synthetic_photo(int width, int height, unsigned seed) {
   return image;
 }
 
-Result<Corpus> generate_corpus(const std::vector<SizeSpec>& sizes, int per_size) {
+Result<Corpus> generate_corpus(const std::vector<SizeSpec>& sizes, int per_size, bool restarts) {
   Corpus corpus;
   corpus.source = "generated";
   for (const auto& size : sizes) {
     for (int n = 1; n <= per_size; ++n) {
       const auto seed = static_cast<unsigned>(size.width * 31 + size.height * 17 + n);
       std::vector<uchar> buffer;
+      // 4:2:0: an MCU is 16 pixels wide.
+      const int mcus_per_row = (size.width + 15) / 16;
       if (!cv::imencode(".jpg", synthetic_photo(size.width, size.height, seed), buffer,
-                        {cv::IMWRITE_JPEG_QUALITY, 90})) {
+                        {cv::IMWRITE_JPEG_QUALITY, 90, cv::IMWRITE_JPEG_RST_INTERVAL,
+                         restarts ? mcus_per_row : 0})) {
         return Error{ErrorCode::internal, "cv::imencode failed for " + size.label};
       }
       char name[64];

@@ -47,8 +47,10 @@ Result<SizeSpec> parse_size(const std::string& text);
 cv::Mat synthetic_photo(int width, int height, unsigned seed);
 
 // `per_size` JPEGs (quality 90, via cv::imencode) for each size, named
-// "<label>-<n>.jpg". Errors: internal if the encoder fails.
-Result<Corpus> generate_corpus(const std::vector<SizeSpec>& sizes, int per_size);
+// "<label>-<n>.jpg"; with `restarts`, each has a restart marker at every
+// MCU row (DRI = MCUs per row). Errors: internal if the encoder fails.
+Result<Corpus> generate_corpus(const std::vector<SizeSpec>& sizes, int per_size,
+                               bool restarts = false);
 
 // Every file in `dir` (not recursive, sorted by name) that is a decodable
 // JPEG, PNG, WebP, BMP or TIFF; other files are skipped and listed in

@@ -38,13 +38,11 @@ bool parse_int(const std::string& text, long long lo, long long hi, long long& o
 }
 
 // Every flag bench knows; all but --help and -h take a value.
-constexpr std::array<std::string_view, 23> kFlags = {
-    "--url",         "--images",      "--sizes",    "--per-size",
-    "--backends",    "--concurrency", "--duration", "--requests",
-    "--warmup",      "--timeout",     "--report",   "--ops",
-    "--format",      "--quality",     "--mode",     "--source-url",
-    "--origin-port", "--batch-size",  "--verify",   "--gnuplot",
-    "--repeats",     "--help",        "-h"};
+constexpr std::array<std::string_view, 24> kFlags = {
+    "--url",         "--images",   "--sizes",    "--per-size", "--restarts",   "--backends",
+    "--concurrency", "--duration", "--requests", "--warmup",   "--timeout",    "--report",
+    "--ops",         "--format",   "--quality",  "--mode",     "--source-url", "--origin-port",
+    "--batch-size",  "--verify",   "--gnuplot",  "--repeats",  "--help",       "-h"};
 
 bool is_known_flag(const std::string& flag) {
   return std::find(kFlags.begin(), kFlags.end(), flag) != kFlags.end();
@@ -156,6 +154,11 @@ Result<BenchOptions> parse_bench_args(const std::vector<std::string>& args) {
       if (!parse_int(value, 1, 1000, n))
         return bad("--per-size must be 1..1000, got '" + value + "'");
       o.per_size = static_cast<int>(n);
+    } else if (flag == "--restarts") {
+      if (value != "on" && value != "off") {
+        return bad("--restarts must be on or off, got '" + value + "'");
+      }
+      o.restarts = value == "on";
     } else if (flag == "--backends") {
       o.backends = split_list(value);
       if (o.backends.empty()) return bad("--backends needs at least one name");
@@ -299,6 +302,9 @@ Images:
                        vga (640x480), 720p, 1080p (1920x1080), 4k, 12mp (4032x3024)
                        or WxH (default vga,1080p,12mp)
   --per-size N         generated images per size (default 4)
+  --restarts on|off    on: the generated JPEGs have a restart marker at every MCU
+                       row, as many cameras write them, so the server decodes
+                       them in parallel strips (default off: like cv::imencode)
 
 Modes:
   --mode process       POST each image to /v1/process (default)

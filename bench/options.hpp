@@ -21,6 +21,7 @@ struct BenchOptions {
   std::string images_dir;                     // empty: generated corpus
   std::vector<SizeSpec> sizes;                // generated corpus sizes
   int per_size = 4;                           // generated images per size
+  bool restarts = false;                      // generated JPEGs with a restart marker per MCU row
   std::vector<std::string> backends = {"tbb", "process"};
   std::vector<int> concurrency = {1, 4, 16};
   double duration_s = 10;      // per step; 0 when `requests` is set

@@ -382,15 +382,48 @@ TEST_CASE("options: an unknown or malformed flag is named, alone or with a value
   CHECK(message({"stray"}).find("'stray'") != std::string::npos);
   // Every documented flag is known.
   for (const std::string flag :
-       {"--url",      "--images",   "--sizes",  "--per-size",   "--backends",    "--concurrency",
-        "--duration", "--requests", "--warmup", "--timeout",    "--report",      "--ops",
-        "--format",   "--quality",  "--mode",   "--source-url", "--origin-port", "--batch-size",
-        "--verify",   "--gnuplot",  "--repeats"}) {
+       {"--url",      "--images",   "--sizes",   "--per-size",   "--backends",    "--concurrency",
+        "--duration", "--requests", "--warmup",  "--timeout",    "--report",      "--ops",
+        "--format",   "--quality",  "--mode",    "--source-url", "--origin-port", "--batch-size",
+        "--verify",   "--gnuplot",  "--repeats", "--restarts"}) {
     CAPTURE(flag);
     CHECK(bench_help_text().find(flag + " ") != std::string::npos);
     auto parsed = parse_bench_args({flag});
     REQUIRE_FALSE(parsed.ok());
     CHECK(parsed.error().message == flag + " needs a value");
+  }
+}
+
+TEST_CASE("options: --restarts is on or off, off by default") {
+  CHECK_FALSE(parse_bench_args({})->restarts);
+  CHECK(parse_bench_args({"--restarts", "on"})->restarts);
+  CHECK_FALSE(parse_bench_args({"--restarts=off"})->restarts);
+  auto bad = parse_bench_args({"--restarts", "yes"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "--restarts must be on or off, got 'yes'");
+}
+
+TEST_CASE("corpus: --restarts on gives the same pictures with a restart marker per MCU row") {
+  auto plain = generate_corpus({*parse_size("1080p"), *parse_size("100x40")}, 1);
+  auto marked = generate_corpus({*parse_size("1080p"), *parse_size("100x40")}, 1, true);
+  REQUIRE(plain.ok());
+  REQUIRE(marked.ok());
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string& with = marked->images[i].bytes;
+    const std::string& without = plain->images[i].bytes;
+    CAPTURE(marked->images[i].name);
+    // DRI segment: FF DD, length 4, the interval (MCUs per row: 1920 / 16).
+    const std::size_t dri = with.find("\xFF\xDD");
+    REQUIRE(dri != std::string::npos);
+    const int interval = (static_cast<unsigned char>(with[dri + 4]) << 8) |
+                         static_cast<unsigned char>(with[dri + 5]);
+    CHECK(interval == (marked->images[i].width + 15) / 16);
+    CHECK(without.find("\xFF\xDD") == std::string::npos);
+    auto a = decode_image(with, kDefaultMaxPixels);
+    auto b = decode_image(without, kDefaultMaxPixels);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(cv::norm(a->pixels, b->pixels, cv::NORM_INF) == 0);
   }
 }
 
