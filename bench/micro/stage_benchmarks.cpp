@@ -8,6 +8,7 @@
 // Figures and their reading live in docs/performance.md.
 
 #include <benchmark/benchmark.h>
+#include <oneapi/tbb/task_arena.h>
 #include <turbojpeg.h>
 
 #include <algorithm>
@@ -29,6 +30,7 @@
 #include "filters/contour.hpp"
 #include "filters/op_chain.hpp"
 #include "pipeline/job.hpp"
+#include "pipeline/strip_runner.hpp"
 
 namespace {
 
@@ -220,6 +222,46 @@ void BM_PipelineAllCores(benchmark::State& state) {
   state.SetLabel(kSizes[state.range(0)].label);
 }
 
+// One image at a time on every core, as a lone request runs in the tbb
+// backend: its decode (when the JPEG has restart markers), filter and encode
+// strips spread over the cores. Arg 1: 0 = the sample as cv::imencode writes
+// it (no restart markers: decoded on one core), 1 = with a restart marker
+// per MCU row. The figure is the latency, to set against BM_Pipeline;
+// counters: the stage times run_job reports (encode_ms includes the fused
+// upsample + contour, filter_ms the reduced image's padding and blur).
+void BM_PipelineLoneImage(benchmark::State& state) {
+  const Sample& s = sample(static_cast<int>(state.range(0)));
+  std::string jpeg = s.jpeg;
+  if (state.range(1) == 1) {
+    std::vector<uchar> buffer;
+    cv::imencode(
+        ".jpg", s.pixels, buffer,
+        {cv::IMWRITE_JPEG_QUALITY, 90, cv::IMWRITE_JPEG_RST_INTERVAL, (s.pixels.cols + 15) / 16});
+    jpeg.assign(buffer.begin(), buffer.end());
+  }
+  const pixpool::JobParams params = default_chain();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  tbb::task_arena arena(cores);
+  const pixpool::StripRunner strips = pixpool::tbb_strip_runner(cores);
+  double decode_ms = 0, filter_ms = 0, encode_ms = 0;
+  for (auto _ : state) {
+    arena.execute([&] {
+      auto out = pixpool::run_job(jpeg, params, strips);
+      decode_ms += out->times.decode_ms;
+      filter_ms += out->times.filter_ms;
+      encode_ms += out->times.encode_ms;
+      benchmark::DoNotOptimize(out);
+    });
+  }
+  label(state);
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["decode_ms"] = decode_ms / n;
+  state.counters["filter_ms"] = filter_ms / n;
+  state.counters["encode_ms"] = encode_ms / n;
+  state.SetLabel(std::string(kSizes[state.range(0)].label) +
+                 (state.range(1) == 1 ? " restarts" : " no restarts"));
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   for (int i = 0; i < 3; ++i) b->Arg(i);
   b->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -235,6 +277,10 @@ BENCHMARK(BM_BlurContour)->Apply(sizes);
 BENCHMARK(BM_Encode)->Apply(sizes);
 BENCHMARK(BM_Pipeline)->Apply(sizes);
 BENCHMARK(BM_PipelineOverFloor)->Apply(sizes);
+BENCHMARK(BM_PipelineLoneImage)
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_CodecFloor)
     ->Apply(sizes)
     ->Threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
