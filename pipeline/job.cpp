@@ -79,15 +79,15 @@ Result<Filtered> decode_and_filter(std::string_view input, const ImageHeader& he
 
   start = Clock::now();
   Filtered filtered;
-  if (plan.scale > 1 && decoded->pixels.size() != plan.full && plan.rest.empty() &&
-      format == ImageFormat::jpeg) {
-    times.decode_scale = plan.scale;
+  const bool band_limited = plan.scale > 1 && decoded->pixels.size() != plan.full;
+  const bool fused = band_limited && plan.rest.empty() && format == ImageFormat::jpeg;
+  if (band_limited) times.decode_scale = plan.scale;
+  if (fused) {
     auto image = BandLimitedImage::prepare(decoded->pixels, plan.sigma, plan.scale, plan.full,
                                            plan.after, strips);
     if (!image) return image.error();
     filtered.rows.emplace(std::move(image.value()));
-  } else if (plan.scale > 1 && decoded->pixels.size() != plan.full) {
-    times.decode_scale = plan.scale;
+  } else if (band_limited) {
     if (auto ok = band_limited_blur(decoded->pixels, filtered.pixels, plan.sigma, plan.scale,
                                     plan.full, plan.after, strips);
         !ok) {
