@@ -76,58 +76,88 @@ std::uint8_t clamp_to_8bit(double v) {
   return static_cast<std::uint8_t>(std::clamp(std::lround(v), 0L, 255L));
 }
 
-// `small` with `pad` pixels added on every side. With borders replicated, the
-// full image continues past its edge with copies of its outermost row or
-// column. The reduced image only knows the mean of the outermost s rows,
-// which at large sigma (when half the kernel's weight falls outside) would
-// shift the whole border region, so the padding continues the last two
-// reduced pixels linearly to where the full image's edge row lies.
-cv::Mat pad_extrapolated(const cv::Mat& small, int pad, int scale, cv::Size full) {
-  cv::Mat out;
-  cv::copyMakeBorder(small, out, pad, pad, pad, pad, cv::BORDER_REPLICATE);
-  const int rows = small.rows;
-  const int cols = small.cols;
-  const int ch = small.channels();
-  // Distance, in reduced pixels, from the outermost reduced centre to the
-  // full image's edge pixel (0 when a partial last block puts it past it).
-  auto reach = [scale](int full_size, int reduced_size) {
-    const double centre = reduced_coordinate(full_size - 1, scale);
-    return std::max(0.0, centre - (reduced_size - 1));
-  };
-  const double top = -reduced_coordinate(0, scale);
-  const double bottom = reach(full.height, rows);
-  const double left = top;
-  const double right = reach(full.width, cols);
-  auto extrapolate = [](int edge, int inner, double distance) {
-    return clamp_to_8bit(edge + (edge - inner) * distance);
-  };
-  // Top and bottom padding rows, over the image's own columns.
-  const int last = pad + rows - 1;
-  const int inner_top = rows > 1 ? pad + 1 : pad;
-  const int inner_bottom = rows > 1 ? last - 1 : last;
-  for (int i = pad * ch; i < (pad + cols) * ch; ++i) {
-    const std::uint8_t t = extrapolate(out.ptr(pad)[i], out.ptr(inner_top)[i], top);
-    const std::uint8_t b = extrapolate(out.ptr(last)[i], out.ptr(inner_bottom)[i], bottom);
-    for (int y = 0; y < pad; ++y) {
-      out.ptr(y)[i] = t;
-      out.ptr(last + 1 + y)[i] = b;
-    }
+// A reduced image's padding: `pad` pixels on every side. With borders
+// replicated, the full image continues past its edge with copies of its
+// outermost row or column. The reduced image only knows the mean of the
+// outermost s rows, which at large sigma (when half the kernel's weight falls
+// outside) would shift the whole border region, so the padding continues the
+// last two reduced pixels linearly to where the full image's edge row lies.
+//
+// Made in parts, so that the padding can grow with the rows of an image
+// still being decoded: sides() of a row needs only that row, top() reduced
+// rows 0 and 1, bottom() the last two.
+class Padding {
+ public:
+  Padding(int pad, int scale, cv::Size full, cv::Size small) : pad_(pad), small_(small) {
+    // Distance, in reduced pixels, from the outermost reduced centre to the
+    // full image's edge pixel (0 when a partial last block puts it past it).
+    auto reach = [scale](int full_size, int reduced_size) {
+      const double centre = reduced_coordinate(full_size - 1, scale);
+      return std::max(0.0, centre - (reduced_size - 1));
+    };
+    top_ = -reduced_coordinate(0, scale);
+    bottom_ = reach(full.height, small.height);
+    left_ = top_;
+    right_ = reach(full.width, small.width);
   }
-  // Left and right padding columns, over every row (corners included).
-  const int right_col = pad + cols - 1;
-  const int inner_left = cols > 1 ? pad + 1 : pad;
-  const int inner_right = cols > 1 ? right_col - 1 : right_col;
-  for (int y = 0; y < out.rows; ++y) {
+
+  // Left and right padding columns of padded row y.
+  void sides(cv::Mat& out, int y) const {
+    const int ch = out.channels();
+    const int right_col = pad_ + small_.width - 1;
+    const int inner_left = small_.width > 1 ? pad_ + 1 : pad_;
+    const int inner_right = small_.width > 1 ? right_col - 1 : right_col;
     std::uint8_t* row = out.ptr(y);
     for (int c = 0; c < ch; ++c) {
-      const std::uint8_t l = extrapolate(row[pad * ch + c], row[inner_left * ch + c], left);
-      const std::uint8_t r = extrapolate(row[right_col * ch + c], row[inner_right * ch + c], right);
-      for (int x = 0; x < pad; ++x) {
+      const std::uint8_t l = extrapolate(row[pad_ * ch + c], row[inner_left * ch + c], left_);
+      const std::uint8_t r =
+          extrapolate(row[right_col * ch + c], row[inner_right * ch + c], right_);
+      for (int x = 0; x < pad_; ++x) {
         row[x * ch + c] = l;
         row[(right_col + 1 + x) * ch + c] = r;
       }
     }
   }
+
+  // The `pad` rows above the image, sides included.
+  void top(cv::Mat& out) const {
+    rows_beyond(out, pad_, small_.height > 1 ? pad_ + 1 : pad_, top_, 0);
+  }
+
+  // The `pad` rows below the image, sides included.
+  void bottom(cv::Mat& out) const {
+    const int last = pad_ + small_.height - 1;
+    rows_beyond(out, last, small_.height > 1 ? last - 1 : last, bottom_, last + 1);
+  }
+
+ private:
+  static std::uint8_t extrapolate(int edge, int inner, double distance) {
+    return clamp_to_8bit(edge + (edge - inner) * distance);
+  }
+
+  // Rows [first, first + pad) continue rows `edge` and `inner` by `distance`.
+  void rows_beyond(cv::Mat& out, int edge, int inner, double distance, int first) const {
+    const int ch = out.channels();
+    for (int i = pad_ * ch; i < (pad_ + small_.width) * ch; ++i) {
+      const std::uint8_t v = extrapolate(out.ptr(edge)[i], out.ptr(inner)[i], distance);
+      for (int y = first; y < first + pad_; ++y) out.ptr(y)[i] = v;
+    }
+    for (int y = first; y < first + pad_; ++y) sides(out, y);
+  }
+
+  int pad_;
+  cv::Size small_;
+  double top_ = 0, bottom_ = 0, left_ = 0, right_ = 0;
+};
+
+// `small` with its Padding.
+cv::Mat pad_extrapolated(const cv::Mat& small, int pad, int scale, cv::Size full) {
+  cv::Mat out(small.rows + 2 * pad, small.cols + 2 * pad, small.type());
+  small.copyTo(out(cv::Rect(pad, pad, small.cols, small.rows)));
+  const Padding padding(pad, scale, full, small.size());
+  for (int y = pad; y < pad + small.rows; ++y) padding.sides(out, y);
+  padding.top(out);
+  padding.bottom(out);
   return out;
 }
 

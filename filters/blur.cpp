@@ -29,11 +29,13 @@ Result<void> check_arguments(const cv::Mat& src, double sigma) {
 
 // Small sigmas: OpenCV's 8-bit fixed-point Gaussian, 3 sigma each side, which
 // keeps >99.7% of the kernel mass (normalised) and is cheap at these radii.
-cv::Mat exact_blur(const cv::Mat& src, double sigma) {
+// `border` may add cv::BORDER_ISOLATED, so that a view never reads past its
+// own rows.
+cv::Mat exact_blur(const cv::Mat& src, double sigma, int border = cv::BORDER_REPLICATE) {
   const int radius = static_cast<int>(std::ceil(3.0 * sigma));
   const int ksize = 2 * radius + 1;
   cv::Mat out;
-  cv::GaussianBlur(src, out, cv::Size(ksize, ksize), sigma, sigma, cv::BORDER_REPLICATE);
+  cv::GaussianBlur(src, out, cv::Size(ksize, ksize), sigma, sigma, border);
   return out;
 }
 
@@ -86,7 +88,29 @@ int min_strip_rows(const box_blur::Plan& plan) {
   return std::max(32, 8 * plan.total_radius());
 }
 
+// Rows [begin, end) of the box-cascade blur of `stripes`' image into `out`.
+void blur_strip(const std::vector<Stripe>& stripes, const box_blur::Plan& plan, int channels,
+                int begin, int end, cv::Mat& out, int out_first_row) {
+  for (const Stripe& stripe : stripes) {
+    box_blur::RowStream stream(stripe.input, plan, begin);
+    if (stripe.whole) {
+      for (int y = begin; y < end; ++y) stream.next(out.ptr<std::uint8_t>(out_first_row + y));
+      continue;
+    }
+    std::vector<std::uint8_t> row(static_cast<std::size_t>(stripe.input.cols) * channels);
+    for (int y = begin; y < end; ++y) {
+      stream.next(row.data());
+      stripe.copy_centre(row.data(), out.ptr<std::uint8_t>(out_first_row + y), channels);
+    }
+  }
+}
+
 }  // namespace
+
+int blur_reach(double sigma) {
+  if (sigma < box_blur::kMinSigma) return static_cast<int>(std::ceil(3.0 * sigma));
+  return box_blur::make_plan(sigma).total_radius();
+}
 
 Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRunner& strips) {
   if (auto ok = check_arguments(src, sigma); !ok) return ok;
@@ -100,23 +124,34 @@ Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRun
   }
   const box_blur::Plan plan = box_blur::make_plan(sigma);
   const auto stripes = column_stripes(src, plan);
-  const int channels = src.channels();
   cv::Mat out(src.size(), src.type());  // fresh buffer, so dst may alias src
   run_strips(strips, src.rows, min_strip_rows(plan), [&](int begin, int end) {
-    for (const Stripe& stripe : stripes) {
-      box_blur::RowStream stream(stripe.input, plan, begin);
-      if (stripe.whole) {
-        for (int y = begin; y < end; ++y) stream.next(out.ptr<std::uint8_t>(y));
-        continue;
-      }
-      std::vector<std::uint8_t> row(static_cast<std::size_t>(stripe.input.cols) * channels);
-      for (int y = begin; y < end; ++y) {
-        stream.next(row.data());
-        stripe.copy_centre(row.data(), out.ptr<std::uint8_t>(y), channels);
-      }
-    }
+    blur_strip(stripes, plan, src.channels(), begin, end, out, 0);
   });
   dst = std::move(out);
+  return {};
+}
+
+Result<void> blur_rows(const cv::Mat& src, cv::Mat& dst, double sigma, int first, int last) {
+  if (auto ok = check_arguments(src, sigma); !ok) return ok;
+  if (dst.size() != src.size() || dst.type() != src.type() || first < 0 || first > last ||
+      last > src.rows) {
+    return {ErrorCode::internal, "blur_rows: rows or output outside the image"};
+  }
+  if (first == last) return {};
+  // Output row y depends on input rows y - reach .. y + reach only, so the
+  // band's rows come out right even though the band's own edges (where they
+  // are not the image's) are replicated.
+  const int reach = blur_reach(sigma);
+  const int top = std::max(0, first - reach);
+  const cv::Mat band = src.rowRange(top, std::min(src.rows, last + reach));
+  if (sigma < box_blur::kMinSigma) {
+    const cv::Mat blurred = exact_blur(band, sigma, cv::BORDER_REPLICATE | cv::BORDER_ISOLATED);
+    blurred.rowRange(first - top, last - top).copyTo(dst.rowRange(first, last));
+    return {};
+  }
+  const box_blur::Plan plan = box_blur::make_plan(sigma);
+  blur_strip(column_stripes(band, plan), plan, src.channels(), first - top, last - top, dst, top);
   return {};
 }
 

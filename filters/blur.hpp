@@ -24,6 +24,19 @@ inline constexpr double kBlurMaxSigma = 100.0;
 // or the image type is not 8-bit with 1 or 3 channels.
 Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRunner& strips = {});
 
+// How many rows above and below a row of blur()'s output it depends on:
+// ceil(3 sigma) for the exact kernel, the boxes' total radius above it.
+// sigma in [kBlurMinSigma, kBlurMaxSigma].
+int blur_reach(double sigma);
+
+// Rows [first, last) of blur(src) into the same rows of `dst` (already
+// src's size and type), the same bytes blur() gives, read from src's rows
+// [first - reach, last + reach) only (clamped to the image; reach =
+// blur_reach(sigma)). For a caller whose input rows arrive a band at a time.
+// Errors: those of blur(); internal for a `dst` of another size or type or
+// rows outside 0 <= first <= last <= src.rows.
+Result<void> blur_rows(const cv::Mat& src, cv::Mat& dst, double sigma, int first, int last);
+
 // blur followed by contour in one pass over the image: each strip's blurred
 // rows go straight into the contour filter while they are in cache, and the
 // blurred image is never stored. The output is identical to running blur()

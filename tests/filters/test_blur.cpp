@@ -209,3 +209,36 @@ TEST_CASE("column stripes for very wide images give the same output as one strea
     CHECK(cv::norm(striped_fused, whole_fused, cv::NORM_INF) == 0);
   }
 }
+
+TEST_CASE("blur_rows gives blur's rows band by band, reading only the rows it may") {
+  for (int channels : {1, 3}) {
+    const cv::Mat src = test::synthetic_image(71, 123, channels, 4);
+    for (double sigma : {0.5, 1.25, 1.5, 2.0, 5.0, 30.0}) {
+      CAPTURE(channels);
+      CAPTURE(sigma);
+      cv::Mat whole;
+      REQUIRE(blur(src, whole, sigma).ok());
+      const int reach = blur_reach(sigma);
+      for (int band : {1, 5, 32, 200}) {
+        CAPTURE(band);
+        cv::Mat banded(src.size(), src.type(), cv::Scalar::all(0));
+        for (int first = 0; first < src.rows; first += band) {
+          const int last = std::min(src.rows, first + band);
+          // Rows past what the band may read are poisoned: reading them
+          // would change the output.
+          cv::Mat partial = src.clone();
+          const int readable = std::min(src.rows, last + reach);
+          partial.rowRange(readable, src.rows).setTo(cv::Scalar::all(first % 2 == 0 ? 0 : 255));
+          REQUIRE(blur_rows(partial, banded, sigma, first, last).ok());
+        }
+        CHECK(cv::norm(banded, whole, cv::NORM_INF) == 0);
+      }
+    }
+  }
+  cv::Mat wrong_size(3, 3, CV_8UC3);
+  const cv::Mat src = test::synthetic_image(8, 8, 3);
+  CHECK(blur_rows(src, wrong_size, 2.0, 0, 8).error().code == ErrorCode::internal);
+  cv::Mat dst(src.size(), src.type());
+  CHECK(blur_rows(src, dst, 2.0, 4, 9).error().code == ErrorCode::internal);
+  CHECK(blur_rows(src, dst, 0.0, 0, 8).error().code == ErrorCode::invalid_parameter);
+}
