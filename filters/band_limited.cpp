@@ -331,19 +331,19 @@ class Upsampler {
   std::vector<std::vector<std::int16_t>> phase_rows_;  // one filtered row per phase
 };
 
-Result<void> check_arguments(const cv::Mat& small, double sigma, int scale, cv::Size full) {
+Result<void> check_arguments(cv::Size small, int type, double sigma, int scale, cv::Size full) {
   if (scale != 2 && scale != 4 && scale != 8) {
     return {ErrorCode::invalid_parameter,
             "band-limited blur: scale must be 2, 4 or 8, got " + std::to_string(scale)};
   }
-  if (small.depth() != CV_8U || (small.channels() != 1 && small.channels() != 3)) {
+  if (CV_MAT_DEPTH(type) != CV_8U || (CV_MAT_CN(type) != 1 && CV_MAT_CN(type) != 3)) {
     return {ErrorCode::invalid_parameter, "band-limited blur: expects an 8-bit grey or BGR image"};
   }
-  if (full.width < 1 || full.height < 1 || small.cols != (full.width + scale - 1) / scale ||
-      small.rows != (full.height + scale - 1) / scale) {
+  if (full.width < 1 || full.height < 1 || small.width != (full.width + scale - 1) / scale ||
+      small.height != (full.height + scale - 1) / scale) {
     return {ErrorCode::invalid_parameter, "band-limited blur: the reduced image is " +
-                                              std::to_string(small.cols) + "x" +
-                                              std::to_string(small.rows) + ", not 1/" +
+                                              std::to_string(small.width) + "x" +
+                                              std::to_string(small.height) + ", not 1/" +
                                               std::to_string(scale) + " of the full size"};
   }
   const double reduced_sigma = sigma / scale;
@@ -353,6 +353,17 @@ Result<void> check_arguments(const cv::Mat& small, double sigma, int scale, cv::
   }
   return {};
 }
+
+// Enough padding that the blur never reaches the padding's own border (the
+// blur's kernels reach at most 3 sigma) and the cubic's 2 taps beyond.
+int padding_for(double reduced_sigma) {
+  return static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
+}
+
+// Reduced rows are blurred in bands at least this tall (each band also reads
+// blur_reach rows on either side): short enough that the first strips can
+// start early, long enough that the bands' overlap costs little.
+constexpr int kBlurBandRows = 16;
 
 }  // namespace
 
@@ -369,18 +380,85 @@ int band_limited_scale(double sigma, int width, int height) {
 Result<BandLimitedImage> BandLimitedImage::prepare(const cv::Mat& small, double sigma, int scale,
                                                    cv::Size full, AfterBlur after,
                                                    const StripRunner& strips) {
-  if (auto ok = check_arguments(small, sigma, scale, full); !ok) return ok.error();
-  const double reduced_sigma = sigma / scale;
+  if (auto ok = check_arguments(small.size(), small.type(), sigma, scale, full); !ok) {
+    return ok.error();
+  }
   BandLimitedImage image;
-  // Enough padding that the blur never reaches the padding's own border
-  // (the blur's kernels reach at most 3 sigma) and the cubic's 2 taps beyond.
-  image.pad_ = static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
-  image.padded_ = pad_extrapolated(small, image.pad_, scale, full);
-  if (auto ok = blur(image.padded_, image.padded_, reduced_sigma, strips); !ok) return ok.error();
+  image.reduced_sigma_ = sigma / scale;
+  image.pad_ = padding_for(image.reduced_sigma_);
+  if (auto ok = blur(pad_extrapolated(small, image.pad_, scale, full), image.blurred_,
+                     image.reduced_sigma_, strips);
+      !ok) {
+    return ok.error();
+  }
   image.scale_ = scale;
   image.full_ = full;
+  image.small_ = small.size();
+  image.after_ = after;
+  image.taken_ = small.rows;
+  image.blurred_rows_ = image.blurred_.rows;
+  image.ready_rows_ = full.height;
+  return image;
+}
+
+Result<BandLimitedImage> BandLimitedImage::start(cv::Size small_size, int type, double sigma,
+                                                 int scale, cv::Size full, AfterBlur after) {
+  if (auto ok = check_arguments(small_size, type, sigma, scale, full); !ok) return ok.error();
+  BandLimitedImage image;
+  image.reduced_sigma_ = sigma / scale;
+  image.pad_ = padding_for(image.reduced_sigma_);
+  const cv::Size padded(small_size.width + 2 * image.pad_, small_size.height + 2 * image.pad_);
+  image.padded_.create(padded, type);
+  // Zeroed, so that a stream reading a row before it is ready would read a
+  // fixed wrong value (and the tests see it), never stale memory.
+  image.blurred_ = cv::Mat::zeros(padded, type);
+  image.scale_ = scale;
+  image.full_ = full;
+  image.small_ = small_size;
   image.after_ = after;
   return image;
+}
+
+Result<void> BandLimitedImage::take_rows(const cv::Mat& small, int rows) {
+  if (small.size() != small_ || small.type() != blurred_.type() || rows < taken_ ||
+      rows > small_.height) {
+    return {ErrorCode::internal, "band-limited blur: take_rows outside the reduced image"};
+  }
+  if (rows == taken_) return {};
+  const Padding padding(pad_, scale_, full_, small_);
+  for (int y = taken_; y < rows; ++y) {
+    small.row(y).copyTo(padded_.row(pad_ + y).colRange(pad_, pad_ + small_.width));
+    padding.sides(padded_, pad_ + y);
+  }
+  const int top_needs = std::min(2, small_.height);  // Padding::top reads rows 0 and 1
+  if (taken_ < top_needs && rows >= top_needs) padding.top(padded_);
+  taken_ = rows;
+  if (taken_ == small_.height) padding.bottom(padded_);
+  blur_ready_rows();
+  return {};
+}
+
+void BandLimitedImage::blur_ready_rows() {
+  const int all = padded_.rows;
+  const bool complete = taken_ == small_.height;
+  // Padded rows final so far: the top padding and the rows taken, or all.
+  const int top_needs = std::min(2, small_.height);
+  const int final_rows = complete ? all : (taken_ >= top_needs ? pad_ + taken_ : 0);
+  const int target = complete ? all : final_rows - blur_reach(reduced_sigma_);
+  if (target <= blurred_rows_ || (!complete && target - blurred_rows_ < kBlurBandRows)) return;
+  // The arguments were checked in start(): blur_rows cannot fail.
+  (void)blur_rows(padded_, blurred_, reduced_sigma_, blurred_rows_, target);
+  blurred_rows_ = target;
+  if (complete) {
+    padded_.release();
+    ready_rows_ = full_.height;
+    return;
+  }
+  // A stream making rows [a, b) reads the upsampled rows up to b + 1 (the
+  // contour's row below, and a pair made at once), and full row y reads
+  // padded rows up to pad + floor(reduced_coordinate(y)) + 2. This bound
+  // keeps two padded rows to spare.
+  ready_rows_ = std::clamp((blurred_rows_ - pad_ - 4) * scale_ - 2, 0, full_.height);
 }
 
 namespace {
@@ -448,8 +526,8 @@ class BandLimitedStream final : public RowStream {
 }  // namespace
 
 RowSource BandLimitedImage::rows() const {
-  return RowSource{full_, padded_.type(), [this](int first) -> std::unique_ptr<RowStream> {
-                     return std::make_unique<BandLimitedStream>(padded_, pad_, scale_, full_,
+  return RowSource{full_, blurred_.type(), [this](int first) -> std::unique_ptr<RowStream> {
+                     return std::make_unique<BandLimitedStream>(blurred_, pad_, scale_, full_,
                                                                 after_, first);
                    }};
 }

@@ -216,6 +216,81 @@ TEST_CASE("BandLimitedImage: streams from any row make band_limited_blur's rows"
         ErrorCode::invalid_parameter);
 }
 
+TEST_CASE("BandLimitedImage built row by row: each strip, once ready, makes prepare()'s rows") {
+  // Sizes with partial last blocks and a reduced image only a few rows
+  // tall; sigmas on both sides of the blur's exact/box switch (sigma / scale
+  // 1.5); rows arriving one, a few, or all at a time.
+  struct Case {
+    cv::Size full;
+    int scale;
+    double sigma;
+  };
+  for (const Case& c : {Case{{157, 118}, 4, 5}, Case{{157, 118}, 4, 9}, Case{{640, 480}, 4, 5},
+                        Case{{333, 701}, 8, 30}, Case{{101, 67}, 2, 2.5}, Case{{64, 33}, 2, 4}}) {
+    for (int channels : {1, 3}) {
+      const cv::Size size((c.full.width + c.scale - 1) / c.scale,
+                          (c.full.height + c.scale - 1) / c.scale);
+      const cv::Mat small = test::synthetic_image(size.width, size.height, channels, 11);
+      for (AfterBlur after : {AfterBlur::nothing, AfterBlur::contour}) {
+        cv::Mat expected;
+        REQUIRE(band_limited_blur(small, expected, c.sigma, c.scale, c.full, after).ok());
+        for (int step : {1, 3, 17, size.height}) {
+          CAPTURE(c.full);
+          CAPTURE(c.sigma);
+          CAPTURE(channels);
+          CAPTURE(step);
+          auto image = BandLimitedImage::start(size, small.type(), c.sigma, c.scale, c.full, after);
+          REQUIRE(image.ok());
+          const RowSource source = image->rows();
+          cv::Mat got(c.full, small.type(), cv::Scalar::all(7));
+          // Strips of 16 rows, each made as soon as ready_rows() allows.
+          constexpr int kStrip = 16;
+          int made = 0;
+          int last_ready = 0;
+          int made_early = 0;  // rows made before the last reduced row came
+          for (int rows = 0; rows < size.height;) {
+            if (rows + step < size.height) made_early = made;
+            rows = std::min(size.height, rows + step);
+            REQUIRE(image->take_rows(small, rows).ok());
+            CHECK(image->ready_rows() >= last_ready);
+            last_ready = image->ready_rows();
+            while (made < c.full.height && std::min(made + kStrip, c.full.height) <= last_ready) {
+              const int n = std::min(kStrip, c.full.height - made);
+              source.open(made)->next(n, got.ptr<std::uint8_t>(made), got.step);
+              made += n;
+            }
+          }
+          CHECK(last_ready == c.full.height);
+          CHECK(made == c.full.height);
+          // The point of it: on a tall image, most strips can go early.
+          if (c.full.height >= 400 && step < size.height) CHECK(made_early > c.full.height / 2);
+          CHECK(cv::norm(got, expected, cv::NORM_INF) == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("BandLimitedImage::start and take_rows refuse what does not fit") {
+  const cv::Mat small = test::synthetic_image(40, 30, 3, 6);
+  const cv::Size full(157, 118);
+  CHECK(
+      BandLimitedImage::start(small.size(), CV_8UC3, 6, 3, full, AfterBlur::nothing).error().code ==
+      ErrorCode::invalid_parameter);
+  CHECK(BandLimitedImage::start({41, 30}, CV_8UC3, 6, 4, full, AfterBlur::nothing).error().code ==
+        ErrorCode::invalid_parameter);
+  auto image = BandLimitedImage::start(small.size(), CV_8UC3, 6, 4, full, AfterBlur::nothing);
+  REQUIRE(image.ok());
+  CHECK(image->ready_rows() == 0);
+  REQUIRE(image->take_rows(small, 10).ok());
+  CHECK(image->take_rows(small, 9).error().code == ErrorCode::internal);
+  CHECK(image->take_rows(small, 31).error().code == ErrorCode::internal);
+  const cv::Mat grey = test::synthetic_image(40, 30, 1, 6);
+  CHECK(image->take_rows(grey, 20).error().code == ErrorCode::internal);
+  REQUIRE(image->take_rows(small, 30).ok());
+  CHECK(image->ready_rows() == full.height);
+}
+
 TEST_CASE("band_limited_blur with contour is the upsampled blur followed by contour") {
   const cv::Mat small = test::synthetic_image(100, 60, 3, 4);
   cv::Mat blurred, expected, fused;
