@@ -360,10 +360,11 @@ int padding_for(double reduced_sigma) {
   return static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
 }
 
-// Reduced rows are blurred in bands at least this tall (each band also reads
-// blur_reach rows on either side): short enough that the first strips can
-// start early, long enough that the bands' overlap costs little.
-constexpr int kBlurBandRows = 16;
+// Reduced rows are blurred in bands that stand for at least this many full
+// rows (one JPEG encoder strip), and each band also reads blur_reach rows
+// on either side: short enough that the first strips can start early, long
+// enough that the bands' overlap and calls cost little.
+constexpr int kBlurBandFullRows = 128;
 
 }  // namespace
 
@@ -445,7 +446,9 @@ void BandLimitedImage::blur_ready_rows() {
   const int top_needs = std::min(2, small_.height);
   const int final_rows = complete ? all : (taken_ >= top_needs ? pad_ + taken_ : 0);
   const int target = complete ? all : final_rows - blur_reach(reduced_sigma_);
-  if (target <= blurred_rows_ || (!complete && target - blurred_rows_ < kBlurBandRows)) return;
+  if (target <= blurred_rows_ ||
+      (!complete && (target - blurred_rows_) * scale_ < kBlurBandFullRows))
+    return;
   // The arguments were checked in start(): blur_rows cannot fail.
   (void)blur_rows(padded_, blurred_, reduced_sigma_, blurred_rows_, target);
   blurred_rows_ = target;

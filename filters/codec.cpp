@@ -53,7 +53,10 @@ cv::Mat apply_exif_orientation(cv::Mat image, int orientation) {
 // refuses, through OpenCV's libjpeg path (which converts them to BGR) at full
 // size whatever the scale. EXIF orientation is applied after either.
 Result<cv::Mat> decode_jpeg_oriented(std::string_view bytes, const DecodeOptions& options) {
-  auto decoded = decode_jpeg(bytes, options.scale_denom, options.strips);
+  const int orientation = jpeg_exif_orientation(bytes);
+  // Rows are final as decoded only when no orientation moves them after.
+  auto decoded = decode_jpeg(bytes, options.scale_denom, options.strips,
+                             orientation == 1 ? options.on_rows : RowsDecoded{});
   cv::Mat image;
   if (decoded) {
     image = std::move(decoded.value());
@@ -65,7 +68,7 @@ Result<cv::Mat> decode_jpeg_oriented(std::string_view bytes, const DecodeOptions
   } else {
     return decoded.error();
   }
-  return apply_exif_orientation(std::move(image), jpeg_exif_orientation(bytes));
+  return apply_exif_orientation(std::move(image), orientation);
 }
 
 // cv::imdecode picks its decoder by its own signature checks, over every

@@ -15,6 +15,7 @@
 
 #include "core/result.hpp"
 #include "filters/image_format.hpp"
+#include "filters/jpeg_codec.hpp"
 #include "filters/strips.hpp"
 
 namespace pixpool {
@@ -39,6 +40,10 @@ struct DecodeOptions {
   // JPEG only: parallel strips for files with restart markers at MCU row
   // starts (filters/jpeg_codec.hpp); empty means one thread.
   StripRunner strips;
+  // JPEG only: told of the rows as they are decoded, when the JPEG is
+  // decoded serially and needs no EXIF orientation (decode_jpeg's on_rows:
+  // the Mat it gets is the decoded image's pixels). Otherwise not called.
+  RowsDecoded on_rows;
 };
 
 // Decodes `bytes`. The header is checked first: more than `max_pixels` pixels

@@ -369,6 +369,9 @@ struct RowTarget {
   JDIMENSION width;
   int components;
   unsigned discarded_bytes;  // out: bytes libjpeg skipped and did not yet warn about
+  // Told of the rows kept so far after each batch (skip must be 0), or null.
+  const RowsDecoded* on_rows = nullptr;
+  const cv::Mat* image = nullptr;  // what on_rows is given
 };
 
 // Guarded.
@@ -391,6 +394,9 @@ bool decode_rows(Decompressor& d, RowTarget& t) {
           row >= t.skip && row - t.skip < t.keep ? t.first + (row - t.skip) * t.step : t.scratch;
     }
     jpeg_read_scanlines(&d.cinfo, rows, n);
+    if (t.on_rows != nullptr) {
+      (*t.on_rows)(*t.image, static_cast<int>(std::min(d.cinfo.output_scanline, t.keep)));
+    }
   }
   jpeg_finish_decompress(&d.cinfo);
   t.discarded_bytes = d.cinfo.marker->discarded_bytes;
@@ -603,68 +609,141 @@ Result<void> check_encodable_jpeg(cv::Size size, int type, int quality) {
   return {};
 }
 
-// Encodes the image `whole` describes (its pixels or its source) in strips
-// of kEncodeUnitRows MCU rows through `strips`, and stitches them.
-Result<std::string> encode_in_strips(const EncodeInput& whole, const StripRunner& strips) {
-  const int mcu_height = whole.channels == 1 ? 8 : 16;  // grey: 8x8 blocks; colour: 4:2:0
-  const int unit_rows = kEncodeUnitRows * mcu_height;
-  const int units = (whole.height + unit_rows - 1) / unit_rows;
-  auto input_for = [&](int unit_begin, int unit_end) {
-    const int row_begin = unit_begin * unit_rows;
-    const int row_end = std::min(unit_end * unit_rows, whole.height);
-    EncodeInput part = whole;
+// An image to encode cut into units of kEncodeUnitRows MCU rows, each unit
+// (or run of units) encoded as its own JPEG, then stitched.
+class EncodePlan {
+ public:
+  explicit EncodePlan(const EncodeInput& whole)
+      : whole_(whole),
+        unit_rows_(kEncodeUnitRows * (whole.channels == 1 ? 8 : 16)),  // grey 8x8; colour 4:2:0
+        pieces_(static_cast<std::size_t>((whole.height + unit_rows_ - 1) / unit_rows_)) {}
+
+  int units() const { return static_cast<int>(pieces_.size()); }
+  int unit_rows() const { return unit_rows_; }
+  int height() const { return whole_.height; }
+
+  // Encodes units [begin, end) as one piece. Pieces that do not overlap may
+  // be encoded concurrently.
+  void encode(int begin, int end) {
+    const int row_begin = begin * unit_rows_;
+    const int row_end = std::min(end * unit_rows_, whole_.height);
+    EncodeInput part = whole_;
     part.height = row_end - row_begin;
-    part.first_row = whole.first_row + row_begin;
-    if (whole.pixels != nullptr) part.pixels = whole.pixels + row_begin * whole.step;
-    return part;
-  };
-
-  std::vector<EncodedStrip> pieces(static_cast<std::size_t>(units));
-  run_strips(strips, units, 1, [&](int begin, int end) {
-    if (begin >= end) return;
-    EncodedStrip& piece = pieces[static_cast<std::size_t>(begin)];
+    part.first_row = whole_.first_row + row_begin;
+    if (whole_.pixels != nullptr) part.pixels = whole_.pixels + row_begin * whole_.step;
+    EncodedStrip& piece = pieces_[static_cast<std::size_t>(begin)];
     piece.end_unit = end;
-    encode_strip(input_for(begin, end), piece);
+    encode_strip(part, piece);
+  }
+
+  // Once pieces cover every unit: the JPEG. Stitched: the first piece's
+  // header, with the whole image's height, then every piece's entropy-coded
+  // data, joined by RST7 (see kEncodeUnitRows).
+  Result<std::string> stitch() const {
+    const EncodedStrip& head = pieces_.front();
+    if (!head.ok) return encode_error(head);
+    if (head.end_unit == units()) {  // one piece: libjpeg's own output
+      return std::string(reinterpret_cast<const char*>(head.bytes.get()), head.size);
+    }
+    const auto head_layout = own_layout(head.bytes.get(), head.size);
+    if (!head_layout) return Error{ErrorCode::internal, "unexpected JPEG layout from libjpeg"};
+    std::vector<std::pair<const EncodedStrip*, OwnLayout>> parts;
+    std::size_t total = head_layout->scan_begin + 2;
+    for (int u = 0; u < units();) {
+      const EncodedStrip& piece = pieces_[static_cast<std::size_t>(u)];
+      if (!piece.ok) return encode_error(piece);
+      if (piece.end_unit <= u) return Error{ErrorCode::internal, "strip runner skipped rows"};
+      auto layout = own_layout(piece.bytes.get(), piece.size);
+      if (!layout) return Error{ErrorCode::internal, "unexpected JPEG layout from libjpeg"};
+      total += layout->scan_end - layout->scan_begin + 2;
+      parts.emplace_back(&piece, *layout);
+      u = piece.end_unit;
+    }
+    std::string out;
+    out.reserve(total);
+    out.append(reinterpret_cast<const char*>(head.bytes.get()), head_layout->scan_begin);
+    out[head_layout->sof_height_at] = static_cast<char>((whole_.height >> 8) & 0xFF);
+    out[head_layout->sof_height_at + 1] = static_cast<char>(whole_.height & 0xFF);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0) out += "\xFF\xD7";
+      const auto& [piece, layout] = parts[i];
+      out.append(reinterpret_cast<const char*>(piece->bytes.get()) + layout.scan_begin,
+                 layout.scan_end - layout.scan_begin);
+    }
+    out += "\xFF\xD9";
+    return out;
+  }
+
+ private:
+  EncodeInput whole_;
+  int unit_rows_;
+  std::vector<EncodedStrip> pieces_;  // pieces_[u]: the piece starting at unit u, if any
+};
+
+// Encodes the image `whole` describes (its pixels or its source) in strips
+// of whole units through `strips`, and stitches them.
+Result<std::string> encode_in_strips(const EncodeInput& whole, const StripRunner& strips) {
+  EncodePlan plan(whole);
+  run_strips(strips, plan.units(), 1, [&](int begin, int end) {
+    if (begin < end) plan.encode(begin, end);
   });
+  return plan.stitch();
+}
 
-  const EncodedStrip& head = pieces.front();
-  if (!head.ok) return encode_error(head);
-  if (head.end_unit == units) {  // one strip: libjpeg's own output
-    return std::string(reinterpret_cast<const char*>(head.bytes.get()), head.size);
+// The checks encode_jpeg(RowSource) makes, and its EncodeInput.
+Result<EncodeInput> source_input(const RowSource& source, int quality) {
+  if (auto ok = check_encodable_jpeg(source.size, source.type, quality); !ok) return ok.error();
+  if (CV_MAT_CN(source.type) == 4 || !source.open) {
+    return Error{ErrorCode::internal, "encode_jpeg expects a grey or BGR row source"};
   }
-
-  // Stitch: the first strip's header, with the whole image's height, then
-  // every strip's entropy-coded data, joined by RST7 (see kEncodeUnitRows).
-  const auto head_layout = own_layout(head.bytes.get(), head.size);
-  if (!head_layout) return Error{ErrorCode::internal, "unexpected JPEG layout from libjpeg"};
-  std::vector<std::pair<const EncodedStrip*, OwnLayout>> parts;
-  std::size_t total = head_layout->scan_begin + 2;
-  for (int u = 0; u < units;) {
-    const EncodedStrip& piece = pieces[static_cast<std::size_t>(u)];
-    if (!piece.ok) return encode_error(piece);
-    if (piece.end_unit <= u) return Error{ErrorCode::internal, "strip runner skipped rows"};
-    auto layout = own_layout(piece.bytes.get(), piece.size);
-    if (!layout) return Error{ErrorCode::internal, "unexpected JPEG layout from libjpeg"};
-    total += layout->scan_end - layout->scan_begin + 2;
-    parts.emplace_back(&piece, *layout);
-    u = piece.end_unit;
-  }
-  std::string out;
-  out.reserve(total);
-  out.append(reinterpret_cast<const char*>(head.bytes.get()), head_layout->scan_begin);
-  out[head_layout->sof_height_at] = static_cast<char>((whole.height >> 8) & 0xFF);
-  out[head_layout->sof_height_at + 1] = static_cast<char>(whole.height & 0xFF);
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += "\xFF\xD7";
-    const auto& [piece, layout] = parts[i];
-    out.append(reinterpret_cast<const char*>(piece->bytes.get()) + layout.scan_begin,
-               layout.scan_end - layout.scan_begin);
-  }
-  out += "\xFF\xD9";
-  return out;
+  const int channels = CV_MAT_CN(source.type);
+  const auto row_bytes = static_cast<std::size_t>(source.size.width) * channels;
+  return EncodeInput{nullptr,           row_bytes,          &source,  0,
+                     source.size.width, source.size.height, channels, quality};
 }
 
 }  // namespace
+
+// Holds its own copy of the source, which its EncodeInput points to.
+struct JpegStripEncoder::Plan {
+  Plan(RowSource source_copy, const EncodeInput& input)
+      : source(std::move(source_copy)), encode(with_source(input, &source)) {}
+  static EncodeInput with_source(EncodeInput input, const RowSource* source) {
+    input.source = source;
+    return input;
+  }
+  RowSource source;
+  EncodePlan encode;
+};
+
+Result<JpegStripEncoder> JpegStripEncoder::create(const RowSource& source, int quality) {
+  auto input = source_input(source, quality);
+  if (!input) return input.error();
+  JpegStripEncoder encoder;
+  encoder.plan_ = std::make_unique<Plan>(source, *input);
+  return encoder;
+}
+
+JpegStripEncoder::JpegStripEncoder() = default;
+JpegStripEncoder::JpegStripEncoder(JpegStripEncoder&&) noexcept = default;
+JpegStripEncoder& JpegStripEncoder::operator=(JpegStripEncoder&&) noexcept = default;
+JpegStripEncoder::~JpegStripEncoder() = default;
+
+int JpegStripEncoder::strips() const {
+  return plan_->encode.units();
+}
+
+int JpegStripEncoder::strip_end(int i) const {
+  return std::min((i + 1) * plan_->encode.unit_rows(), plan_->encode.height());
+}
+
+void JpegStripEncoder::encode(int i) {
+  plan_->encode.encode(i, i + 1);
+}
+
+Result<std::string> JpegStripEncoder::finish() {
+  return plan_->encode.stitch();
+}
 
 Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRunner& strips) {
   if (image.dims != 2) {
@@ -677,29 +756,24 @@ Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRu
 }
 
 Result<std::string> encode_jpeg(const RowSource& source, int quality, const StripRunner& strips) {
-  if (auto ok = check_encodable_jpeg(source.size, source.type, quality); !ok) return ok.error();
-  if (CV_MAT_CN(source.type) == 4 || !source.open) {
-    return Error{ErrorCode::internal, "encode_jpeg expects a grey or BGR row source"};
-  }
-  const int channels = CV_MAT_CN(source.type);
-  const auto row_bytes = static_cast<std::size_t>(source.size.width) * channels;
-  return encode_in_strips(EncodeInput{nullptr, row_bytes, &source, 0, source.size.width,
-                                      source.size.height, channels, quality},
-                          strips);
+  auto input = source_input(source, quality);
+  if (!input) return input.error();
+  return encode_in_strips(*input, strips);
 }
 
 bool is_cmyk_jpeg_error(const Error& error) {
   return error.code == ErrorCode::unsupported_image && error.message == kCmykMessage;
 }
 
-Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const StripRunner& strips) {
-  return detail::decode_jpeg(bytes, scale_denom, strips, nullptr);
+Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const StripRunner& strips,
+                            const RowsDecoded& on_rows) {
+  return detail::decode_jpeg(bytes, scale_denom, strips, nullptr, on_rows);
 }
 
 namespace detail {
 
 Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const StripRunner& strips,
-                            JpegDecodePath* path) {
+                            JpegDecodePath* path, const RowsDecoded& on_rows) {
   if (path != nullptr) *path = JpegDecodePath::serial;
   if (scale_denom != 1 && scale_denom != 2 && scale_denom != 4 && scale_denom != 8) {
     return Error{ErrorCode::internal, "scale_denom must be 1, 2, 4 or 8"};
@@ -754,6 +828,10 @@ Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const Strip
                    static_cast<JDIMENSION>(image.cols),
                    image.channels(),
                    0};
+  if (on_rows) {
+    target.on_rows = &on_rows;
+    target.image = &image;
+  }
   if (!decode_rows(d, target)) return decode_error(d);
   return image;
 }

@@ -16,6 +16,8 @@
 // Both are strict the way the TurboJPEG code they replace was: a libjpeg
 // warning (truncated or corrupt data) is an error, and nothing is printed.
 
+#include <functional>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <string>
 #include <string_view>
@@ -43,6 +45,37 @@ Result<std::string> encode_jpeg(const cv::Mat& image, int quality, const StripRu
 Result<std::string> encode_jpeg(const RowSource& source, int quality,
                                 const StripRunner& strips = {});
 
+// encode_jpeg(RowSource) one strip at a time, for a caller that starts each
+// strip as soon as its rows can be made (pipeline/overlapped_job.cpp): the
+// bytes are encode_jpeg(source, quality)'s whatever order or threads the
+// strips run in. The encoder keeps a copy of `source`; what its streams
+// read must outlive the encoder.
+class JpegStripEncoder {
+ public:
+  // Errors: those of encode_jpeg(RowSource).
+  static Result<JpegStripEncoder> create(const RowSource& source, int quality);
+  JpegStripEncoder(JpegStripEncoder&&) noexcept;
+  JpegStripEncoder& operator=(JpegStripEncoder&&) noexcept;
+  ~JpegStripEncoder();
+
+  // Strip i covers rows [strip_end(i - 1), strip_end(i)) (strip_end(-1) is
+  // 0): 8 MCU rows, 128 pixel rows in colour and 64 in grey, the last one
+  // shorter.
+  int strips() const;
+  int strip_end(int i) const;
+  // Encodes strip i, 0 <= i < strips(), once; different strips may be
+  // encoded concurrently. A failure shows in finish().
+  void encode(int i);
+  // After every strip: the JPEG. Errors: out_of_memory or internal when a
+  // strip failed (the first failed strip's error).
+  Result<std::string> finish();
+
+ private:
+  struct Plan;
+  JpegStripEncoder();
+  std::unique_ptr<Plan> plan_;
+};
+
 // Decodes a JPEG at 1/scale_denom (1, 2, 4 or 8) of its size: the result is
 // ceil(width / scale_denom) x ceil(height / scale_denom), as libjpeg computes
 // output_width/height. CV_8UC1 for greyscale JPEGs, CV_8UC3 (BGR) for the
@@ -60,8 +93,15 @@ Result<std::string> encode_jpeg(const RowSource& source, int quality,
 // corrupt data) sends the whole image to the serial decoder, so a corrupt
 // file gives exactly the serial decoder's error or pixels.
 // Errors: unsupported_image, internal (scale_denom not 1, 2, 4 or 8).
-Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom,
-                            const StripRunner& strips = {});
+//
+// `on_rows`, when the file is decoded serially, is called on the decoding
+// thread each time more rows of the result are final: rows [0, rows) of
+// `image`, the Mat decode_jpeg then returns; the last call has them all.
+// Nothing is called when strips decode the file or it is refused before its
+// first row. An exception from it ends the decode and propagates.
+using RowsDecoded = std::function<void(const cv::Mat& image, int rows)>;
+Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const StripRunner& strips = {},
+                            const RowsDecoded& on_rows = {});
 
 // True for decode_jpeg's refusal of a CMYK or YCCK JPEG.
 bool is_cmyk_jpeg_error(const Error& error);
@@ -74,7 +114,7 @@ namespace detail {
 enum class JpegDecodePath { serial, strips, strips_fell_back };
 
 Result<cv::Mat> decode_jpeg(std::string_view bytes, int scale_denom, const StripRunner& strips,
-                            JpegDecodePath* path);
+                            JpegDecodePath* path, const RowsDecoded& on_rows = {});
 
 }  // namespace detail
 }  // namespace pixpool

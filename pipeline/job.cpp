@@ -8,6 +8,7 @@
 
 #include "filters/band_limited.hpp"
 #include "filters/jpeg_codec.hpp"
+#include "pipeline/overlapped_job.hpp"
 
 namespace pixpool {
 namespace {
@@ -55,76 +56,59 @@ BandLimitedPlan plan_band_limited(std::string_view input, const ImageHeader& hea
   return plan;
 }
 
-// What decode_and_filter made: the filtered image, or, for a chain that is
-// only a band-limited blur (and contour) into a JPEG, the prepared
-// band-limited image, whose rows the encoder makes strip by strip as it
-// goes: the full-size result then never exists whole (a 12 MP image is 36 MB
-// less, and stays in cache between filter and encoder).
+// What filter() made: the filtered image, or, for a chain that is only a
+// band-limited blur (and contour) into a JPEG, the prepared band-limited
+// image, whose rows the encoder makes strip by strip as it goes: the
+// full-size result then never exists whole (a 12 MP image is 36 MB less,
+// and stays in cache between filter and encoder).
 struct Filtered {
   cv::Mat pixels;
   std::optional<BandLimitedImage> rows;
 };
 
-// decode + filters, band-limited where the plan says so. Fills the decode
-// and filter times. A decoder that could not scale (a CMYK JPEG) gives the
-// full-size image, which then takes the ordinary path.
-Result<Filtered> decode_and_filter(std::string_view input, const ImageHeader& header,
-                                   const JobParams& job, ImageFormat format,
-                                   const StripRunner& strips, StageTimes& times) {
-  auto start = Clock::now();
-  const BandLimitedPlan plan = plan_band_limited(input, header, job);
-  auto decoded = decode_image(input, job.max_pixels, DecodeOptions{plan.scale, strips});
-  if (!decoded) return decoded.error();
-  times.decode_ms += ms_since(start);
-
-  start = Clock::now();
+// The filters, band-limited where the plan says so and `decoded` is the
+// reduced image. Fills the filter time.
+Result<Filtered> filter(cv::Mat decoded, const BandLimitedPlan& plan, const JobParams& job,
+                        ImageFormat format, const StripRunner& strips, StageTimes& times) {
+  const auto start = Clock::now();
   Filtered filtered;
-  const bool band_limited = plan.scale > 1 && decoded->pixels.size() != plan.full;
+  const bool band_limited = plan.scale > 1 && decoded.size() != plan.full;
   const bool fused = band_limited && plan.rest.empty() && format == ImageFormat::jpeg;
   if (band_limited) times.decode_scale = plan.scale;
   if (fused) {
-    auto image = BandLimitedImage::prepare(decoded->pixels, plan.sigma, plan.scale, plan.full,
-                                           plan.after, strips);
+    auto image =
+        BandLimitedImage::prepare(decoded, plan.sigma, plan.scale, plan.full, plan.after, strips);
     if (!image) return image.error();
     filtered.rows.emplace(std::move(image.value()));
   } else if (band_limited) {
-    if (auto ok = band_limited_blur(decoded->pixels, filtered.pixels, plan.sigma, plan.scale,
-                                    plan.full, plan.after, strips);
+    if (auto ok = band_limited_blur(decoded, filtered.pixels, plan.sigma, plan.scale, plan.full,
+                                    plan.after, strips);
         !ok) {
       return ok.error();
     }
-    decoded->pixels.release();
+    decoded.release();
     if (!plan.rest.empty()) {
       if (auto ok = apply_ops(filtered.pixels, filtered.pixels, plan.rest, strips); !ok) {
         return ok.error();
       }
     }
   } else {
-    if (auto ok = apply_ops(decoded->pixels, filtered.pixels, job.ops, strips); !ok) {
-      return ok.error();
-    }
+    if (auto ok = apply_ops(decoded, filtered.pixels, job.ops, strips); !ok) return ok.error();
   }
   times.filter_ms = ms_since(start);
   return filtered;
 }
 
-Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job,
-                                    const StripRunner& strips) {
-  auto start = Clock::now();
-  auto header = read_header(input);
-  if (!header) return header.error();
-  const ImageFormat format = job.format.value_or(default_output_format(header->format));
-  // Refuse before decoding what could never be encoded.
-  if (auto ok = check_encodable(header->width, header->height, format); !ok) return ok.error();
-
-  JobOutput out;
-  out.times.decode_ms = ms_since(start);  // the header checks; decoding adds to it
-  auto filtered_or = decode_and_filter(input, *header, job, format, strips, out.times);
+// filter() and the encoder, from a decoded image.
+Result<JobOutput> filter_and_encode(cv::Mat decoded, const BandLimitedPlan& plan,
+                                    const JobParams& job, ImageFormat format,
+                                    const StripRunner& strips, JobOutput out) {
+  auto filtered_or = filter(std::move(decoded), plan, job, format, strips, out.times);
   if (!filtered_or) return filtered_or.error();
   // The input pixels are freed by now, before encoding allocates.
   Filtered filtered = std::move(filtered_or.value());
 
-  start = Clock::now();
+  const auto start = Clock::now();
   // Fused, the encode time includes making the rows (upsample and contour).
   const RowSource source = filtered.rows ? filtered.rows->rows() : RowSource{};
   auto encoded = filtered.rows ? encode_jpeg(source, job.quality, strips)
@@ -137,6 +121,42 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   out.width = filtered.rows ? source.size.width : filtered.pixels.cols;
   out.height = filtered.rows ? source.size.height : filtered.pixels.rows;
   return out;
+}
+
+Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job,
+                                    const StripRunner& strips) {
+  const auto start = Clock::now();
+  auto header = read_header(input);
+  if (!header) return header.error();
+  const ImageFormat format = job.format.value_or(default_output_format(header->format));
+  // Refuse before decoding what could never be encoded.
+  if (auto ok = check_encodable(header->width, header->height, format); !ok) return ok.error();
+
+  JobOutput out;
+  out.times.decode_ms = ms_since(start);  // the header checks; decoding adds to it
+  const BandLimitedPlan plan = plan_band_limited(input, *header, job);
+  // A fused chain with cores to spare: decode, filter and encode overlapped
+  // (pipeline/overlapped_job.hpp), the same bytes as the sequential path.
+  if (plan.scale > 1 && plan.rest.empty() && format == ImageFormat::jpeg && strips) {
+    const OverlappedChain chain{plan.scale, plan.sigma,     plan.after,
+                                plan.full,  job.max_pixels, job.quality};
+    auto overlapped = run_overlapped_chain(input, chain, out.times);
+    if (!overlapped) return overlapped.error();
+    if (overlapped->jpeg.empty()) {  // the decoder could not scale: the ordinary path
+      return filter_and_encode(std::move(overlapped->full_size), plan, job, format, strips,
+                               std::move(out));
+    }
+    out.bytes = std::move(overlapped->jpeg);
+    out.format = format;
+    out.width = plan.full.width;
+    out.height = plan.full.height;
+    return out;
+  }
+  const auto decode_start = Clock::now();
+  auto decoded = decode_image(input, job.max_pixels, DecodeOptions{plan.scale, strips, {}});
+  if (!decoded) return decoded.error();
+  out.times.decode_ms += ms_since(decode_start);
+  return filter_and_encode(std::move(decoded->pixels), plan, job, format, strips, std::move(out));
 }
 
 }  // namespace

@@ -146,7 +146,7 @@ void BM_BandLimitedBlurContour(benchmark::State& state) {
   const Sample& s = sample(static_cast<int>(state.range(0)));
   const int scale = pixpool::band_limited_scale(5.0, s.pixels.cols, s.pixels.rows);
   const cv::Mat small =
-      pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}})->pixels;
+      pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}, {}})->pixels;
   cv::Mat out;
   for (auto _ : state) {
     benchmark::DoNotOptimize(pixpool::band_limited_blur(small, out, 5.0, scale, s.pixels.size(),
@@ -160,7 +160,7 @@ void BM_DecodeReduced(benchmark::State& state) {
   const int scale = pixpool::band_limited_scale(5.0, s.pixels.cols, s.pixels.rows);
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}}));
+        pixpool::decode_image(s.jpeg, pixpool::kDefaultMaxPixels, {scale, {}, {}}));
   }
   label(state);
 }

@@ -46,7 +46,7 @@ StripRunner reversed_strips(int n) {
 }
 
 cv::Mat reduced(const std::string& jpeg, int scale) {
-  auto decoded = decode_image(jpeg, kDefaultMaxPixels, DecodeOptions{scale, {}});
+  auto decoded = decode_image(jpeg, kDefaultMaxPixels, DecodeOptions{scale, {}, {}});
   REQUIRE(decoded.ok());
   return decoded->pixels;
 }

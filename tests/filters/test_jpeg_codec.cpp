@@ -25,6 +25,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -306,6 +307,46 @@ TEST_CASE("encode_jpeg(RowSource): refuses what the image encoder refuses, and B
   CHECK(rows.streams == 0);  // refused before any row was made
 }
 
+TEST_CASE("JpegStripEncoder: strips in any order and on any threads give encode_jpeg's bytes") {
+  for (Size size : {Size{1, 1}, Size{640, 480}, Size{1920, 1080}, Size{33, 1000}}) {
+    for (int channels : {1, 3}) {
+      const cv::Mat image = test::synthetic_image(size.width, size.height, channels, 13);
+      CAPTURE(size.width);
+      CAPTURE(size.height);
+      CAPTURE(channels);
+      const std::string expected = whole_image_encode(image, 85);
+      CheckedRows rows{&image};
+      auto encoder = JpegStripEncoder::create(rows.source(), 85);
+      REQUIRE(encoder.ok());
+      const int unit = channels == 1 ? 64 : 128;
+      REQUIRE(encoder->strips() == (size.height + unit - 1) / unit);
+      for (int i = 0; i < encoder->strips(); ++i) {
+        CHECK(encoder->strip_end(i) == std::min((i + 1) * unit, size.height));
+      }
+      // Last strip first, the rest from two threads at once.
+      std::vector<std::thread> threads;
+      encoder->encode(encoder->strips() - 1);
+      for (int parity : {0, 1}) {
+        threads.emplace_back([&, parity] {
+          for (int i = parity; i < encoder->strips() - 1; i += 2) encoder->encode(i);
+        });
+      }
+      for (auto& t : threads) t.join();
+      auto jpeg = encoder->finish();
+      REQUIRE(jpeg.ok());
+      CHECK(jpeg.value() == expected);
+      CHECK(rows.streams == encoder->strips());
+      CHECK(rows.rows_made == size.height);
+    }
+  }
+  const cv::Mat image = test::synthetic_image(20, 20, 3, 1);
+  CheckedRows rows{&image};
+  CHECK(JpegStripEncoder::create(rows.source(), 101).error().code == ErrorCode::invalid_parameter);
+  RowSource bgra = rows.source();
+  bgra.type = CV_8UC4;
+  CHECK(JpegStripEncoder::create(bgra, 90).error().code == ErrorCode::internal);
+}
+
 TEST_CASE("encode_jpeg: strips run concurrently and ROIs encode like copies") {
   const cv::Mat big = test::synthetic_image(700, 900, 3, 5);
   const cv::Mat roi = big(cv::Rect(13, 21, 641, 611));
@@ -462,6 +503,48 @@ TEST_CASE("decode_jpeg: parallel strips give the serial decode's pixels") {
       }
     }
   }
+}
+
+TEST_CASE("decode_jpeg: on_rows hears of the rows as the serial decoder makes them") {
+  const cv::Mat image = test::synthetic_image(333, 517, 3, 4);
+  LibjpegOptions progressive;
+  progressive.progressive = true;
+  for (const std::string& jpeg :
+       {libjpeg_encode(image, LibjpegOptions{}), libjpeg_encode(image, progressive)}) {
+    for (int scale : {1, 4}) {
+      CAPTURE(scale);
+      std::vector<int> told;
+      const std::uint8_t* told_data = nullptr;
+      const cv::Mat expected = turbojpeg_decode(jpeg, scale);
+      bool rows_were_final = true;
+      auto out = decode_jpeg(jpeg, scale, {}, [&](const cv::Mat& decoding, int rows) {
+        told.push_back(rows);
+        told_data = decoding.data;
+        rows_were_final = rows_were_final && same_pixels(decoding.rowRange(0, rows).clone(),
+                                                         expected.rowRange(0, rows));
+      });
+      REQUIRE(out.ok());
+      CHECK(same_pixels(out.value(), expected));
+      REQUIRE(told.size() >= 2);
+      CHECK(std::is_sorted(told.begin(), told.end()));
+      CHECK(told.back() == out->rows);
+      CHECK(told_data == out->data);
+      CHECK(rows_were_final);
+    }
+  }
+  // Not called for a decode in strips, nor for a file refused at its header.
+  const std::string restarts = encode_jpeg(image, 90).value();
+  int calls = 0;
+  const RowsDecoded count = [&](const cv::Mat&, int) { ++calls; };
+  JpegDecodePath path{};
+  REQUIRE(detail::decode_jpeg(restarts, 2, pieces(3, true), &path, count).ok());
+  CHECK(path == JpegDecodePath::strips);
+  CHECK(calls == 0);
+  CHECK_FALSE(decode_jpeg("not a jpeg", 1, {}, count).ok());
+  CHECK(calls == 0);
+  // An exception from it ends the decode.
+  const RowsDecoded stop = [](const cv::Mat&, int) { throw std::runtime_error("stop"); };
+  CHECK_THROWS_AS((void)decode_jpeg(restarts, 1, {}, stop), std::runtime_error);
 }
 
 TEST_CASE("decode_jpeg: files without row-aligned restarts decode serially, runner or not") {
@@ -703,12 +786,23 @@ TEST_CASE("decode_image: scaled JPEG decode, EXIF orientation after it, JPEG onl
   cv::rotate(quarter->pixels, expected, cv::ROTATE_90_CLOCKWISE);
   CHECK(same_pixels(rotated->pixels, expected));
 
+  // on_rows is told of the rows only when they need no turning after.
+  int calls = 0;
+  options.strips = {};
+  options.on_rows = [&](const cv::Mat&, int) { ++calls; };
+  REQUIRE(decode_image(rotated_jpeg, kDefaultMaxPixels, options).ok());
+  CHECK(calls == 0);
+  REQUIRE(decode_image(jpeg, kDefaultMaxPixels, options).ok());
+  CHECK(calls > 0);
+  options.on_rows = {};
+  options.strips = pieces(3, true);
+
   const std::string png = test::encode_with_opencv(image, ".png");
   auto png_scaled = decode_image(png, kDefaultMaxPixels, options);
   REQUIRE_FALSE(png_scaled.ok());
   CHECK(png_scaled.error().code == ErrorCode::internal);
-  CHECK(decode_image(png, kDefaultMaxPixels, DecodeOptions{1, pieces(2, true)}).ok());
-  CHECK(decode_image(jpeg, kDefaultMaxPixels, DecodeOptions{3, {}}).error().code ==
+  CHECK(decode_image(png, kDefaultMaxPixels, DecodeOptions{1, pieces(2, true), {}}).ok());
+  CHECK(decode_image(jpeg, kDefaultMaxPixels, DecodeOptions{3, {}, {}}).error().code ==
         ErrorCode::internal);
   // The pixel limit is the full image's, whatever the scale.
   CHECK(decode_image(jpeg, 101 * 50 - 1, options).error().code == ErrorCode::too_many_pixels);
@@ -738,7 +832,7 @@ TEST_CASE("decode_image: every fuzz seed, scaled and in strips, as the fuzz targ
     for (int scale : {1, 2, 8}) {
       if (scale != 1 && !jpeg) continue;
       for (bool split : {false, true}) {
-        DecodeOptions options{scale, split ? pieces(3, true) : StripRunner{}};
+        DecodeOptions options{scale, split ? pieces(3, true) : StripRunner{}, {}};
         auto result = decode_image(bytes, 1'000'000, options);
         if (!result.ok()) {
           const ErrorCode code = result.error().code;

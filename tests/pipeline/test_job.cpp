@@ -1,12 +1,23 @@
 // run_job: the decode -> filters -> encode function both backends share.
 #include <doctest/doctest.h>
 
+// jpeglib.h uses FILE and size_t without declaring them.
+// clang-format off
+#include <cstddef>
+#include <cstdio>
+#include <jpeglib.h>
+// clang-format on
+
+#include <cstdlib>
 #include <functional>
+#include <opencv2/imgcodecs.hpp>
 #include <thread>
+#include <vector>
 
 #include "filters/jpeg_codec.hpp"
 #include "filters/op_chain.hpp"
 #include "pipeline/job.hpp"
+#include "pipeline/strip_runner.hpp"
 #include "tests/support/images.hpp"
 
 using namespace pixpool;
@@ -172,4 +183,107 @@ TEST_CASE("run_job: a rotated JPEG runs band-limited only when its blocks stay a
   REQUIRE(plain.ok());
   CHECK(plain->times.decode_scale == 4);
   CHECK(plain->width == 322);
+}
+
+namespace {
+
+// A CMYK JPEG, which libjpeg cannot decode at a reduced scale into BGR:
+// decode_image decodes it at full size through OpenCV.
+std::string cmyk_jpeg(const cv::Mat& bgr) {
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr err{};
+  cinfo.err = jpeg_std_error(&err);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = static_cast<JDIMENSION>(bgr.cols);
+  cinfo.image_height = static_cast<JDIMENSION>(bgr.rows);
+  cinfo.input_components = 4;
+  cinfo.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  std::vector<unsigned char> row(static_cast<std::size_t>(bgr.cols) * 4);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    const auto* p = bgr.ptr<unsigned char>(static_cast<int>(cinfo.next_scanline));
+    for (int x = 0; x < bgr.cols; ++x) {
+      for (int c = 0; c < 3; ++c) row[4 * x + c] = p[3 * x + 2 - c];
+      row[4 * x + 3] = 255;
+    }
+    JSAMPROW rows[] = {row.data()};
+    jpeg_write_scanlines(&cinfo, rows, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::string out(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "run_job: with cores to spare, decode, filter and encode overlap and give the same bytes") {
+  // run_job with a parallel runner takes pipeline/overlapped_job.cpp for a
+  // fused chain: strips encoded on TBB threads while the decoder still runs.
+  // Its bytes must be the sequential fused path's (no runner), for every
+  // kind of JPEG: baseline (rows announced as decoded), progressive (all at
+  // once), restart-marked (decoded in strips, no announcements), rotated by
+  // EXIF (turned after decoding), grey, and odd sizes.
+  const cv::Mat photo = test::synthetic_image(1283, 961, 3, 17);
+  std::vector<unsigned char> progressive;
+  REQUIRE(cv::imencode(".jpg", photo, progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+  struct Input {
+    const char* name;
+    std::string jpeg;
+  };
+  const std::vector<Input> inputs{
+      {"baseline", test::encode_with_opencv(photo, ".jpg", 90)},
+      {"progressive", std::string(progressive.begin(), progressive.end())},
+      {"restart markers", encode_jpeg(photo, 90).value()},
+      {"EXIF rotated", test::with_exif_orientation(
+                           test::encode_with_opencv(photo(cv::Rect(0, 0, 1280, 960)), ".jpg"), 6)},
+      {"grey", test::encode_with_opencv(test::synthetic_image(777, 1501, 1, 3), ".jpg")},
+      {"small", test::encode_with_opencv(test::synthetic_image(70, 65, 3, 3), ".jpg")},
+  };
+  const StripRunner spare_cores = tbb_strip_runner(4);
+  for (const Input& input : inputs) {
+    for (const char* ops : {"blur:5,contour", "blur:9", "blur:2.5,contour", "blur:40,contour"}) {
+      CAPTURE(input.name);
+      CAPTURE(ops);
+      const JobSpec job = job_for(input.jpeg, ops);
+      auto sequential = run_job(job);
+      REQUIRE(sequential.ok());
+      auto overlapped = run_job(job, spare_cores);
+      REQUIRE(overlapped.ok());
+      CHECK(overlapped->bytes == sequential->bytes);
+      CHECK(overlapped->width == sequential->width);
+      CHECK(overlapped->height == sequential->height);
+      CHECK(overlapped->times.decode_scale == sequential->times.decode_scale);
+      CHECK(overlapped->times.decode_scale > 1);
+      CHECK(overlapped->times.encode_ms >= 0);
+    }
+  }
+
+  // A corrupt file fails as it does sequentially, strips started or not.
+  const std::string whole = inputs[0].jpeg;
+  for (std::size_t keep : {whole.size() / 10, whole.size() / 2, whole.size() - 3}) {
+    CAPTURE(keep);
+    const JobSpec cut = job_for(whole.substr(0, keep));
+    auto sequential = run_job(cut);
+    auto overlapped = run_job(cut, spare_cores);
+    REQUIRE_FALSE(sequential.ok());
+    REQUIRE_FALSE(overlapped.ok());
+    CHECK(overlapped.error().code == sequential.error().code);
+    CHECK(overlapped.error().message == sequential.error().message);
+  }
+
+  // A CMYK JPEG cannot be decoded reduced: the ordinary full-size path.
+  const JobSpec cmyk = job_for(cmyk_jpeg(test::synthetic_image(300, 200, 3, 5)));
+  auto sequential = run_job(cmyk);
+  auto overlapped = run_job(cmyk, spare_cores);
+  REQUIRE(sequential.ok());
+  REQUIRE(overlapped.ok());
+  CHECK(overlapped->bytes == sequential->bytes);
+  CHECK(overlapped->times.decode_scale == 1);
 }
