@@ -140,10 +140,10 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   if (plan.scale > 1 && plan.rest.empty() && format == ImageFormat::jpeg && strips) {
     const OverlappedChain chain{plan.scale, plan.sigma,     plan.after,
                                 plan.full,  job.max_pixels, job.quality};
-    auto overlapped = run_overlapped_chain(input, chain, out.times);
+    auto overlapped = run_overlapped_chain(input, chain, strips, out.times);
     if (!overlapped) return overlapped.error();
-    if (overlapped->jpeg.empty()) {  // the decoder could not scale: the ordinary path
-      return filter_and_encode(std::move(overlapped->full_size), plan, job, format, strips,
+    if (overlapped->jpeg.empty()) {  // nothing to overlap with: the sequential path
+      return filter_and_encode(std::move(overlapped->decoded), plan, job, format, strips,
                                std::move(out));
     }
     out.bytes = std::move(overlapped->jpeg);

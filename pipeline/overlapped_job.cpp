@@ -87,10 +87,11 @@ class Overlap {
 }  // namespace
 
 Result<OverlappedOutput> run_overlapped_chain(std::string_view input, const OverlappedChain& chain,
-                                              StageTimes& times) {
+                                              const StripRunner& strips, StageTimes& times) {
   Overlap overlap(chain);
   DecodeOptions options;
   options.scale_denom = chain.scale;
+  options.strips = strips;
   options.on_rows = [&overlap](const cv::Mat& small, int rows) { overlap.take_rows(small, rows); };
   const auto start = Clock::now();
   Result<DecodedImage> decoded = Error{ErrorCode::internal, "not decoded"};
@@ -105,13 +106,13 @@ Result<OverlappedOutput> run_overlapped_chain(std::string_view input, const Over
     overlap.abandon();
     return decoded.error();
   }
-  const cv::Mat& small = decoded->pixels;
-  if (!overlap.started() && small.size() == chain.full) {
-    return OverlappedOutput{{}, std::move(decoded->pixels)};  // CMYK: decoded at full size
+  if (!overlap.started()) {
+    times.decode_ms += ms_between(start, decoded_at);
+    return OverlappedOutput{{}, std::move(decoded->pixels)};
   }
+  const cv::Mat& small = decoded->pixels;
   const double filter_while_decoding = overlap.filter_ms();
-  // Rows the decoder did not announce (it decoded in strips, or turned the
-  // image for its EXIF orientation): all of them now.
+  // The last call had every row; this one only makes sure of it.
   overlap.take_rows(small, small.rows);
   const double filter_after_decoding = overlap.filter_ms() - filter_while_decoding;
   auto jpeg = overlap.finish();

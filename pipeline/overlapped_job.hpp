@@ -35,18 +35,22 @@ struct OverlappedChain {
 
 struct OverlappedOutput {
   std::string jpeg;  // the result, or empty when
-  // the decoder could not scale (a CMYK JPEG is decoded at full size): the
-  // full-size image, for the caller's ordinary path.
-  cv::Mat full_size;
+  // the decoder did not hand over its rows as it went (it decoded in parallel
+  // strips, a JPEG with restart markers; it turned the image for its EXIF
+  // orientation; or it could not scale, a CMYK JPEG decoded at full size):
+  // the decoded image, for the caller's sequential path, which is then as
+  // fast or faster.
+  cv::Mat decoded;
 };
 
-// Decodes `input` at 1/chain.scale and runs the chain into a JPEG, stages
-// overlapped through a tbb::task_group in the calling thread's arena. Fills
-// times: decode (the decoder's own time), filter (padding and blurring the
-// reduced rows, on the decoding thread) and encode (from the end of decoding
-// to the stitched JPEG: strips still running, then stitching).
+// Decodes `input` at 1/chain.scale (in strips through `strips` when it has
+// restart markers) and runs the chain into a JPEG, stages overlapped through
+// a tbb::task_group in the calling thread's arena. Fills times: decode (the
+// decoder's own time), filter (padding and blurring the reduced rows, on the
+// decoding thread) and encode (from the end of decoding to the stitched
+// JPEG: strips still running, then stitching).
 // Errors: decode_image's, then those of BandLimitedImage and encode_jpeg.
 Result<OverlappedOutput> run_overlapped_chain(std::string_view input, const OverlappedChain& chain,
-                                              StageTimes& times);
+                                              const StripRunner& strips, StageTimes& times);
 
 }  // namespace pixpool

@@ -228,8 +228,9 @@ TEST_CASE(
   // fused chain: strips encoded on TBB threads while the decoder still runs.
   // Its bytes must be the sequential fused path's (no runner), for every
   // kind of JPEG: baseline (rows announced as decoded), progressive (all at
-  // once), restart-marked (decoded in strips, no announcements), rotated by
-  // EXIF (turned after decoding), grey, and odd sizes.
+  // once), and those the overlap hands back to the sequential path:
+  // restart-marked (decoded in parallel strips instead) and rotated by EXIF
+  // (turned after decoding); grey, and odd sizes.
   const cv::Mat photo = test::synthetic_image(1283, 961, 3, 17);
   std::vector<unsigned char> progressive;
   REQUIRE(cv::imencode(".jpg", photo, progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
