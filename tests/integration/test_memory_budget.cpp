@@ -1,6 +1,7 @@
 // Memory admission through the real server: 64 concurrent 12 MP uploads stay
-// under 1.5 GiB peak RSS (server plus worker processes) on both backends, and
-// every request gets an image or a clear 429, never a 5xx.
+// under 0.8 GiB peak PSS and 1.5 GiB peak summed RSS (server plus worker
+// processes) on both backends, and every request gets an image or a clear
+// 429, never a 5xx.
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -24,7 +25,13 @@ using pixpool::test::client_for;
 
 namespace {
 
-constexpr long long kRssLimit = 1536LL << 20;  // 1.5 GiB, the performance issue's bound
+// The performance issue's bound (0.8 GiB) is on what the machine holds: the
+// process tree's PSS. Summed RSS counts every page shared between the server,
+// the zygote and its 16 idle workers (libraries, the zygote's heap) once per
+// process, about 350 MiB more (docs/performance.md); it keeps the older,
+// looser bound.
+constexpr long long kPssLimit = 819LL << 20;   // 0.8 GiB
+constexpr long long kRssLimit = 1536LL << 20;  // 1.5 GiB
 
 const std::string& twelve_megapixel_jpeg() {
   static const std::string jpeg =
@@ -93,7 +100,7 @@ Peaks peak_tree_memory(pid_t server, Work&& work) {
   return peak;
 }
 
-TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both backends") {
+TEST_CASE("64 concurrent 12 MP requests stay under 0.8 GiB peak PSS on both backends") {
   // As on a many-core machine, the backends may run far more images at once
   // than memory allows: 32 TBB threads, 16 worker processes, 68 processing
   // slots (--max-processing; 72 HTTP threads keep 4 for health checks), so
@@ -119,9 +126,10 @@ TEST_CASE("64 concurrent 12 MP requests stay under 1.5 GiB peak RSS on both back
     CHECK(outcome.statuses.size() == 1);  // a generous wait: every request gets its image
     CHECK(outcome.statuses.count(200) == 1);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    MESSAGE("sanitizer build: shadow memory inflates RSS, the bound is not checked (peak "
+    MESSAGE("sanitizer build: shadow memory inflates RSS, the bounds are not checked (peak "
             << (peak >> 20) << " MiB, bound " << (kRssLimit >> 20) << " MiB)");
 #else
+    CHECK(peaks.pss < kPssLimit);
     CHECK(peak < kRssLimit);
 #endif
   }
