@@ -47,8 +47,10 @@ constexpr int kDecodeMinRows = 8;
 // function that called into libjpeg. Guarded functions (marked below) touch
 // only C structs and plain data, never an object with a destructor, because
 // longjmp skips destructors; the C++ code calls them and turns `false` into
-// a Result. Warnings (emit_message level < 0) are errors too, as with
-// TurboJPEG's TJFLAG_STOPONWARNING. Nothing is ever printed.
+// a Result. (decode_rows also calls its on_rows callback between libjpeg
+// calls: a longjmp never crosses it, and the callback must not call libjpeg
+// on that decompressor.) Warnings (emit_message level < 0) are errors too,
+// as with TurboJPEG's TJFLAG_STOPONWARNING. Nothing is ever printed.
 
 struct ErrorManager {
   jpeg_error_mgr pub;  // first, so libjpeg's pointer to it is a pointer to us

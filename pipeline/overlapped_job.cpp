@@ -9,8 +9,32 @@
 #include "filters/codec.hpp"
 #include "filters/jpeg_codec.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace pixpool {
 namespace {
+
+// Debian's oneTBB is not built with ThreadSanitizer, so TSan cannot see that
+// task_group::run orders the spawning thread's writes (the padded rows, the
+// encoder) before the task, nor that wait() orders the tasks' writes (their
+// encoded pieces) before what follows. These mark both edges on `token`.
+void happens_before(void* token) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(token);
+#else
+  (void)token;
+#endif
+}
+
+void happens_after(void* token) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(token);
+#else
+  (void)token;
+#endif
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -18,17 +42,17 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The reduced image, blurred as its rows come, and the encoder strips
+// The reduced image, padded as its rows come, and the encoder strips
 // started as their rows become ready. Lives on the decoding thread; the
-// strips it starts read the blurred rows and write their own pieces only.
+// strips it starts read the padded rows and write their own pieces only.
 class Overlap {
  public:
   explicit Overlap(const OverlappedChain& chain) : chain_(chain) {}
 
   bool started() const { return image_.has_value(); }
 
-  // Rows [0, rows) of the reduced image `small` are final: blur what they
-  // allow and start the strips that are ready. The first error is kept, and
+  // Rows [0, rows) of the reduced image `small` are final: pad them and
+  // start the strips that are ready. The first error is kept, and
   // later calls then do nothing.
   void take_rows(const cv::Mat& small, int rows) {
     if (!error_.ok()) return;
@@ -37,17 +61,27 @@ class Overlap {
     filter_ms_ += ms_between(start, Clock::now());
   }
 
-  // Waits for the strips started so far; skipped ones, after a failure,
-  // never run.
-  void abandon() {
+  // After a failure: waits for the strips started so far (those not yet
+  // running never will). What they threw is dropped: the failure that got
+  // here is the one to report.
+  void abandon() noexcept {
     group_.cancel();
-    group_.wait();
+    try {
+      group_.wait();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): see above
+    }
+    happens_after(&joined_);
   }
 
-  // After all rows: every strip has been started; waits and stitches.
+  // After all rows: every strip has been started; waits and stitches. A
+  // strip's exception (bad_alloc) is rethrown here, after all have ended.
   Result<std::string> finish() {
-    group_.wait();
+    const auto status = group_.wait();
+    happens_after(&joined_);
     if (!error_.ok()) return error_.error();
+    if (status == tbb::canceled) {
+      return Error{ErrorCode::internal, "the JPEG strips were cancelled"};
+    }
     return encoder_->finish();
   }
 
@@ -67,7 +101,12 @@ class Overlap {
     }
     if (auto ok = image_->take_rows(small, rows); !ok) return ok;
     while (started_ < encoder_->strips() && encoder_->strip_end(started_) <= image_->ready_rows()) {
-      group_.run([encoder = &*encoder_, strip = started_] { encoder->encode(strip); });
+      happens_before(&spawned_);
+      group_.run([this, strip = started_] {
+        happens_after(&spawned_);
+        encoder_->encode(strip);
+        happens_before(&joined_);
+      });
       ++started_;
     }
     return {};
@@ -79,6 +118,7 @@ class Overlap {
   std::optional<BandLimitedImage> image_;
   std::optional<JpegStripEncoder> encoder_;
   tbb::task_group group_;
+  char spawned_ = 0, joined_ = 0;  // tokens for happens_before / happens_after
   int started_ = 0;
   Result<void> error_;
   double filter_ms_ = 0;

@@ -30,8 +30,8 @@ namespace {
 // the zygote and its 16 idle workers (libraries, the zygote's heap) once per
 // process, about 350 MiB more (docs/performance.md); it keeps the older,
 // looser bound.
-constexpr long long kPssLimit = 819LL << 20;   // 0.8 GiB
-constexpr long long kRssLimit = 1536LL << 20;  // 1.5 GiB
+[[maybe_unused]] constexpr long long kPssLimit = 819LL << 20;  // 0.8 GiB
+constexpr long long kRssLimit = 1536LL << 20;                  // 1.5 GiB
 
 const std::string& twelve_megapixel_jpeg() {
   static const std::string jpeg =
