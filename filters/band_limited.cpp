@@ -205,20 +205,14 @@ void combine_pair(const std::array<std::int16_t, 4>& w, const std::array<std::in
   }
 }
 
-// Upsamples a padded, blurred reduced image by an integer factor, row by
-// row, with the separable cubic: each reduced row is first interpolated
-// horizontally to full width (once, kept in a ring of the last 4), then
-// every full row is the weighted sum of 4 such rows. `padded` holds the
-// padded image's rows from `first_row` on (all of it, or a stream's window).
+// Upsamples a padded reduced image by an integer factor, row by row, with
+// the separable cubic: each reduced row is first interpolated horizontally
+// to full width (once, kept in a ring of the last 4), then every full row is
+// the weighted sum of 4 such rows.
 class Upsampler {
  public:
-  Upsampler(const cv::Mat& padded, int first_row, int pad, int scale, cv::Size full)
-      : padded_(padded),
-        first_row_(first_row),
-        pad_(pad),
-        scale_(scale),
-        full_(full),
-        ch_(padded.channels()) {
+  Upsampler(const cv::Mat& padded, int pad, int scale, cv::Size full)
+      : padded_(padded), pad_(pad), scale_(scale), full_(full), ch_(padded.channels()) {
     // One spare sample: interleaving copies whole 4-sample words.
     const auto row_samples = static_cast<std::size_t>(full.width) * ch_ + 1;
     for (auto& slot : ring_) slot.values.resize(row_samples);
@@ -270,7 +264,7 @@ class Upsampler {
   const std::int16_t* horizontal(int padded_row) {
     Slot& slot = ring_[static_cast<std::size_t>(padded_row) % ring_.size()];
     if (slot.row != padded_row) {
-      interpolate_row(padded_.ptr(padded_row - first_row_), slot.values.data());
+      interpolate_row(padded_.ptr(padded_row), slot.values.data());
       slot.row = padded_row;
     }
     return slot.values.data();
@@ -328,7 +322,6 @@ class Upsampler {
   }
 
   const cv::Mat& padded_;
-  int first_row_;
   int pad_;
   int scale_;
   cv::Size full_;
@@ -367,17 +360,11 @@ int padding_for(double reduced_sigma) {
   return static_cast<int>(std::ceil(4.0 * reduced_sigma)) + 3;
 }
 
-// The padded rows [first, end) that the rows a stream makes from full row
-// `first` to `end` read: the contour's row above and below, and a pair made
-// at once (rows up to end + 1), each from 4 reduced rows around it.
-std::pair<int, int> padded_rows_read(int first, int end, int pad, int scale, cv::Size full) {
-  const int low = std::max(first - 1, 0);
-  const int high = std::min(end + 1, full.height - 1);
-  const auto tap0 = [&](int y) {
-    return pad + static_cast<int>(std::floor(reduced_coordinate(y, scale))) - 1;
-  };
-  return {tap0(low), tap0(high) + 4};
-}
+// Reduced rows are blurred in bands that stand for at least this many full
+// rows (one JPEG encoder strip), and each band also reads blur_reach rows
+// on either side: short enough that the first strips can start early, long
+// enough that the bands' overlap and calls cost little.
+constexpr int kBlurBandFullRows = 128;
 
 }  // namespace
 
@@ -408,9 +395,9 @@ Result<BandLimitedImage> BandLimitedImage::prepare(const cv::Mat& small, double 
   image.scale_ = scale;
   image.full_ = full;
   image.small_ = small.size();
-  image.type_ = small.type();
   image.after_ = after;
   image.taken_ = small.rows;
+  image.blurred_rows_ = image.blurred_.rows;
   image.ready_rows_ = full.height;
   return image;
 }
@@ -421,20 +408,20 @@ Result<BandLimitedImage> BandLimitedImage::start(cv::Size small_size, int type, 
   BandLimitedImage image;
   image.reduced_sigma_ = sigma / scale;
   image.pad_ = padding_for(image.reduced_sigma_);
-  // Zeroed, so that a stream reading a row before it is final would read a
+  const cv::Size padded(small_size.width + 2 * image.pad_, small_size.height + 2 * image.pad_);
+  image.padded_.create(padded, type);
+  // Zeroed, so that a stream reading a row before it is ready would read a
   // fixed wrong value (and the tests see it), never stale memory.
-  image.padded_ =
-      cv::Mat::zeros(small_size.height + 2 * image.pad_, small_size.width + 2 * image.pad_, type);
+  image.blurred_ = cv::Mat::zeros(padded, type);
   image.scale_ = scale;
   image.full_ = full;
   image.small_ = small_size;
-  image.type_ = type;
   image.after_ = after;
   return image;
 }
 
 Result<void> BandLimitedImage::take_rows(const cv::Mat& small, int rows) {
-  if (padded_.empty() || small.size() != small_ || small.type() != type_ || rows < taken_ ||
+  if (small.size() != small_ || small.type() != blurred_.type() || rows < taken_ ||
       rows > small_.height) {
     return {ErrorCode::internal, "band-limited blur: take_rows outside the reduced image"};
   }
@@ -447,37 +434,47 @@ Result<void> BandLimitedImage::take_rows(const cv::Mat& small, int rows) {
   const int top_needs = std::min(2, small_.height);  // Padding::top reads rows 0 and 1
   if (taken_ < top_needs && rows >= top_needs) padding.top(padded_);
   taken_ = rows;
-  if (taken_ == small_.height) {
-    padding.bottom(padded_);
-    ready_rows_ = full_.height;
-    return {};
-  }
-  // Padded rows final so far: the top padding and the rows taken. A stream
-  // making rows [a, b) blurs padded_rows_read(a, b), which reads blur_reach
-  // more rows below. The bound keeps a padded row or two to spare.
-  const int final_rows = taken_ >= top_needs ? pad_ + taken_ : 0;
-  ready_rows_ = std::clamp((final_rows - blur_reach(reduced_sigma_) - pad_ - 4) * scale_ - 2, 0,
-                           full_.height);
+  if (taken_ == small_.height) padding.bottom(padded_);
+  blur_ready_rows();
   return {};
+}
+
+void BandLimitedImage::blur_ready_rows() {
+  const int all = padded_.rows;
+  const bool complete = taken_ == small_.height;
+  // Padded rows final so far: the top padding and the rows taken, or all.
+  const int top_needs = std::min(2, small_.height);
+  const int final_rows = complete ? all : (taken_ >= top_needs ? pad_ + taken_ : 0);
+  const int target = complete ? all : final_rows - blur_reach(reduced_sigma_);
+  if (target <= blurred_rows_ ||
+      (!complete && (target - blurred_rows_) * scale_ < kBlurBandFullRows))
+    return;
+  // The arguments were checked in start(): blur_rows cannot fail.
+  (void)blur_rows(padded_, blurred_, reduced_sigma_, blurred_rows_, target);
+  blurred_rows_ = target;
+  if (complete) {
+    padded_.release();
+    ready_rows_ = full_.height;
+    return;
+  }
+  // A stream making rows [a, b) reads the upsampled rows up to b + 1 (the
+  // contour's row below, and a pair made at once), and full row y reads
+  // padded rows up to pad + floor(reduced_coordinate(y)) + 2. This bound
+  // keeps two padded rows to spare.
+  ready_rows_ = std::clamp((blurred_rows_ - pad_ - 4) * scale_ - 2, 0, full_.height);
 }
 
 namespace {
 
-// Rows of a BandLimitedImage from `first` to `end`: upsampled, and with
-// AfterBlur::contour the contour of those. They are read from `blurred`,
-// the whole padded and blurred reduced image, or, when that is empty (the
-// image was built row by row), from the stream's own window of it, blurred
-// from `padded` when the stream opens.
+// Rows of a BandLimitedImage from `first` on: upsampled, and with
+// AfterBlur::contour the contour of those.
 class BandLimitedStream final : public RowStream {
  public:
-  BandLimitedStream(const BandLimitedImage::Planes& planes, int pad, int scale, cv::Size full,
-                    AfterBlur after, int first, int end)
-      : window_(own_window(planes, pad, scale, full, first, end)),
-        upsample_(planes.blurred.empty() ? window_ : planes.blurred,
-                  planes.blurred.empty() ? padded_rows_read(first, end, pad, scale, full).first : 0,
-                  pad, scale, full),
+  BandLimitedStream(const cv::Mat& padded, int pad, int scale, cv::Size full, AfterBlur after,
+                    int first)
+      : upsample_(padded, pad, scale, full),
         full_(full),
-        channels_(CV_MAT_CN(planes.type)),
+        channels_(padded.channels()),
         after_(after),
         row_(first),
         next_blurred_(std::max(first - 1, 0)) {
@@ -519,17 +516,6 @@ class BandLimitedStream final : public RowStream {
 
   std::uint8_t* slot(int y) { return ring_[static_cast<std::size_t>(y) % ring_.size()].data(); }
 
-  static cv::Mat own_window(const BandLimitedImage::Planes& planes, int pad, int scale,
-                            cv::Size full, int first, int end) {
-    if (!planes.blurred.empty()) return {};
-    const auto [from, to] = padded_rows_read(first, end, pad, scale, full);
-    cv::Mat window;
-    // The arguments were checked when the image was started: cannot fail.
-    (void)blur_rows(planes.padded, window, planes.reduced_sigma, from, to);
-    return window;
-  }
-
-  cv::Mat window_;  // before upsample_, which reads it
   Upsampler upsample_;
   cv::Size full_;
   int channels_;
@@ -543,10 +529,9 @@ class BandLimitedStream final : public RowStream {
 }  // namespace
 
 RowSource BandLimitedImage::rows() const {
-  return RowSource{full_, type_, [this](int first, int end) -> std::unique_ptr<RowStream> {
-                     return std::make_unique<BandLimitedStream>(
-                         Planes{padded_, blurred_, reduced_sigma_, type_}, pad_, scale_, full_,
-                         after_, first, end);
+  return RowSource{full_, blurred_.type(), [this](int first) -> std::unique_ptr<RowStream> {
+                     return std::make_unique<BandLimitedStream>(blurred_, pad_, scale_, full_,
+                                                                after_, first);
                    }};
 }
 
@@ -557,7 +542,7 @@ Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma,
   const RowSource source = image->rows();
   cv::Mat out(full, small.type());
   run_strips(strips, full.height, 32, [&](int begin, int end) {
-    source.open(begin, end)->next(end - begin, out.ptr<std::uint8_t>(begin), out.step);
+    source.open(begin)->next(end - begin, out.ptr<std::uint8_t>(begin), out.step);
   });
   dst = std::move(out);
   return {};

@@ -53,11 +53,10 @@ Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma,
 //
 // Or built while the reduced image is still being decoded: start() with its
 // size and type, then take_rows() each time more of its rows are final. The
-// rows are padded as they come, and a stream of rows() opened for full-size
-// rows [a, b) may run as soon as b <= ready_rows(): it blurs the part of the
-// reduced image it reads itself (blur_rows), so no thread waits for the
-// whole blur. Taking the last row finishes the image (ready_rows() == full
-// height). Errors of prepare() and start(): those of band_limited_blur().
+// rows are padded and blurred as far as they allow, and a stream of rows()
+// may make full-size rows [a, b) as soon as b <= ready_rows(). Taking the
+// last row finishes the image (ready_rows() == full height).
+// Errors of prepare() and start(): those of band_limited_blur().
 class BandLimitedImage {
  public:
   static Result<BandLimitedImage> prepare(const cv::Mat& small, double sigma, int scale,
@@ -66,36 +65,28 @@ class BandLimitedImage {
   static Result<BandLimitedImage> start(cv::Size small_size, int type, double sigma, int scale,
                                         cv::Size full, AfterBlur after);
   // Rows [0, rows) of `small` (the size and type given to start()) are
-  // final; rows taken before are not read again. Not concurrent with itself;
-  // concurrent with streams of ready rows. Errors: internal for another size
-  // or type, fewer rows than before, or an image from prepare().
+  // final; rows taken before are not read again. Not concurrent with itself.
+  // Errors: internal for another size or type, or fewer rows than before.
   Result<void> take_rows(const cv::Mat& small, int rows);
   // Full-size rows that streams may make so far (see above).
   int ready_rows() const { return ready_rows_; }
-  // Valid while this object lives (its streams read its planes), and not
-  // moved.
+  // Valid while this object lives (its streams read the blurred image), and
+  // not moved.
   RowSource rows() const;
-
-  // What a stream reads (internal to band_limited.cpp).
-  struct Planes {
-    const cv::Mat& padded;
-    const cv::Mat& blurred;
-    double reduced_sigma;
-    int type;
-  };
 
  private:
   BandLimitedImage() = default;
-  cv::Mat padded_;   // built row by row: the reduced image, padded
-  cv::Mat blurred_;  // from prepare(): the padded image, blurred
+  void blur_ready_rows();
+  cv::Mat padded_;   // the reduced image, padded (released once blurred)
+  cv::Mat blurred_;  // padded_, blurred: what the streams read
   double reduced_sigma_ = 0;
   int pad_ = 0;
   int scale_ = 1;
   cv::Size full_;
   cv::Size small_;
-  int type_ = 0;
   AfterBlur after_ = AfterBlur::nothing;
-  int taken_ = 0;  // reduced rows padded so far
+  int taken_ = 0;         // reduced rows padded so far
+  int blurred_rows_ = 0;  // padded rows blurred so far
   int ready_rows_ = 0;
 };
 

@@ -134,10 +134,10 @@ Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRun
 
 Result<void> blur_rows(const cv::Mat& src, cv::Mat& dst, double sigma, int first, int last) {
   if (auto ok = check_arguments(src, sigma); !ok) return ok;
-  if (first < 0 || first > last || last > src.rows) {
-    return {ErrorCode::internal, "blur_rows: rows outside the image"};
+  if (dst.size() != src.size() || dst.type() != src.type() || first < 0 || first > last ||
+      last > src.rows) {
+    return {ErrorCode::internal, "blur_rows: rows or output outside the image"};
   }
-  dst.create(last - first, src.cols, src.type());
   if (first == last) return {};
   // Output row y depends on input rows y - reach .. y + reach only, so the
   // band's rows come out right even though the band's own edges (where they
@@ -147,12 +147,11 @@ Result<void> blur_rows(const cv::Mat& src, cv::Mat& dst, double sigma, int first
   const cv::Mat band = src.rowRange(top, std::min(src.rows, last + reach));
   if (sigma < box_blur::kMinSigma) {
     const cv::Mat blurred = exact_blur(band, sigma, cv::BORDER_REPLICATE | cv::BORDER_ISOLATED);
-    blurred.rowRange(first - top, last - top).copyTo(dst);
+    blurred.rowRange(first - top, last - top).copyTo(dst.rowRange(first, last));
     return {};
   }
   const box_blur::Plan plan = box_blur::make_plan(sigma);
-  blur_strip(column_stripes(band, plan), plan, src.channels(), first - top, last - top, dst,
-             top - first);
+  blur_strip(column_stripes(band, plan), plan, src.channels(), first - top, last - top, dst, top);
   return {};
 }
 

@@ -29,12 +29,12 @@ Result<void> blur(const cv::Mat& src, cv::Mat& dst, double sigma, const StripRun
 // sigma in [kBlurMinSigma, kBlurMaxSigma].
 int blur_reach(double sigma);
 
-// Rows [first, last) of blur(src), the same bytes blur() gives, into `dst`
-// ((re)allocated to last - first rows of src's width and type), read from
-// src's rows [first - reach, last + reach) only (clamped to the image; reach
-// = blur_reach(sigma)). For a caller that has only some of the rows yet, or
-// needs only some. Errors: those of blur(); internal for rows outside
-// 0 <= first <= last <= src.rows.
+// Rows [first, last) of blur(src) into the same rows of `dst` (already
+// src's size and type), the same bytes blur() gives, read from src's rows
+// [first - reach, last + reach) only (clamped to the image; reach =
+// blur_reach(sigma)). For a caller whose input rows arrive a band at a time.
+// Errors: those of blur(); internal for a `dst` of another size or type or
+// rows outside 0 <= first <= last <= src.rows.
 Result<void> blur_rows(const cv::Mat& src, cv::Mat& dst, double sigma, int first, int last);
 
 // blur followed by contour in one pass over the image: each strip's blurred

@@ -263,7 +263,7 @@ void encode_strip(const EncodeInput& in, EncodedStrip& out) {
   std::unique_ptr<RowStream> stream;
   std::vector<unsigned char> batch;
   if (in.pixels == nullptr) {
-    stream = in.source->open(in.first_row, in.first_row + in.height);
+    stream = in.source->open(in.first_row);
     batch.resize(in.step * kRowBatch);
   }
   if (!create_compressor(c) || !compress(c, in, stream.get(), batch.data())) {

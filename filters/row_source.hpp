@@ -21,14 +21,13 @@ class RowStream {
   virtual void next(int rows, std::uint8_t* out, std::size_t step) = 0;
 };
 
-// A whole image's rows. open(first_row, end_row), 0 <= first_row < end_row
-// <= size.height, starts a stream that will be asked for rows [first_row,
-// end_row) only; streams may run concurrently, and any split into strips
-// gives the same rows.
+// A whole image's rows. open(first_row), 0 <= first_row < size.height,
+// starts a stream there; streams may run concurrently, and any split into
+// strips gives the same rows.
 struct RowSource {
   cv::Size size;
   int type = 0;  // CV_8UC1 or CV_8UC3 (BGR)
-  std::function<std::unique_ptr<RowStream>(int first_row, int end_row)> open;
+  std::function<std::unique_ptr<RowStream>(int first_row)> open;
 };
 
 }  // namespace pixpool

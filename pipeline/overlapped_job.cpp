@@ -42,17 +42,18 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The reduced image, padded as its rows come, and the encoder strips
-// started as their rows become ready. Lives on the decoding thread; the
-// strips it starts read the padded rows and write their own pieces only.
+// The reduced image, padded and blurred as its rows come, and the encoder
+// strips started as their rows become ready. Lives on the decoding thread;
+// the strips it starts read the blurred rows and write their own pieces
+// only.
 class Overlap {
  public:
   explicit Overlap(const OverlappedChain& chain) : chain_(chain) {}
 
   bool started() const { return image_.has_value(); }
 
-  // Rows [0, rows) of the reduced image `small` are final: pad them and
-  // start the strips that are ready. The first error is kept, and
+  // Rows [0, rows) of the reduced image `small` are final: pad and blur
+  // what they allow and start the strips that are ready. The first error is kept, and
   // later calls then do nothing.
   void take_rows(const cv::Mat& small, int rows) {
     if (!error_.ok()) return;

@@ -3,10 +3,9 @@
 // JPEG into a JPEG) with its stages overlapped, so one request uses every
 // core even when its JPEG has no restart markers to decode in parallel:
 //
-//   decoding thread: decode reduced rows -> pad them --------------------+
-//                                                                        | as each 128-row
-//   other threads:   blur the strip's reduced window, upsample,  <-------+ strip's rows are
-//                    contour, encode one JPEG strip                        ready
+//   decoding thread: decode reduced rows -> pad, blur them in bands ---+
+//                                                                     | as each 128-row
+//   other threads:   upsample + contour + encode one JPEG strip  <----+ strip's rows are ready
 //
 // The decoder (serial: libjpeg's entropy decoding cannot be split without
 // restart markers) tells BandLimitedImage of its rows as they come; each

@@ -201,7 +201,7 @@ TEST_CASE("BandLimitedImage: streams from any row make band_limited_blur's rows"
     // uneven batches, each checked against the stored result.
     for (int first : {0, 1, 2, 3, 4, 5, 31, 64, 116, 117}) {
       CAPTURE(first);
-      auto stream = source.open(first, full.height);
+      auto stream = source.open(first);
       cv::Mat got(full.height - first, full.width, CV_8UC3);
       int done = 0;
       for (int batch = 1; done < got.rows; batch = batch % 7 + 1) {
@@ -256,7 +256,7 @@ TEST_CASE("BandLimitedImage built row by row: each strip, once ready, makes prep
             last_ready = image->ready_rows();
             while (made < c.full.height && std::min(made + kStrip, c.full.height) <= last_ready) {
               const int n = std::min(kStrip, c.full.height - made);
-              source.open(made, made + n)->next(n, got.ptr<std::uint8_t>(made), got.step);
+              source.open(made)->next(n, got.ptr<std::uint8_t>(made), got.step);
               made += n;
             }
           }
