@@ -89,7 +89,6 @@ struct LibjpegOptions {
   unsigned restart_interval = 0;  // in MCUs
   bool progressive = false;
   std::vector<jpeg_scan_info> scans;  // a custom progressive scan script
-  bool cmyk = false;                  // 4-channel input written as CMYK
 };
 
 // One plain libjpeg encode of the whole image, as the libjpeg docs show it.
@@ -105,7 +104,6 @@ std::string libjpeg_encode(const cv::Mat& image, const LibjpegOptions& o) {
   cinfo.image_height = static_cast<JDIMENSION>(image.rows);
   cinfo.input_components = image.channels();
   cinfo.in_color_space = image.channels() == 1   ? JCS_GRAYSCALE
-                         : o.cmyk                ? JCS_CMYK
                          : image.channels() == 3 ? JCS_EXT_BGR
                                                  : JCS_EXT_BGRX;
   jpeg_set_defaults(&cinfo);
@@ -740,10 +738,7 @@ TEST_CASE("decode_jpeg: strict like tjDecompress2 with STOPONWARNING and LIMITSC
 }
 
 TEST_CASE("decode_jpeg refuses CMYK recognisably, and decode_image decodes it at full size") {
-  const cv::Mat ink = test::synthetic_image(40, 30, 4, 6);
-  LibjpegOptions o;
-  o.cmyk = true;
-  const std::string cmyk = libjpeg_encode(ink, o);
+  const std::string cmyk = test::cmyk_jpeg(test::synthetic_image(40, 30, 4, 6));
   auto refused = decode_jpeg(cmyk, 1);
   REQUIRE_FALSE(refused.ok());
   CHECK(is_cmyk_jpeg_error(refused.error()));

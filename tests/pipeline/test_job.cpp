@@ -1,14 +1,6 @@
 // run_job: the decode -> filters -> encode function both backends share.
 #include <doctest/doctest.h>
 
-// jpeglib.h uses FILE and size_t without declaring them.
-// clang-format off
-#include <cstddef>
-#include <cstdio>
-#include <jpeglib.h>
-// clang-format on
-
-#include <cstdlib>
 #include <functional>
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
@@ -185,43 +177,6 @@ TEST_CASE("run_job: a rotated JPEG runs band-limited only when its blocks stay a
   CHECK(plain->width == 322);
 }
 
-namespace {
-
-// A CMYK JPEG, which libjpeg cannot decode at a reduced scale into BGR:
-// decode_image decodes it at full size through OpenCV.
-std::string cmyk_jpeg(const cv::Mat& bgr) {
-  jpeg_compress_struct cinfo{};
-  jpeg_error_mgr err{};
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(bgr.cols);
-  cinfo.image_height = static_cast<JDIMENSION>(bgr.rows);
-  cinfo.input_components = 4;
-  cinfo.in_color_space = JCS_CMYK;
-  jpeg_set_defaults(&cinfo);
-  jpeg_start_compress(&cinfo, TRUE);
-  std::vector<unsigned char> row(static_cast<std::size_t>(bgr.cols) * 4);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    const auto* p = bgr.ptr<unsigned char>(static_cast<int>(cinfo.next_scanline));
-    for (int x = 0; x < bgr.cols; ++x) {
-      for (int c = 0; c < 3; ++c) row[4 * x + c] = p[3 * x + 2 - c];
-      row[4 * x + 3] = 255;
-    }
-    JSAMPROW rows[] = {row.data()};
-    jpeg_write_scanlines(&cinfo, rows, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::string out(reinterpret_cast<const char*>(buffer), size);
-  std::free(buffer);
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE(
     "run_job: with cores to spare, decode, filter and encode overlap and give the same bytes") {
   // run_job with a parallel runner takes pipeline/overlapped_job.cpp for a
@@ -280,7 +235,7 @@ TEST_CASE(
   }
 
   // A CMYK JPEG cannot be decoded reduced: the ordinary full-size path.
-  const JobSpec cmyk = job_for(cmyk_jpeg(test::synthetic_image(300, 200, 3, 5)));
+  const JobSpec cmyk = job_for(test::cmyk_jpeg(test::synthetic_image(300, 200, 4, 5)));
   auto sequential = run_job(cmyk);
   auto overlapped = run_job(cmyk, spare_cores);
   REQUIRE(sequential.ok());

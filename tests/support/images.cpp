@@ -2,6 +2,13 @@
 
 #include <unistd.h>
 
+// jpeglib.h uses FILE and size_t without declaring them.
+// clang-format off
+#include <cstddef>
+#include <cstdio>
+#include <jpeglib.h>
+// clang-format on
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -74,6 +81,32 @@ std::string encode_with_opencv(const cv::Mat& image, const std::string& extensio
 cv::Mat decode_with_opencv(const std::string& bytes) {
   std::vector<uchar> buffer(bytes.begin(), bytes.end());
   return cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
+}
+
+std::string cmyk_jpeg(const cv::Mat& four_channels) {
+  if (four_channels.type() != CV_8UC4) throw std::invalid_argument("cmyk_jpeg needs CV_8UC4");
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr err{};
+  cinfo.err = jpeg_std_error(&err);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = static_cast<JDIMENSION>(four_channels.cols);
+  cinfo.image_height = static_cast<JDIMENSION>(four_channels.rows);
+  cinfo.input_components = 4;
+  cinfo.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    auto* row = const_cast<JSAMPROW>(four_channels.ptr(static_cast<int>(cinfo.next_scanline)));
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  std::string out(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return out;
 }
 
 std::string with_exif_orientation(const std::string& jpeg, int orientation) {

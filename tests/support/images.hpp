@@ -16,6 +16,11 @@ cv::Mat synthetic_image(int width, int height, int channels, unsigned seed = 1);
 std::string encode_with_opencv(const cv::Mat& image, const std::string& extension,
                                int jpeg_quality = 95);
 
+// A CMYK JPEG (plain libjpeg, default settings) of a CV_8UC4 image, its
+// channels taken as C, M, Y, K: what print workflows write, which pixpool's
+// scaled decoder refuses and decode_image decodes at full size.
+std::string cmyk_jpeg(const cv::Mat& four_channels);
+
 // `jpeg` with an EXIF APP1 segment carrying `orientation` (1..8) after SOI.
 std::string with_exif_orientation(const std::string& jpeg, int orientation);
 
