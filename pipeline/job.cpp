@@ -27,6 +27,12 @@ struct BandLimitedPlan {
   AfterBlur after = AfterBlur::nothing;
   OpChain rest;   // the ops after the blur (and the contour fused with it)
   cv::Size full;  // the decoded image's size (EXIF orientation applied)
+
+  // Only the blur (and contour) into a JPEG: the encoder can take the
+  // band-limited rows as they are made, never storing the full image.
+  bool fuses_with_encoder(ImageFormat format) const {
+    return scale > 1 && rest.empty() && format == ImageFormat::jpeg;
+  }
 };
 
 BandLimitedPlan plan_band_limited(std::string_view input, const ImageHeader& header,
@@ -73,7 +79,7 @@ Result<Filtered> filter(cv::Mat decoded, const BandLimitedPlan& plan, const JobP
   const auto start = Clock::now();
   Filtered filtered;
   const bool band_limited = plan.scale > 1 && decoded.size() != plan.full;
-  const bool fused = band_limited && plan.rest.empty() && format == ImageFormat::jpeg;
+  const bool fused = band_limited && plan.fuses_with_encoder(format);
   if (band_limited) times.decode_scale = plan.scale;
   if (fused) {
     auto image =
@@ -137,7 +143,7 @@ Result<JobOutput> run_job_unguarded(std::string_view input, const JobParams& job
   const BandLimitedPlan plan = plan_band_limited(input, *header, job);
   // A fused chain with cores to spare: decode, filter and encode overlapped
   // (pipeline/overlapped_job.hpp), the same bytes as the sequential path.
-  if (plan.scale > 1 && plan.rest.empty() && format == ImageFormat::jpeg && strips) {
+  if (plan.fuses_with_encoder(format) && strips) {
     const OverlappedChain chain{plan.scale, plan.sigma,     plan.after,
                                 plan.full,  job.max_pixels, job.quality};
     auto overlapped = run_overlapped_chain(input, chain, strips, out.times);
