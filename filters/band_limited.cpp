@@ -421,6 +421,15 @@ Result<BandLimitedImage> BandLimitedImage::start(cv::Size small_size, int type, 
 }
 
 Result<void> BandLimitedImage::take_rows(const cv::Mat& small, int rows) {
+  if (auto ok = pad_rows(small, rows); !ok) return ok;
+  while (const auto band = next_band()) {
+    blur_band(*band);
+    band_done(*band);
+  }
+  return {};
+}
+
+Result<void> BandLimitedImage::pad_rows(const cv::Mat& small, int rows) {
   if (small.size() != small_ || small.type() != blurred_.type() || rows < taken_ ||
       rows > small_.height) {
     return {ErrorCode::internal, "band-limited blur: take_rows outside the reduced image"};
@@ -435,24 +444,31 @@ Result<void> BandLimitedImage::take_rows(const cv::Mat& small, int rows) {
   if (taken_ < top_needs && rows >= top_needs) padding.top(padded_);
   taken_ = rows;
   if (taken_ == small_.height) padding.bottom(padded_);
-  blur_ready_rows();
   return {};
 }
 
-void BandLimitedImage::blur_ready_rows() {
-  const int all = padded_.rows;
+std::optional<BandLimitedImage::Band> BandLimitedImage::next_band() const {
+  const int all = blurred_.rows;
   const bool complete = taken_ == small_.height;
   // Padded rows final so far: the top padding and the rows taken, or all.
   const int top_needs = std::min(2, small_.height);
   const int final_rows = complete ? all : (taken_ >= top_needs ? pad_ + taken_ : 0);
   const int target = complete ? all : final_rows - blur_reach(reduced_sigma_);
   if (target <= blurred_rows_ ||
-      (!complete && (target - blurred_rows_) * scale_ < kBlurBandFullRows))
-    return;
+      (!complete && (target - blurred_rows_) * scale_ < kBlurBandFullRows)) {
+    return std::nullopt;
+  }
+  return Band{blurred_rows_, target};
+}
+
+void BandLimitedImage::blur_band(Band band) {
   // The arguments were checked in start(): blur_rows cannot fail.
-  (void)blur_rows(padded_, blurred_, reduced_sigma_, blurred_rows_, target);
-  blurred_rows_ = target;
-  if (complete) {
+  (void)blur_rows(padded_, blurred_, reduced_sigma_, band.first, band.last);
+}
+
+void BandLimitedImage::band_done(Band band) {
+  blurred_rows_ = band.last;
+  if (blurred_rows_ == blurred_.rows) {
     padded_.release();
     ready_rows_ = full_.height;
     return;

@@ -11,6 +11,7 @@
 // of the decode and blur cost.
 
 #include <opencv2/core.hpp>
+#include <optional>
 
 #include "core/result.hpp"
 #include "filters/row_source.hpp"
@@ -56,6 +57,11 @@ Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma,
 // rows are padded and blurred as far as they allow, and a stream of rows()
 // may make full-size rows [a, b) as soon as b <= ready_rows(). Taking the
 // last row finishes the image (ready_rows() == full height).
+//
+// take_rows() is pad_rows() followed by blurring every band due; a caller
+// that wants the blurring off the decoding thread calls the parts itself:
+// pad_rows() on the decoding thread, and next_band(), blur_band() and
+// band_done() for one band at a time, anywhere (see pipeline/overlapped_job).
 // Errors of prepare() and start(): those of band_limited_blur().
 class BandLimitedImage {
  public:
@@ -68,6 +74,27 @@ class BandLimitedImage {
   // final; rows taken before are not read again. Not concurrent with itself.
   // Errors: internal for another size or type, or fewer rows than before.
   Result<void> take_rows(const cv::Mat& small, int rows);
+
+  // Padded reduced rows [first, last), blurred in one go.
+  struct Band {
+    int first = 0;
+    int last = 0;
+  };
+  // take_rows() without the blurring. Same errors.
+  Result<void> pad_rows(const cv::Mat& small, int rows);
+  // The band that the rows padded so far allow blurring (at least one
+  // encoder strip's worth of full rows, or all that is left once the last
+  // row is padded), or nullopt. A band given and not yet done is given
+  // again: keep one band in flight.
+  std::optional<Band> next_band() const;
+  // Blurs `band` from next_band(). It reads only padded rows that are final
+  // and writes only blurred rows that no stream reads yet, so it may run on
+  // another thread while pad_rows() goes on.
+  void blur_band(Band band);
+  // `band` is blurred: ready_rows() moves on. Not concurrent with
+  // pad_rows() or next_band().
+  void band_done(Band band);
+
   // Full-size rows that streams may make so far (see above).
   int ready_rows() const { return ready_rows_; }
   // Valid while this object lives (its streams read the blurred image), and
@@ -76,7 +103,6 @@ class BandLimitedImage {
 
  private:
   BandLimitedImage() = default;
-  void blur_ready_rows();
   cv::Mat padded_;   // the reduced image, padded (released once blurred)
   cv::Mat blurred_;  // padded_, blurred: what the streams read
   double reduced_sigma_ = 0;

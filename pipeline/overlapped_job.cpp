@@ -3,6 +3,7 @@
 #include <oneapi/tbb/task_group.h>
 
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -42,27 +43,49 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// The reduced image, padded and blurred as its rows come, and the encoder
-// strips started as their rows become ready. Lives on the decoding thread;
-// the strips it starts read the blurred rows and write their own pieces
-// only.
+// The reduced image, padded as its rows come on the decoding thread, blurred
+// band by band in a task of its own (so that the decoder, the one part that
+// cannot be split, never waits for it), and the encoder strips started as
+// the bands make their rows ready. The strips read the blurred rows and
+// write their own pieces only. mutex_ guards the image's bookkeeping, the
+// strips started and the times; the padded and blurred pixels themselves
+// are shared by row ranges (see BandLimitedImage::blur_band).
 class Overlap {
  public:
   explicit Overlap(const OverlappedChain& chain) : chain_(chain) {}
 
   bool started() const { return image_.has_value(); }
 
-  // Rows [0, rows) of the reduced image `small` are final: pad and blur
-  // what they allow and start the strips that are ready. The first error is kept, and
-  // later calls then do nothing.
+  // Rows [0, rows) of the reduced image `small` are final: pad them, and
+  // start blurring the band they complete unless a band is in flight (its
+  // task takes the next one itself). With the last row, the rest is blurred
+  // here: the decoder has nothing else left to do. The first error is kept,
+  // and later calls then do nothing. Decoding thread only.
   void take_rows(const cv::Mat& small, int rows) {
-    if (!error_.ok()) return;
     const auto start = Clock::now();
-    if (auto ok = advance(small, rows); !ok) error_ = ok;
+    std::unique_lock lock(mutex_);
+    if (!error_.ok()) return;
+    if (auto ok = pad(small, rows); !ok) error_ = ok;
     filter_ms_ += ms_between(start, Clock::now());
+    const auto band = error_.ok() && !blurring_ ? image_->next_band() : std::nullopt;
+    if (band) {
+      blurring_ = true;
+      if (rows == small.rows) {
+        lock.unlock();
+        blur_bands(*band);
+      } else {
+        happens_before(&spawned_);
+        group_.run([this, band = *band] {
+          happens_after(&spawned_);
+          blur_bands(band);
+          happens_before(&joined_);
+        });
+      }
+    }
+    decoder_filter_ms_ += ms_between(start, Clock::now());
   }
 
-  // After a failure: waits for the strips started so far (those not yet
+  // After a failure: waits for the tasks started so far (those not yet
   // running never will). What they threw is dropped: the failure that got
   // here is the one to report.
   void abandon() noexcept {
@@ -74,8 +97,8 @@ class Overlap {
     happens_after(&joined_);
   }
 
-  // After all rows: every strip has been started; waits and stitches. A
-  // strip's exception (bad_alloc) is rethrown here, after all have ended.
+  // After all rows: waits for the blurring and the strips, and stitches. A
+  // task's exception (bad_alloc) is rethrown here, after all have ended.
   Result<std::string> finish() {
     const auto status = group_.wait();
     happens_after(&joined_);
@@ -83,14 +106,20 @@ class Overlap {
     if (status == tbb::canceled) {
       return Error{ErrorCode::internal, "the JPEG strips were cancelled"};
     }
+    if (started_ != encoder_->strips()) {
+      return Error{ErrorCode::internal, "the JPEG strips did not all start"};
+    }
     return encoder_->finish();
   }
 
-  const Result<void>& error() const { return error_; }
+  // Milliseconds spent padding and blurring, on whichever thread; once the
+  // tasks have ended (after finish() or abandon()).
   double filter_ms() const { return filter_ms_; }
+  // Of those, and of starting the tasks, what the decoding thread spent.
+  double decoder_filter_ms() const { return decoder_filter_ms_; }
 
  private:
-  Result<void> advance(const cv::Mat& small, int rows) {
+  Result<void> pad(const cv::Mat& small, int rows) {
     if (!image_) {
       auto image = BandLimitedImage::start(small.size(), small.type(), chain_.sigma, chain_.scale,
                                            chain_.full, chain_.after);
@@ -100,7 +129,31 @@ class Overlap {
       if (!encoder) return encoder.error();
       encoder_.emplace(std::move(encoder.value()));
     }
-    if (auto ok = image_->take_rows(small, rows); !ok) return ok;
+    return image_->pad_rows(small, rows);
+  }
+
+  // Blurs `band` and the bands after it that are due by then, starting the
+  // strips each one makes ready. One caller at a time (blurring_).
+  void blur_bands(BandLimitedImage::Band band) {
+    for (;;) {
+      const auto start = Clock::now();
+      image_->blur_band(band);
+      const double took = ms_between(start, Clock::now());
+      const std::lock_guard lock(mutex_);
+      filter_ms_ += took;
+      image_->band_done(band);
+      start_ready_strips();
+      const auto next = image_->next_band();
+      if (!next) {
+        blurring_ = false;
+        return;
+      }
+      band = *next;
+    }
+  }
+
+  // With mutex_ held.
+  void start_ready_strips() {
     while (started_ < encoder_->strips() && encoder_->strip_end(started_) <= image_->ready_rows()) {
       happens_before(&spawned_);
       group_.run([this, strip = started_] {
@@ -110,19 +163,21 @@ class Overlap {
       });
       ++started_;
     }
-    return {};
   }
 
   const OverlappedChain& chain_;
+  std::mutex mutex_;
   // Declared in this order so that the encoder (whose streams read image_)
   // goes first.
   std::optional<BandLimitedImage> image_;
   std::optional<JpegStripEncoder> encoder_;
   tbb::task_group group_;
   char spawned_ = 0, joined_ = 0;  // tokens for happens_before / happens_after
+  bool blurring_ = false;          // a band is in flight
   int started_ = 0;
   Result<void> error_;
   double filter_ms_ = 0;
+  double decoder_filter_ms_ = 0;  // the decoding thread's own: no lock needed
 };
 
 }  // namespace
@@ -152,10 +207,10 @@ Result<OverlappedOutput> run_overlapped_chain(std::string_view input, const Over
     return OverlappedOutput{{}, std::move(decoded->pixels)};
   }
   const cv::Mat& small = decoded->pixels;
-  const double filter_while_decoding = overlap.filter_ms();
+  const double filter_while_decoding = overlap.decoder_filter_ms();
   // The last call had every row; this one only makes sure of it.
   overlap.take_rows(small, small.rows);
-  const double filter_after_decoding = overlap.filter_ms() - filter_while_decoding;
+  const double filter_after_decoding = overlap.decoder_filter_ms() - filter_while_decoding;
   auto jpeg = overlap.finish();
   times.decode_ms += ms_between(start, decoded_at) - filter_while_decoding;
   times.filter_ms += overlap.filter_ms();

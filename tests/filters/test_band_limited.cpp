@@ -12,12 +12,16 @@
 // (scripts/band-limited-quality, docs/performance.md).
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "filters/band_limited.hpp"
@@ -269,6 +273,75 @@ TEST_CASE("BandLimitedImage built row by row: each strip, once ready, makes prep
       }
     }
   }
+}
+
+TEST_CASE("BandLimitedImage blurred band by band on another thread while rows are padded") {
+  // As pipeline/overlapped_job does it: one thread pads rows as they come,
+  // another blurs one band at a time. Under TSan this also checks that the
+  // two share no row while they run.
+  const cv::Size full(640, 1200);
+  const int scale = 4;
+  const cv::Size size(full.width / scale, full.height / scale);
+  const cv::Mat small = test::synthetic_image(size.width, size.height, 3, 12);
+  cv::Mat expected;
+  REQUIRE(band_limited_blur(small, expected, 5, scale, full, AfterBlur::contour).ok());
+  auto image = BandLimitedImage::start(size, small.type(), 5, scale, full, AfterBlur::contour);
+  REQUIRE(image.ok());
+
+  std::mutex mutex;  // guards the image's bookkeeping, not its pixels
+  int bands = 0;
+  // Only CHECKs on the second thread (a failed REQUIRE throws), and a
+  // deadline so that a failure on the first cannot leave it spinning.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::thread blurrer([&] {
+    while (std::chrono::steady_clock::now() < give_up) {
+      std::optional<BandLimitedImage::Band> band;
+      {
+        const std::lock_guard lock(mutex);
+        if (image->ready_rows() == full.height) return;
+        band = image->next_band();
+        // Not done yet, so given again: one band in flight at a time.
+        if (band) {
+          const auto again = image->next_band();
+          CHECK((again && again->first == band->first));
+        }
+      }
+      if (!band) {
+        std::this_thread::yield();
+        continue;
+      }
+      image->blur_band(*band);
+      const std::lock_guard lock(mutex);
+      image->band_done(*band);
+      ++bands;
+    }
+  });
+  const auto ready = [&] {
+    const std::lock_guard lock(mutex);
+    return image->ready_rows();
+  };
+  for (int rows = 0; rows < size.height;) {
+    rows = std::min(size.height, rows + 7);
+    {
+      const std::lock_guard lock(mutex);
+      CHECK(image->pad_rows(small, rows).ok());
+    }
+    if (rows >= size.height / 2 && rows < size.height / 2 + 7) {
+      // Half way: let the first bands be blurred before padding the rest,
+      // so that at least one is blurred while rows are still to come.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (ready() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+      }
+      CHECK(ready() > 0);
+      CHECK(ready() < full.height);
+    }
+  }
+  blurrer.join();
+  CHECK(bands > 1);  // band by band, not all at the end
+  cv::Mat got(full, small.type());
+  image->rows().open(0)->next(full.height, got.ptr<std::uint8_t>(0), got.step);
+  CHECK(cv::norm(got, expected, cv::NORM_INF) == 0);
 }
 
 TEST_CASE("BandLimitedImage::start and take_rows refuse what does not fit") {
