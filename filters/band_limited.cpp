@@ -12,6 +12,7 @@
 #include "filters/blur.hpp"
 #include "filters/contour.hpp"
 #include "filters/simd.hpp"
+#include "filters/upsample_taps.hpp"
 
 namespace pixpool {
 namespace {
@@ -282,8 +283,8 @@ class Upsampler {
     const int n = reduced_cols * ch;
     for (int p = 0; p < s; ++p) {
       const Phase& phase = phases_[p];
-      filter4(in + static_cast<std::ptrdiff_t>(pad_ + phase.offset) * ch, ch, phase.weights,
-              phase_rows_[p].data(), n);
+      upsample::filter4(in + static_cast<std::ptrdiff_t>(pad_ + phase.offset) * ch, ch,
+                        phase.weights.data(), phase_rows_[p].data(), n);
     }
     if (ch == 3 && s >= 4) {
       interleave_bgr_fours(out);
@@ -350,21 +351,6 @@ class Upsampler {
         std::memcpy(out + static_cast<std::ptrdiff_t>(x0 + p) * ch_,
                     phase_rows_[p].data() + static_cast<std::ptrdiff_t>(j) * ch_, kPixelBytes);
       }
-    }
-  }
-
-  // 32 x (w0 a[i] + w1 b[i] + w2 c[i] + w3 d[i]) from Q13 weights, rounded.
-  PIXPOOL_SIMD_CLONES
-  static void filter4(const std::uint8_t* in, int stride, const std::array<std::int32_t, 4>& w,
-                      std::int16_t* out, int n) {
-    const std::int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-    const std::uint8_t* a = in;
-    const std::uint8_t* b = in + stride;
-    const std::uint8_t* c = b + stride;
-    const std::uint8_t* d = c + stride;
-    for (int i = 0; i < n; ++i) {
-      out[i] =
-          static_cast<std::int16_t>((w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 128) >> 8);
     }
   }
 
@@ -610,5 +596,38 @@ Result<void> band_limited_blur(const cv::Mat& small, cv::Mat& dst, double sigma,
   dst = std::move(out);
   return {};
 }
+
+namespace upsample {
+
+PIXPOOL_SIMD_CLONES
+void filter4_portable(const std::uint8_t* in, int stride, const std::int32_t* w, std::int16_t* out,
+                      int n) {
+  const std::int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+  const std::uint8_t* a = in;
+  const std::uint8_t* b = in + stride;
+  const std::uint8_t* c = b + stride;
+  const std::uint8_t* d = c + stride;
+  for (int i = 0; i < n; ++i) {
+    out[i] = static_cast<std::int16_t>((w0 * a[i] + w1 * b[i] + w2 * c[i] + w3 * d[i] + 128) >> 8);
+  }
+}
+
+#if defined(__x86_64__)
+bool filter4_avx2_available() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+#else
+bool filter4_avx2_available() {
+  return false;
+}
+void filter4_avx2(const std::uint8_t*, int, const std::int32_t*, std::int16_t*, int) {}
+#endif
+
+void filter4(const std::uint8_t* in, int stride, const std::int32_t* w, std::int16_t* out, int n) {
+  (filter4_avx2_available() ? filter4_avx2 : filter4_portable)(in, stride, w, out, n);
+}
+
+}  // namespace upsample
 
 }  // namespace pixpool

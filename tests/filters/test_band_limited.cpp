@@ -28,6 +28,7 @@
 #include "filters/blur.hpp"
 #include "filters/codec.hpp"
 #include "filters/contour.hpp"
+#include "filters/upsample_taps.hpp"
 #include "tests/support/images.hpp"
 #include "tests/support/reference_blur.hpp"
 #include "tests/support/server_process.hpp"
@@ -166,6 +167,31 @@ TEST_CASE("band_limited_blur: a flat image stays exactly flat, a ramp stays a ra
   REQUIRE(band_limited_blur(small, out, 4, 4, full.size(), AfterBlur::nothing).ok());
   cv::Mat exact = test::exact_gaussian(full, 4);
   CHECK(cv::norm(out, exact, cv::NORM_INF) <= 1);
+}
+
+TEST_CASE("upsampler taps: the AVX2 filter gives the portable filter's values") {
+  if (!upsample::filter4_avx2_available()) return;  // nothing to compare on this CPU
+  cv::RNG rng(5);
+  std::vector<std::uint8_t> in(4 * 3 + 200);
+  for (auto& v : in) v = static_cast<std::uint8_t>(rng.uniform(0, 256));
+  // Q13 weights of the shape the cubic gives (a negative tap on each side,
+  // summing to 8192), and the extremes the rows can have (0 and 255 runs).
+  const std::int32_t weights[][4] = {
+      {0, 8192, 0, 0}, {-576, 7488, 1472, -192}, {-512, 4608, 4608, -512}, {-96, 2240, 6592, -544}};
+  std::fill(in.begin(), in.begin() + 20, std::uint8_t{255});
+  std::fill(in.end() - 20, in.end(), std::uint8_t{0});
+  for (const auto& w : weights) {
+    for (int stride : {1, 3}) {
+      for (int n : {1, 15, 16, 17, 31, 64, 150}) {
+        CAPTURE(stride);
+        CAPTURE(n);
+        std::vector<std::int16_t> portable(n), avx2(n);
+        upsample::filter4_portable(in.data(), stride, w, portable.data(), n);
+        upsample::filter4_avx2(in.data(), stride, w, avx2.data(), n);
+        CHECK(portable == avx2);
+      }
+    }
+  }
 }
 
 TEST_CASE("band_limited_blur: each channel of a BGR image is what that channel gives alone") {
