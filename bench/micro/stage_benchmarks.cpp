@@ -97,6 +97,12 @@ void BM_CodecFloor(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());  // with ->Threads: the floor's all-cores rate
 }
 
+using Clock = std::chrono::steady_clock;
+
+double ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -114,10 +120,6 @@ void BM_PipelineOverFloor(benchmark::State& state) {
   pixpool::JobParams exact = default_chain();
   exact.exact = true;
   std::vector<double> floor_ms, exact_ms, pipeline_ms;
-  using Clock = std::chrono::steady_clock;
-  auto ms = [](Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-  };
   for (auto _ : state) {
     const auto t0 = Clock::now();
     codec_floor_once(s, d, e, pixels);
@@ -174,10 +176,6 @@ void BM_CodecShare(benchmark::State& state) {
     tjFree(out);
   };
   std::vector<double> floor_ms, decode_ms, encode_ms, bare_ms;
-  using Clock = std::chrono::steady_clock;
-  auto ms = [](Clock::time_point a, Clock::time_point b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-  };
   for (auto _ : state) {
     const auto t0 = Clock::now();
     codec_floor_once(s, d, e, pixels);
