@@ -93,42 +93,23 @@ struct LibjpegOptions {
 
 // One plain libjpeg encode of the whole image, as the libjpeg docs show it.
 std::string libjpeg_encode(const cv::Mat& image, const LibjpegOptions& o) {
-  jpeg_compress_struct cinfo{};
-  jpeg_error_mgr err{};
-  cinfo.err = jpeg_std_error(&err);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(image.cols);
-  cinfo.image_height = static_cast<JDIMENSION>(image.rows);
-  cinfo.input_components = image.channels();
-  cinfo.in_color_space = image.channels() == 1   ? JCS_GRAYSCALE
-                         : image.channels() == 3 ? JCS_EXT_BGR
-                                                 : JCS_EXT_BGRX;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, o.quality, TRUE);
-  if (image.channels() == 3) {
-    cinfo.comp_info[0].h_samp_factor = o.h;
-    cinfo.comp_info[0].v_samp_factor = o.v;
-  }
-  cinfo.restart_in_rows = o.restart_in_rows;
-  cinfo.restart_interval = o.restart_interval;
-  if (o.progressive) jpeg_simple_progression(&cinfo);
-  if (!o.scans.empty()) {
-    cinfo.scan_info = o.scans.data();
-    cinfo.num_scans = static_cast<int>(o.scans.size());
-  }
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    auto* row = const_cast<JSAMPROW>(image.ptr(static_cast<int>(cinfo.next_scanline)));
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::string out(reinterpret_cast<const char*>(buffer), size);
-  std::free(buffer);
-  return out;
+  const J_COLOR_SPACE space = image.channels() == 1   ? JCS_GRAYSCALE
+                              : image.channels() == 3 ? JCS_EXT_BGR
+                                                      : JCS_EXT_BGRX;
+  return test::libjpeg_write(image, space, [&](jpeg_compress_struct& cinfo) {
+    jpeg_set_quality(&cinfo, o.quality, TRUE);
+    if (image.channels() == 3) {
+      cinfo.comp_info[0].h_samp_factor = o.h;
+      cinfo.comp_info[0].v_samp_factor = o.v;
+    }
+    cinfo.restart_in_rows = o.restart_in_rows;
+    cinfo.restart_interval = o.restart_interval;
+    if (o.progressive) jpeg_simple_progression(&cinfo);
+    if (!o.scans.empty()) {
+      cinfo.scan_info = o.scans.data();
+      cinfo.num_scans = static_cast<int>(o.scans.size());
+    }
+  });
 }
 
 // What encode_jpeg must equal: libjpeg with restart_in_rows = 1, 4:2:0.

@@ -83,8 +83,8 @@ cv::Mat decode_with_opencv(const std::string& bytes) {
   return cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
 }
 
-std::string cmyk_jpeg(const cv::Mat& four_channels) {
-  if (four_channels.type() != CV_8UC4) throw std::invalid_argument("cmyk_jpeg needs CV_8UC4");
+std::string libjpeg_write(const cv::Mat& image, int color_space,
+                          const std::function<void(jpeg_compress_struct&)>& configure) {
   jpeg_compress_struct cinfo{};
   jpeg_error_mgr err{};
   cinfo.err = jpeg_std_error(&err);
@@ -92,14 +92,15 @@ std::string cmyk_jpeg(const cv::Mat& four_channels) {
   unsigned char* buffer = nullptr;
   unsigned long size = 0;
   jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(four_channels.cols);
-  cinfo.image_height = static_cast<JDIMENSION>(four_channels.rows);
-  cinfo.input_components = 4;
-  cinfo.in_color_space = JCS_CMYK;
+  cinfo.image_width = static_cast<JDIMENSION>(image.cols);
+  cinfo.image_height = static_cast<JDIMENSION>(image.rows);
+  cinfo.input_components = image.channels();
+  cinfo.in_color_space = static_cast<J_COLOR_SPACE>(color_space);
   jpeg_set_defaults(&cinfo);
+  if (configure) configure(cinfo);
   jpeg_start_compress(&cinfo, TRUE);
   while (cinfo.next_scanline < cinfo.image_height) {
-    auto* row = const_cast<JSAMPROW>(four_channels.ptr(static_cast<int>(cinfo.next_scanline)));
+    auto* row = const_cast<JSAMPROW>(image.ptr(static_cast<int>(cinfo.next_scanline)));
     jpeg_write_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_compress(&cinfo);
@@ -107,6 +108,11 @@ std::string cmyk_jpeg(const cv::Mat& four_channels) {
   std::string out(reinterpret_cast<const char*>(buffer), size);
   std::free(buffer);
   return out;
+}
+
+std::string cmyk_jpeg(const cv::Mat& four_channels) {
+  if (four_channels.type() != CV_8UC4) throw std::invalid_argument("cmyk_jpeg needs CV_8UC4");
+  return libjpeg_write(four_channels, JCS_CMYK);
 }
 
 std::string with_exif_orientation(const std::string& jpeg, int orientation) {

@@ -1,8 +1,11 @@
 #pragma once
 // Test images and image comparisons shared by the suites.
 
+#include <functional>
 #include <opencv2/core.hpp>
 #include <string>
+
+struct jpeg_compress_struct;  // jpeglib.h
 
 namespace pixpool::test {
 
@@ -15,6 +18,12 @@ cv::Mat synthetic_image(int width, int height, int channels, unsigned seed = 1);
 // extension: ".png", ".jpg", ".webp", ".bmp", ".tiff".
 std::string encode_with_opencv(const cv::Mat& image, const std::string& extension,
                                int jpeg_quality = 95);
+
+// One plain libjpeg encode of the whole image, as the libjpeg docs show it:
+// `color_space` (a J_COLOR_SPACE) says what the image's channels are, and
+// `configure`, when given, changes the settings after jpeg_set_defaults.
+std::string libjpeg_write(const cv::Mat& image, int color_space,
+                          const std::function<void(jpeg_compress_struct&)>& configure = {});
 
 // A CMYK JPEG (plain libjpeg, default settings) of a CV_8UC4 image, its
 // channels taken as C, M, Y, K: what print workflows write, which pixpool's
