@@ -154,22 +154,29 @@ Result<ImageHeader> tiff_header(std::string_view s) {
   // OpenCV's TIFF decoder allocates one strip or tile (4 bytes a pixel) as
   // the file declares it, not clamped to the image: a 196-byte file
   // declaring 56063-row strips for an 8199x5 image made it ask for 1.8 GB
-  // (fuzz_decode, oom-54c1ab4a). A strip or tile may exceed the image (as
-  // writers that round up do) only up to 1 MP; RowsPerStrip 0 or 2^32-1
-  // means "one strip", which OpenCV reads as the image height.
+  // (fuzz_decode, oom-54c1ab4a), and a 7x5 one with a TileWidth of 1282 and
+  // no TileLength 325 MB (oom-d90afd71). A strip or tile may exceed the
+  // image (as writers that round up do) only up to 1 MP.
   constexpr std::uint64_t kMaxSlackPixels = 1 << 20;
   const std::uint64_t image_pixels = std::uint64_t{*width} * *height;
   const auto too_big = [&](std::uint64_t pixels) {
     return pixels > std::max(image_pixels, kMaxSlackPixels);
   };
-  if (auto rows = tiff->first_ifd_tag(278);
-      rows && *rows != 0 && *rows != 0xFFFFFFFFu && too_big(std::uint64_t{*width} * *rows)) {
+  // The block libtiff hands OpenCV, as libtiff 4.5 reads the tags: either
+  // tile tag makes the file tiled, a missing TileWidth is the image width
+  // and a missing TileLength is RowsPerStrip. Untiled, RowsPerStrip 0 or
+  // 2^32-1 means "one strip", which OpenCV reads as the image height.
+  const auto rows = tiff->first_ifd_tag(278);
+  const auto tile_width = tiff->first_ifd_tag(322);
+  const auto tile_length = tiff->first_ifd_tag(323);
+  if (tile_width || tile_length) {
+    const std::uint64_t block_width = tile_width.value_or(*width);
+    const std::uint64_t block_rows = tile_length ? *tile_length : rows.value_or(*height);
+    if (too_big(block_width * block_rows)) {
+      return bad_header(ImageFormat::tiff, "tiles far larger than the image");
+    }
+  } else if (rows && *rows != 0 && *rows != 0xFFFFFFFFu && too_big(std::uint64_t{*width} * *rows)) {
     return bad_header(ImageFormat::tiff, "RowsPerStrip far beyond the image height");
-  }
-  auto tile_width = tiff->first_ifd_tag(322);
-  auto tile_length = tiff->first_ifd_tag(323);
-  if (tile_width && tile_length && too_big(std::uint64_t{*tile_width} * *tile_length)) {
-    return bad_header(ImageFormat::tiff, "tiles far larger than the image");
   }
   return checked(ImageFormat::tiff, *width, *height);
 }

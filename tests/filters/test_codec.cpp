@@ -302,3 +302,132 @@ TEST_CASE("decode_image: oom-54c1ab4a — TIFF strips far beyond the image asked
   set_rows_per_strip(tiff, 20000);
   CHECK(decode_image(tiff, kDefaultMaxPixels).error().code == ErrorCode::unsupported_image);
 }
+
+namespace {
+
+// A little-endian, 8-bit grey TIFF cut into PackBits-compressed tiles of
+// `tile` x `tile` pixels, as libtiff's TIFFWriteTile makes them: the pixels
+// are `image`'s, tiles padded with zeros past its right and bottom edges.
+// (PackBits, because OpenCV 4.6's imdecode fails on uncompressed tiles.)
+std::string tiled_grey_tiff(const cv::Mat& image, std::uint32_t tile) {
+  const auto width = static_cast<std::uint32_t>(image.cols);
+  const auto height = static_cast<std::uint32_t>(image.rows);
+  const std::uint32_t across = (width + tile - 1) / tile;
+  const std::uint32_t down = (height + tile - 1) / tile;
+  const std::uint32_t tiles = across * down;
+  // Each tile row is literal runs of at most 128 bytes, each after a
+  // header byte of its length minus one.
+  constexpr std::uint32_t kRun = 128;
+  const std::uint32_t tile_bytes = tile * (tile + (tile + kRun - 1) / kRun);
+  std::string out;
+  const auto put16 = [&](std::uint32_t v) {
+    out += static_cast<char>(v & 0xFF);
+    out += static_cast<char>(v >> 8 & 0xFF);
+  };
+  const auto put32 = [&](std::uint32_t v) {
+    put16(v & 0xFFFF);
+    put16(v >> 16);
+  };
+  constexpr std::uint32_t kEntries = 10;
+  const std::uint32_t ifd = 8;
+  const std::uint32_t offsets_at = ifd + 2 + 12 * kEntries + 4;
+  const std::uint32_t counts_at = offsets_at + 4 * tiles;
+  const std::uint32_t pixels_at = tiles == 1 ? offsets_at : counts_at + 4 * tiles;
+  out += "II";
+  put16(42);
+  put32(ifd);
+  put16(kEntries);
+  const auto entry = [&](std::uint32_t tag, std::uint32_t type, std::uint32_t count,
+                         std::uint32_t value) {
+    put16(tag);
+    put16(type);
+    put32(count);
+    if (type == 3 && count == 1) {
+      put16(value);
+      put16(0);
+    } else {
+      put32(value);
+    }
+  };
+  entry(256, 3, 1, width);
+  entry(257, 3, 1, height);
+  entry(258, 3, 1, 8);      // BitsPerSample
+  entry(259, 3, 1, 32773);  // PackBits
+  entry(262, 3, 1, 1);      // BlackIsZero
+  entry(277, 3, 1, 1);      // SamplesPerPixel
+  entry(322, 3, 1, tile);
+  entry(323, 3, 1, tile);
+  // One LONG fits in the entry itself, and TIFF wants it there.
+  entry(324, 4, tiles, tiles == 1 ? pixels_at : offsets_at);
+  entry(325, 4, tiles, tiles == 1 ? tile_bytes : counts_at);
+  put32(0);  // no next IFD
+  for (std::uint32_t t = 0; t < tiles && tiles > 1; ++t) put32(pixels_at + t * tile_bytes);
+  for (std::uint32_t t = 0; t < tiles && tiles > 1; ++t) put32(tile_bytes);
+  const auto pixel = [&](std::uint32_t x, std::uint32_t y) {
+    if (x >= width || y >= height) return '\0';
+    return static_cast<char>(image.at<std::uint8_t>(static_cast<int>(y), static_cast<int>(x)));
+  };
+  for (std::uint32_t ty = 0; ty < down; ++ty) {
+    for (std::uint32_t tx = 0; tx < across; ++tx) {
+      for (std::uint32_t y = ty * tile; y < (ty + 1) * tile; ++y) {
+        for (std::uint32_t run = 0; run < tile; run += kRun) {
+          const std::uint32_t length = std::min(kRun, tile - run);
+          out += static_cast<char>(length - 1);
+          for (std::uint32_t x = tx * tile + run; x < tx * tile + run + length; ++x) {
+            out += pixel(x, y);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Found fuzzing decode_image (CI, stop 22): a 200-byte TIFF (7x5, LZW) with
+// a TileWidth of 1282 and no TileLength. libtiff then calls the file tiled
+// and takes RowsPerStrip (63493) for the tile length, and OpenCV allocated
+// a 1282x63493 tile, 4 bytes a pixel: 325 MB for 35 pixels. The check read
+// tiles only when both tags were present. The reproducer is kept in
+// tests/fuzz/corpus/decode/.
+TEST_CASE("decode_image: oom-d90afd71 — a TIFF tile with no TileLength asked for 325 MB") {
+  const std::string reproducer(
+      "\x49\x49\x2a\x00\x32\x00\x00\x00\x80\x06\x5f\x0f\x74\xf3\x39\xba"
+      "\x6b\x08\x35\x86\x06\x11\x80\x8c\x1c\x43\x07\x35\xdc\x83\x35\x03"
+      "\x50\x14\x16\x10\x92\x1f\xcd\x75\xfa\xcd\x82\x64\x40\x30\x53\x2b"
+      "\x88\x08\x0c\x00\x00\x01\x03\x00\x01\x00\x00\x00\x07\x00\x00\x00"
+      "\x01\x01\x03\x00\x01\x00\x00\x00\x05\x00\x00\x00\x02\x01\x03\x00"
+      "\x01\x00\x00\x00\x08\x00\x00\x00\x03\x01\x03\x00\x01\x00\x00\x00"
+      "\x05\x00\x00\x00\x06\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00"
+      "\x11\x01\x04\x00\x01\x00\x00\x00\x08\x00\x00\x00\x15\x01\x03\x00"
+      "\x01\x00\x00\x00\x01\x00\x00\x00\x16\x01\x03\x00\x01\x00\x00\x00"
+      "\x05\xf8\x00\x00\x17\x01\x04\x00\x01\x00\x00\x00\x2a\x00\x00\x00"
+      "\x1c\x01\x03\x00\x01\x00\x00\x00\x01\x00\x00\x00\x42\x01\x03\x00"
+      "\x01\x00\x00\x00\x02\x05\x00\x00\x53\x01\x03\x00\x01\x00\x00\x00"
+      "\x01\x00\x00\x00\x00\x00\x00\x00",
+      200);
+  auto header = read_header(reproducer);
+  REQUIRE_FALSE(header.ok());
+  CHECK(header.error().code == ErrorCode::unsupported_image);
+  CHECK(header.error().message.find("tiles far larger") != std::string::npos);
+  auto decoded = decode_image(reproducer, kDefaultMaxPixels);
+  REQUIRE_FALSE(decoded.ok());
+  CHECK(decoded.error().code == ErrorCode::unsupported_image);
+
+  // Tiled TIFFs as writers make them still decode, tiles past the image's
+  // edges included (16x16 tiles over 40x20, 256x256 over 40x20) ...
+  const cv::Mat image = test::synthetic_image(40, 20, 1);
+  for (const std::uint32_t tile : {16u, 256u}) {
+    INFO("tile " << tile);
+    auto ok = decode_image(tiled_grey_tiff(image, tile), kDefaultMaxPixels);
+    REQUIRE(ok.ok());
+    REQUIRE(ok->pixels.size() == image.size());
+    cv::Mat grey = ok->pixels;
+    if (grey.channels() == 3) cv::cvtColor(grey, grey, cv::COLOR_BGR2GRAY);
+    CHECK(cv::norm(grey, image, cv::NORM_INF) == 0);
+  }
+  // ... but not a 2048x2048 tile (4 MP) over 800 pixels.
+  CHECK(decode_image(tiled_grey_tiff(image, 2048), kDefaultMaxPixels).error().code ==
+        ErrorCode::unsupported_image);
+}
