@@ -308,7 +308,8 @@ namespace {
 // A little-endian, 8-bit grey TIFF cut into PackBits-compressed tiles of
 // `tile` x `tile` pixels, as libtiff's TIFFWriteTile makes them: the pixels
 // are `image`'s, tiles padded with zeros past its right and bottom edges.
-// (PackBits, because OpenCV 4.6's imdecode fails on uncompressed tiles.)
+// (PackBits: an uncompressed 16x16 grey tile, 256 bytes, is refused by
+// libtiff 4.5 when read from memory; see docs/security.md, oom-d90afd71.)
 std::string tiled_grey_tiff(const cv::Mat& image, std::uint32_t tile) {
   const auto width = static_cast<std::uint32_t>(image.cols);
   const auto height = static_cast<std::uint32_t>(image.rows);
